@@ -1,0 +1,199 @@
+"""The `workbench` command line: parse, call the typed function, print; errors become one line."""
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from workbench.console import console, err_console
+from workbench.errors import WorkbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Tune, compile and benchmark ONNX models with Apache TVM, side by side with ONNX Runtime.")
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="A built-in model name or a path to an .onnx file")]
+TargetOpt = Annotated[str, typer.Option("--target", "-t", help="A target profile name (see `workbench targets`)")]
+BatchOpt = Annotated[str | None, typer.Option("--batch-sizes", help="Comma-separated, e.g. 1,8 (default: the profile's)")]
+DatabaseOpt = Annotated[Path | None, typer.Option("--database", help="Tuning database directory (default: tuning_logs/<target>)")]
+
+
+def _one_line_errors(fn):
+    """Every WorkbenchError ends the command with its message on one line and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except WorkbenchError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def parse_batch_sizes(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    if text is None:
+        return default
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise WorkbenchError(f"--batch-sizes must be comma-separated positive integers (got {text!r})") from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise WorkbenchError(f"--batch-sizes must be comma-separated positive integers (got {text!r})")
+    return tuple(sorted(set(sizes)))
+
+
+@app.command()
+@_one_line_errors
+def targets() -> None:
+    """List the target profiles; the ones this machine can run are marked."""
+    from workbench import fingerprint
+    from workbench.compiler.hostinfo import llvm_host_cpu
+    from workbench.targets import load_all
+
+    fp = fingerprint.machine_fingerprint()
+    console.print(f"This machine: {fp['cpu_model']} (LLVM: [bold]{llvm_host_cpu()}[/bold], "
+                  f"{fp['physical_cores']} physical cores){'; GPU: ' + fp['gpus'][0]['name'] if fp['gpus'] else '; no GPU'}")
+    table = Table("target", "device", "runs here", "TVM target", "description")
+    for profile in load_all():
+        runs, why = profile.runs_here()
+        try:
+            resolved = profile.resolved_target()
+            tvm_target = " ".join(f"{k}={resolved[k]}" for k in ("kind", "mcpu", "mtriple", "arch", "num-cores")
+                                  if k in resolved)
+        except WorkbenchError as exc:
+            tvm_target = f"[red]{exc}[/red]"
+        table.add_row(profile.name, profile.device, "[green]yes[/green]" if runs else f"no: {why}", tvm_target,
+                      profile.description)
+    console.print(table)
+
+
+@app.command()
+@_one_line_errors
+def models() -> None:
+    """List the built-in model zoo and the ONNX files under models/ with their size and cost."""
+    from workbench import models as zoo
+    from workbench.modelstats import compute_stats
+
+    table = Table("model", "source", "inputs", "outputs", "parameters", "GFLOPs")
+    sources = [zoo.resolve(n) for n in zoo.builtin_names()]
+    sources += [zoo.ModelSource(p.stem, p, builtin=False) for p in zoo.user_model_paths()]
+    for source in sources:
+        try:
+            model = zoo.load(source)
+            stats = compute_stats(model)
+        except WorkbenchError as exc:
+            table.add_row(source.name, str(source.path), f"[red]{exc}[/red]", "", "", "")
+            continue
+        sig = lambda specs: "\n".join(f"{s.name} {s.dtype}[{'x'.join(map(str, s.shape))}]" for s in specs)  # noqa: E731
+        table.add_row(source.name, "built-in" if source.builtin else str(source.path), sig(zoo.input_specs(model)),
+                      sig(zoo.output_specs(model)), f"{stats.parameters / 1e6:.2f} M", f"{stats.gflops:.4g}")
+    console.print(table)
+
+
+def _database_dir(database: Path | None, target: str) -> Path:
+    from workbench.paths import tuning_logs_dir
+
+    return database or tuning_logs_dir() / target
+
+
+def _print_tune_summary(summary) -> None:
+    from workbench.compiler.tuner import task_budget_note
+
+    table = Table("task", "FLOPs", "calls", "best before", "best now", "GFLOP/s", "trials", "errors",
+                  title=f"{summary.model} on {summary.target}")
+    fmt = lambda s: f"{s * 1e6:.1f} µs" if s else "default"  # noqa: E731
+    for t in summary.tasks:
+        table.add_row(t.name, f"{t.flops:.3g}", str(t.weight), fmt(t.best_before), fmt(t.best_after),
+                      f"{t.gflops_per_s:.1f}" if t.gflops_per_s else "-", str(t.trials), str(t.errors))
+    console.print(table)
+    est = lambda s: f"{s * 1e3:.3f} ms" if s else "unknown (some tasks untuned)"  # noqa: E731
+    console.print(f"Estimated end-to-end latency (sum of tuned kernels, smallest batch): "
+                  f"{est(summary.estimated_latency_before)} before -> [bold]{est(summary.estimated_latency_after)}[/bold]")
+    console.print(f"Trials: {summary.trials} in {summary.seconds / 60:.1f} min = "
+                  f"[bold]{summary.trials_per_minute:.1f} trials/min[/bold]; records "
+                  f"{summary.records_before} -> {summary.records_after} in {summary.database}")
+    if note := task_budget_note(summary):
+        err_console.print(f"[yellow]warning:[/yellow] {note}")
+
+
+@app.command()
+@_one_line_errors
+def tune(model: ModelOpt, target: TargetOpt,
+         trials: Annotated[int | None, typer.Option(help="Total trials (default: the profile's budget)")] = None,
+         batch_sizes: BatchOpt = None, database: DatabaseOpt = None,
+         seed: Annotated[int, typer.Option(help="Search seed")] = 0) -> None:
+    """Tune a model's kernels with MetaSchedule; records go to the target's shared database."""
+    from workbench.compiler.tuner import tune as run_tune
+    from workbench.models import resolve
+    from workbench.targets import get_profile
+
+    profile = get_profile(target)
+    source = resolve(model)
+    summary = run_tune(source, profile, profile.total_trials if trials is None else trials,
+                       parse_batch_sizes(batch_sizes, profile.batch_sizes), _database_dir(database, target), seed)
+    _print_tune_summary(summary)
+    if summary.interrupted:
+        err_console.print(f"interrupted: the {summary.records_after} records measured so far are kept; "
+                          "rerun the same command to continue")
+        raise typer.Exit(130)
+
+
+def compile_command(model: str, target: str, batch_sizes: str | None, database: Path | None, out: Path | None,
+                    rtol: float, atol: float) -> dict:
+    from workbench.compiler.builder import CompileRequest, compile_model
+    from workbench.models import resolve
+    from workbench.paths import build_dir
+    from workbench.targets import get_profile
+
+    profile = get_profile(target)
+    source = resolve(model)
+    request = CompileRequest(source=source, profile=profile,
+                             batch_sizes=parse_batch_sizes(batch_sizes, profile.batch_sizes),
+                             database_dir=_database_dir(database, target),
+                             out_dir=out or build_dir() / source.name / target, rtol=rtol, atol=atol)
+    manifest = compile_model(request)
+    correctness = manifest["correctness"]
+    if correctness["checked"]:
+        worst = max((c for cs in correctness["per_batch"].values() for c in cs), key=lambda c: c["max_abs_error"])
+        console.print(f"Correctness gate passed against ONNX Runtime (worst max abs error {worst['max_abs_error']:.3g}, "
+                      f"max rel error {worst['max_rel_error']:.3g}; rtol {rtol:g}, atol {atol:g})")
+    console.print(f"Compiled {source.name} for {target} at batch sizes "
+                  f"{', '.join(manifest['batch_sizes'] and map(str, manifest['batch_sizes']))} -> {request.out_dir}")
+    return manifest
+
+
+@app.command("compile")
+@_one_line_errors
+def compile_(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, database: DatabaseOpt = None,
+             out: Annotated[Path | None, typer.Option(help="Output directory (default: build/<model>/<target>)")] = None,
+             rtol: Annotated[float, typer.Option(help="Relative tolerance of the correctness gate")] = 1e-4,
+             atol: Annotated[float, typer.Option(help="Absolute tolerance of the correctness gate")] = 1e-5) -> None:
+    """Build the model with the tuning records, export a library per batch size, check it against ONNX Runtime."""
+    compile_command(model, target, batch_sizes, database, out, rtol, atol)
+
+
+@app.command()
+@_one_line_errors
+def demo(model: Annotated[str, typer.Option(help="Built-in model to run the flow on")] = "mlp",
+         trials: Annotated[int, typer.Option(help="Tuning trials")] = 64) -> None:
+    """The main job on a built-in model: tune on this CPU, compile, check against ONNX Runtime."""
+    from workbench.compiler.tuner import tune as run_tune
+    from workbench.models import resolve
+    from workbench.paths import tuning_logs_dir
+    from workbench.targets import get_profile
+
+    profile = get_profile("host")
+    summary = run_tune(resolve(model), profile, trials, (1,), tuning_logs_dir() / "host")
+    _print_tune_summary(summary)
+    manifest = compile_command(model, "host", None, None, None, 1e-4, 1e-5)
+    console.print("\n[bold]Outputs[/bold]")
+    console.print(f"  tuning database: {summary.database}")
+    console.print(f"  compiled model:  {Path(manifest['model_path']).parent.parent / 'build' if False else ''}"
+                  f"build/{model}/host/ (manifest.json + one library per batch size)")
+
+
+def main() -> None:
+    app()

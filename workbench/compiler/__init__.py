@@ -1,0 +1,1 @@
+"""The only package that imports tvm: import ONNX, tune with MetaSchedule, build, export."""

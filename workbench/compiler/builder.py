@@ -1,0 +1,130 @@
+"""`workbench compile`: apply tuning records, build per batch size, export, check against ONNX Runtime."""
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from workbench import fingerprint, reference
+from workbench.compiler.database import TuningDatabase
+from workbench.compiler.importer import import_model, make_target, prepare
+from workbench.compiler.tasks import extract
+from workbench.console import warn
+from workbench.errors import CorrectnessError, TargetError
+from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
+from workbench.targets import TargetProfile
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class CompileRequest:
+    source: ModelSource
+    profile: TargetProfile
+    batch_sizes: tuple[int, ...]
+    database_dir: Path
+    out_dir: Path
+    rtol: float = 1e-4
+    atol: float = 1e-5
+
+
+def library_name(model: str, batch: int) -> str:
+    return f"{model}-b{batch}.so"
+
+
+def _export(executable, path: Path, profile: TargetProfile) -> None:
+    if profile.cross_compiler:
+        from tvm.contrib import cc
+
+        if not shutil.which(profile.cross_compiler):
+            raise TargetError(f"cross compiler '{profile.cross_compiler}' for '{profile.name}' is not installed "
+                              f"(Debian: apt-get install g++-aarch64-linux-gnu); named in {profile.path}")
+        executable.export_library(str(path), fcompile=cc.cross_compiler(profile.cross_compiler))
+    else:
+        executable.export_library(str(path))
+
+
+def _coverage(model, request: CompileRequest, target, db) -> dict:
+    """Which tasks have tuning records; warn with the untuned ones and their share of the FLOPs."""
+    tasks = extract(model, request.batch_sizes, target)
+    untuned = [t for t in tasks if t.best_seconds(db) is None]
+    total = sum(t.flops * t.weight for t in tasks) or 1.0
+    share = sum(t.flops * t.weight for t in untuned) / total
+    if untuned:
+        hint = ("GPU default schedules (dlight) apply" if request.profile.device == "cuda"
+                else "they run TVM's slow default schedule")
+        warn(f"{len(untuned)} of {len(tasks)} tasks have no tuning records ({share:.0%} of the FLOPs; {hint}): "
+             f"{', '.join(t.name for t in untuned[:6])}{' ...' if len(untuned) > 6 else ''}. "
+             f"Run: workbench tune --model {request.source.name} --target {request.profile.name}")
+    return {"tasks": len(tasks), "tasks_tuned": len(tasks) - len(untuned), "untuned_flops_share": share,
+            "untuned_tasks": [t.name for t in untuned]}
+
+
+def _check(request: CompileRequest, model, libraries: dict[int, Path]) -> dict:
+    """The correctness gate: each batch variant against ONNX Runtime on the same seeded inputs."""
+    from workbench.compiler.runtime import CompiledModel
+
+    runs, why = request.profile.runs_here()
+    if not runs:
+        warn(f"correctness not checked here ({why}); run `workbench compile` where the target runs")
+        return {"checked": False, "reason": why}
+    names = [o.name for o in output_specs(model)]
+    per_batch = {}
+    for batch, library in libraries.items():
+        inputs = sample_inputs(model, batch)
+        expected = reference.run(request.source.path, inputs)
+        actual = CompiledModel(library, request.profile.device)([inputs[s.name] for s in input_specs(model)])
+        results = reference.compare(names, actual, expected, request.rtol, request.atol)
+        per_batch[str(batch)] = [r.as_dict() for r in results]
+        failed = [r for r in results if not r.passed]
+        if failed:
+            worst = failed[0]
+            raise CorrectnessError(
+                f"batch {batch}: output '{worst.output}' differs from ONNX Runtime (max abs error "
+                f"{worst.max_abs_error:.3g}, max rel error {worst.max_rel_error:.3g}) beyond rtol "
+                f"{request.rtol:g} / atol {request.atol:g}; loosen with --rtol/--atol only if that is expected")
+    return {"checked": True, "rtol": request.rtol, "atol": request.atol, "per_batch": per_batch}
+
+
+def compile_model(request: CompileRequest) -> dict:
+    from tvm.s_tir import meta_schedule as ms
+
+    model = load(request.source)
+    target_json = request.profile.resolved_target()
+    database = TuningDatabase(request.database_dir, target_json)
+    database.validate()
+    target = make_target(target_json)
+    db = database.open()
+    coverage = _coverage(model, request, target, db)
+
+    request.out_dir.mkdir(parents=True, exist_ok=True)
+    libraries = {}
+    for batch in request.batch_sizes:
+        mod = prepare(import_model(model, batch), target)
+        executable = ms.relax_integration.compile_relax(db, mod, target, params=None)
+        path = request.out_dir / library_name(request.source.name, batch)
+        tmp = path.with_suffix(".tmp.so")
+        _export(executable, tmp, request.profile)
+        tmp.replace(path)
+        libraries[batch] = path
+
+    correctness = _check(request, model, libraries)
+    manifest = {
+        "format": 1,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": request.source.name, "model_path": str(request.source.path),
+        "model_sha256": request.source.sha256(),
+        "target": request.profile.name, "target_json": target_json, "device": request.profile.device,
+        "batch_sizes": list(request.batch_sizes),
+        "libraries": {str(b): {"file": p.name, "sha256": fingerprint.sha256_file(p)} for b, p in libraries.items()},
+        "parameters": "bound into each library as constants (folded at build time)",
+        "inputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in input_specs(model)],
+        "outputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in output_specs(model)],
+        "tuning": {"database": str(request.database_dir), "database_sha256": database.digest(),
+                   "records": database.record_count(), **coverage},
+        "correctness": correctness,
+        "provenance": fingerprint.provenance(),
+    }
+    (request.out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return manifest

@@ -1,0 +1,135 @@
+"""The per-target tuning database under tuning_logs/<target>/.
+
+One MetaSchedule JSON database per target profile, shared by every model tuned for it: a workload
+(a fused kernel at given shapes) tuned once serves every model that contains it. The files are
+append-only JSON lines, so a killed run loses at most its last half-written line, which we set
+aside (never delete) before MetaSchedule reads the file. sessions.jsonl records each tuning run.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench.console import warn
+from workbench.errors import DatabaseError
+from workbench.fingerprint import sha256_file
+
+WORKLOADS = "database_workload.json"
+RECORDS = "database_tuning_record.json"
+SESSIONS = "sessions.jsonl"
+
+# Target keys that change the code generated; num-cores only changes the parallel split.
+_IDENTITY_KEYS = ("kind", "mcpu", "mtriple", "arch")
+
+
+def _identity(target: dict) -> dict:
+    return {k: target.get(k) for k in _IDENTITY_KEYS if target.get(k) is not None}
+
+
+def _repair_torn_tail(path: Path) -> None:
+    """Set aside a last line without its newline that does not parse: a write cut off by a kill."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    tail = data[cut:]
+    try:
+        json.loads(tail)
+        with open(path, "ab") as f:  # a complete record that only lacks its newline
+            f.write(b"\n")
+        return
+    except ValueError:
+        pass
+    torn = path.with_name(path.name + ".torn")
+    with open(torn, "ab") as f:
+        f.write(tail + b"\n")
+    with open(path, "r+b") as f:
+        f.truncate(cut)
+    warn(f"{path}: set aside a half-written last line from an interrupted run (kept in {torn.name})")
+
+
+def _check_lines(path: Path, check) -> int:
+    count = 0
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                check(json.loads(line))
+            except (ValueError, TypeError, IndexError, KeyError):
+                raise DatabaseError(f"{path}:{lineno} is corrupt (not a tuning database line); "
+                                    "move that line out of the file and rerun (the other records are kept)") from None
+            count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class TuningDatabase:
+    directory: Path
+    target: dict  # the resolved target this database must hold records for
+
+    @property
+    def records_path(self) -> Path:
+        return self.directory / RECORDS
+
+    @property
+    def workloads_path(self) -> Path:
+        return self.directory / WORKLOADS
+
+    @property
+    def sessions_path(self) -> Path:
+        return self.directory / SESSIONS
+
+    def validate(self) -> int:
+        """Repair torn tails, refuse corrupt lines and foreign targets; return the record count."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for path in (self.workloads_path, self.records_path, self.sessions_path):
+            if path.exists():
+                _repair_torn_tail(path)
+        if self.workloads_path.exists():
+            _check_lines(self.workloads_path, lambda w: (str(w[0]), str(w[1])))
+        if not self.records_path.exists():
+            return 0
+        want = _identity(self.target)
+
+        def check_record(record):
+            workload_index, (trace, run_secs, target, args) = record[0], record[1][:4]
+            if not isinstance(workload_index, int) or not isinstance(trace, list):
+                raise ValueError
+            got = _identity(target)
+            if got != want:
+                raise DatabaseError(
+                    f"{self.directory} holds records tuned for {got}, not for this target {want}; "
+                    "point --database at the matching target's directory or tune into a new one")
+
+        return _check_lines(self.records_path, check_record)
+
+    def open(self):
+        """The MetaSchedule JSONDatabase over these files (call validate first)."""
+        from tvm.s_tir import meta_schedule as ms
+
+        try:
+            return ms.database.JSONDatabase(work_dir=str(self.directory), module_equality="structural")
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+            raise DatabaseError(f"MetaSchedule cannot load the database in {self.directory}: {first}; "
+                                "move the directory aside to start afresh") from None
+
+    def digest(self) -> str | None:
+        return sha256_file(self.records_path) if self.records_path.exists() else None
+
+    def record_count(self) -> int:
+        if not self.records_path.exists():
+            return 0
+        with open(self.records_path) as f:
+            return sum(1 for line in f if line.strip())
+
+    def append_session(self, session: dict) -> None:
+        with open(self.sessions_path, "a") as f:
+            f.write(json.dumps(session) + "\n")
+
+    def sessions(self) -> list[dict]:
+        if not self.sessions_path.exists():
+            return []
+        with open(self.sessions_path) as f:
+            return [json.loads(line) for line in f if line.strip()]

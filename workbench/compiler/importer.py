@@ -1,0 +1,49 @@
+"""ONNX -> Relax, one static-shape module per batch size, prepared identically for tuning and build."""
+
+import onnx
+
+from workbench.errors import ModelError
+from workbench.models import input_specs
+
+
+def unsupported_operators(model: onnx.ModelProto) -> list[str]:
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    supported = onnx_frontend._get_convert_map()  # the importer's own table: no private copy of it
+    return sorted({n.op_type for n in model.graph.node if n.op_type not in supported})
+
+
+def import_model(model: onnx.ModelProto, batch: int):
+    """The Relax module for one batch size, weights bound as constants so they fold at build time."""
+    from tvm.relax.frontend.onnx import from_onnx
+
+    missing = unsupported_operators(model)
+    if missing:
+        raise ModelError(f"TVM's ONNX importer does not support operator(s) {', '.join(missing)}; "
+                         "replace them in the model (or export with a different opset) and retry")
+    shapes = {spec.name: list(spec.with_batch(batch)) for spec in input_specs(model)}
+    dtypes = {spec.name: spec.dtype for spec in input_specs(model)}
+    try:
+        return from_onnx(model, shape_dict=shapes, dtype_dict=dtypes)
+    except Exception as exc:  # the importer raises bare TVM errors with long C++ traces
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"TVM could not import the model at batch {batch}: {first}") from None
+
+
+def prepare(mod, target):
+    """Inference-only rewrites run before task extraction and before the build, so workloads match."""
+    import tvm
+    from tvm import relax
+
+    with target:
+        return tvm.transform.Sequential([
+            relax.transform.DecomposeOpsForInference(),
+            relax.transform.CanonicalizeBindings(),
+            relax.get_pipeline("zero"),
+        ])(mod)
+
+
+def make_target(target_json: dict):
+    import tvm
+
+    return tvm.target.Target(target_json)

@@ -1,0 +1,47 @@
+"""Tuning tasks of a model (its fused kernels) and what the database knows about each."""
+
+from dataclasses import dataclass
+
+from workbench.compiler.importer import import_model, prepare
+
+
+@dataclass
+class Task:
+    name: str  # "b8/fused_conv2d_add_relu": the batch variant it comes from, then TVM's name
+    batch: int
+    mod: object  # the TIR IRModule MetaSchedule tunes
+    weight: int  # times the model calls it per inference
+    flops: float
+
+    def best_seconds(self, database) -> float | None:
+        """Mean run time of the best measured schedule, None when the task has no valid record."""
+        if not database.has_workload(self.mod):
+            return None
+        top = database.get_top_k(database.commit_workload(self.mod), 1)
+        if not top or not top[0].run_secs:
+            return None
+        secs = [float(s) for s in top[0].run_secs]
+        return sum(secs) / len(secs)
+
+
+def extract(model, batch_sizes: tuple[int, ...], target) -> list[Task]:
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.analysis import estimate_tir_flops
+
+    tasks = []
+    for batch in batch_sizes:
+        mod = prepare(import_model(model, batch), target)
+        for extracted in ms.relax_integration.extract_tasks(mod, target):
+            tir_mod = extracted.dispatched[0]
+            tasks.append(Task(name=f"b{batch}/{extracted.task_name}", batch=batch, mod=tir_mod, weight=int(extracted.weight),
+                              flops=float(estimate_tir_flops(tir_mod))))
+    return tasks
+
+
+def estimated_latency(tasks: list[Task], best: list[float | None]) -> float | None:
+    """Sum of weight x best kernel time over the smallest batch's tasks, if every one is known."""
+    smallest = min((t.batch for t in tasks), default=None)
+    chosen = [(t, b) for t, b in zip(tasks, best) if t.batch == smallest]
+    if not chosen or any(b is None for _, b in chosen):
+        return None
+    return sum(t.weight * b for t, b in chosen)

@@ -1,0 +1,233 @@
+"""`workbench tune`: MetaSchedule over a model's tasks, into the target's shared database."""
+
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from workbench import fingerprint
+from workbench.compiler.database import TuningDatabase
+from workbench.compiler.importer import make_target
+from workbench.compiler.tasks import Task, estimated_latency, extract
+from workbench.console import warn
+from workbench.errors import TargetError, WorkbenchError
+from workbench.models import ModelSource, load
+from workbench.targets import TargetProfile
+
+
+@dataclass(frozen=True)
+class Budget:
+    total: int
+    per_task: int
+    per_iter: int
+
+
+def plan_budget(num_tasks: int, total: int, per_task_cap: int) -> Budget:
+    """Split the trials evenly so every task leaves TVM's (very slow) default schedule.
+
+    Each task is capped at its even share, so no task can eat another's trials; a total below the
+    task count is raised to one trial per task.
+    """
+    if total <= 0:
+        raise WorkbenchError(f"--trials must be a positive number (got {total})")
+    total = max(total, num_tasks)
+    per_task = max(1, min(per_task_cap, total // num_tasks))
+    return Budget(total=min(total, per_task * num_tasks), per_task=per_task, per_iter=min(64, per_task))
+
+
+@dataclass
+class TaskResult:
+    name: str
+    flops: float
+    weight: int
+    best_before: float | None
+    best_after: float | None
+    trials: int = 0
+    errors: int = 0
+
+    @property
+    def gflops_per_s(self) -> float | None:
+        return self.flops / self.best_after / 1e9 if self.best_after else None
+
+
+@dataclass
+class TuneSummary:
+    model: str
+    target: str
+    database: Path
+    budget: Budget
+    tasks: list[TaskResult]
+    seconds: float
+    records_before: int
+    records_after: int
+    interrupted: bool
+    curve: list[tuple[float, int, float | None]] = field(default_factory=list)
+
+    @property
+    def trials(self) -> int:
+        return sum(t.trials for t in self.tasks)
+
+    @property
+    def trials_per_minute(self) -> float:
+        return self.trials / (self.seconds / 60) if self.seconds > 0 else 0.0
+
+    @property
+    def estimated_latency_before(self) -> float | None:
+        return self.curve[0][2] if self.curve else None
+
+    @property
+    def estimated_latency_after(self) -> float | None:
+        return self.curve[-1][2] if self.curve else None
+
+
+def _check_can_measure(profile: TargetProfile) -> None:
+    if profile.rpc is not None:
+        address = (profile.rpc.tracker_host, profile.rpc.tracker_port)
+        try:
+            socket.create_connection(address, timeout=3).close()
+        except OSError:
+            raise TargetError(f"cannot reach the RPC tracker at {address[0]}:{address[1]} for key "
+                              f"'{profile.rpc.key}'; start it (python -m tvm.exec.rpc_tracker --port "
+                              f"{address[1]}) and register a device under that key") from None
+        return
+    runs, why = profile.runs_here()
+    if not runs:
+        hint = (" Tune on a machine with the GPU, or measure on one over RPC by adding an [rpc] section "
+                "(tracker_host, tracker_port, key) to the profile." if profile.device == "cuda" else
+                " Tune on a machine that has it, or measure over RPC with an [rpc] section in the profile.")
+        raise TargetError(f"cannot tune for '{profile.name}' here: {why}.{hint}")
+
+
+def _runner(profile: TargetProfile):
+    from tvm.s_tir import meta_schedule as ms
+
+    if profile.rpc is None:
+        return "local"
+    config = ms.runner.RPCConfig(tracker_host=profile.rpc.tracker_host, tracker_port=profile.rpc.tracker_port,
+                                 tracker_key=profile.rpc.key, session_timeout_sec=120)
+    return ms.runner.RPCRunner(rpc_config=config)
+
+
+def _progress_callback(tasks: list[Task], results: list[TaskResult], on_update):
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+
+    @derived_object
+    class ProgressCallback(ms.measure_callback.PyMeasureCallback):
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            result = results[task_id]
+            for built, ran in zip(builder_results, runner_results):
+                result.trials += 1
+                if built.error_msg or ran.error_msg or not ran.run_secs:
+                    result.errors += 1
+                    continue
+                secs = sum(float(s) for s in ran.run_secs) / len(ran.run_secs)
+                if result.best_after is None or secs < result.best_after:
+                    result.best_after = secs
+            on_update(task_id)
+
+    return ProgressCallback()
+
+
+def _quiet_metaschedule_console() -> None:
+    """MetaSchedule logs every round to stdout; keep its full logs in files and our display on screen."""
+    import logging
+
+    for handler in logging.getLogger("tvm.s_tir.meta_schedule").handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+
+
+def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: tuple[int, ...],
+         database_dir: Path, seed: int = 0) -> TuneSummary:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from tvm.s_tir import meta_schedule as ms
+
+    if trials <= 0:
+        raise WorkbenchError(f"--trials must be a positive number (got {trials})")
+    _check_can_measure(profile)
+    model = load(source)
+    target_json = profile.resolved_target()
+    database = TuningDatabase(database_dir, target_json)
+    records_before = database.validate()
+    target = make_target(target_json)
+    tasks = extract(model, batch_sizes, target)
+    if not tasks:
+        raise WorkbenchError(f"model '{source.name}' has no kernels to tune")
+    budget = plan_budget(len(tasks), trials, profile.trials_per_task)
+    if budget.total > trials:
+        warn(f"--trials {trials} is below the number of tasks ({len(tasks)}); giving every task one trial")
+
+    db = database.open()
+    results = [TaskResult(t.name, t.flops, t.weight, b, b) for t, b in ((t, t.best_seconds(db)) for t in tasks)]
+    start = time.monotonic()
+    curve = [(0.0, 0, estimated_latency(tasks, [r.best_before for r in results]))]
+    progress = Progress(TextColumn("[bold]tune {task.fields[model]}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.fields[status]}"), transient=False)
+    bar = progress.add_task("tune", total=budget.total, model=source.name, status="extracting")
+
+    def on_update(task_id: int) -> None:
+        done = sum(r.trials for r in results)
+        est = estimated_latency(tasks, [r.best_after for r in results])
+        curve.append((time.monotonic() - start, done, est))
+        r = results[task_id]
+        best = f"{r.best_after * 1e6:.1f} µs" if r.best_after else "no valid schedule yet"
+        e2e = f" · est. end-to-end {est * 1e3:.2f} ms" if est else ""
+        progress.update(bar, completed=done, status=f"{r.name}: best {best}{e2e}")
+
+    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+        _as_extracted(tasks, target), work_dir=str(database_dir / "logs"), num_threads="physical", seed=seed)
+    _quiet_metaschedule_console()
+    interrupted = False
+    with progress:
+        try:
+            ms.tune.tune_tasks(
+                tasks=contexts, task_weights=weights, work_dir=str(database_dir / "logs"),
+                max_trials_global=budget.total, max_trials_per_task=budget.per_task,
+                num_trials_per_iter=budget.per_iter, runner=_runner(profile), database=db,
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                   _progress_callback(tasks, results, on_update)])
+        except KeyboardInterrupt:
+            interrupted = True
+    seconds = time.monotonic() - start
+    summary = TuneSummary(model=source.name, target=profile.name, database=database_dir, budget=budget,
+                          tasks=results, seconds=seconds, records_before=records_before,
+                          records_after=database.record_count(), interrupted=interrupted, curve=curve)
+    database.append_session(_session_record(source, profile, batch_sizes, trials, summary))
+    return summary
+
+
+def _as_extracted(tasks: list[Task], target):
+    """Our tasks back in MetaSchedule's ExtractedTask form (names carry the batch variant)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    return [ms.ExtractedTask(task_name=t.name, mod=t.mod, target=target, dispatched=[t.mod], weight=t.weight)
+            for t in tasks]
+
+
+def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, trials: int,
+                    summary: TuneSummary) -> dict:
+    return {
+        "format": 1,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": source.name, "model_sha256": source.sha256(), "target": profile.name,
+        "batch_sizes": list(batch_sizes), "trials_requested": trials, "trials": summary.trials,
+        "errors": sum(t.errors for t in summary.tasks), "seconds": round(summary.seconds, 2),
+        "trials_per_minute": round(summary.trials_per_minute, 2), "interrupted": summary.interrupted,
+        "estimated_latency_s": summary.estimated_latency_after,
+        "curve": [[round(s, 2), n, lat] for s, n, lat in summary.curve],
+        "tasks": [{"name": t.name, "flops": t.flops, "weight": t.weight, "trials": t.trials, "errors": t.errors,
+                   "best_s": t.best_after} for t in summary.tasks],
+        **fingerprint.provenance(),
+    }
+
+
+def task_budget_note(summary: TuneSummary) -> str:
+    untuned = [t for t in summary.tasks if t.best_after is None]
+    if not untuned:
+        return ""
+    share = sum(t.flops * t.weight for t in untuned) / max(1.0, sum(t.flops * t.weight for t in summary.tasks))
+    return (f"{len(untuned)} task(s) have no valid schedule yet ({share:.0%} of the FLOPs) and keep TVM's "
+            f"default: {', '.join(t.name for t in untuned[:5])}{' ...' if len(untuned) > 5 else ''}")
+

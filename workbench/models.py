@@ -1,0 +1,144 @@
+"""Models: resolve a zoo name or a path to a checked ONNX file, describe it, make seeded inputs."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workbench.errors import ModelError
+from workbench.fingerprint import sha256_file
+from workbench.paths import models_dir, zoo_dir
+
+ONNX_TO_NUMPY = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
+                 10: "float16", 11: "float64"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: str
+    shape: tuple  # ints, or a str for a named dynamic dimension
+
+    def with_batch(self, batch: int) -> tuple[int, ...]:
+        """The static shape for one batch size: the first dynamic dimension is the batch."""
+        dims = list(self.shape)
+        if dims and not isinstance(dims[0], int):
+            dims[0] = batch
+        if not all(isinstance(d, int) for d in dims):
+            raise ModelError(f"input '{self.name}' has dynamic dimensions {self.shape} beyond the batch; "
+                             "export the model with static shapes except the first dimension")
+        return tuple(dims)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name: str
+    path: Path
+    builtin: bool
+
+    def sha256(self) -> str:
+        return sha256_file(self.path)
+
+
+def builtin_names() -> list[str]:
+    from workbench.zoo import BUILDERS
+
+    return list(BUILDERS)
+
+
+def user_model_paths() -> list[Path]:
+    """ONNX files a user dropped under models/ (the generated zoo excluded)."""
+    root = models_dir()
+    return sorted(p for p in root.rglob("*.onnx") if zoo_dir() not in p.parents)
+
+
+def _generate_builtin(name: str) -> Path:
+    import onnx
+
+    from workbench.zoo import BUILDERS
+
+    path = zoo_dir() / f"{name}.onnx"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".onnx.tmp")
+        onnx.save(BUILDERS[name](), tmp)
+        tmp.replace(path)  # atomic: a killed generation never leaves half a model behind
+    return path
+
+
+def resolve(model: str) -> ModelSource:
+    """A built-in name (generated on first use) or a path to an ONNX file."""
+    if model in builtin_names():
+        return ModelSource(model, _generate_builtin(model), builtin=True)
+    path = Path(model)
+    if not path.exists() and (models_dir() / model).exists():
+        path = models_dir() / model
+    if not path.exists():
+        raise ModelError(f"model '{model}' not found: not a built-in ({', '.join(builtin_names())}) "
+                         "and no such file")
+    if path.is_dir():
+        raise ModelError(f"model path {path} is a directory; pass the .onnx file")
+    return ModelSource(path.stem, path, builtin=False)
+
+
+def load(source: ModelSource):
+    """Load and check the ONNX file; a clear ModelError for anything that is not a valid model."""
+    import onnx
+
+    try:
+        model = onnx.load(str(source.path))
+    except Exception as exc:  # protobuf raises several unrelated types for garbage input
+        raise ModelError(f"{source.path} is not an ONNX model ({type(exc).__name__}); "
+                         "export it with torch.onnx.export or tf2onnx") from None
+    if not model.graph.node:
+        raise ModelError(f"{source.path} is not an ONNX model (no graph nodes); check the file")
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelError(f"{source.path} is not a valid ONNX model: {first}") from None
+    return model
+
+
+def _specs(values, initializer_names: set[str]) -> list[TensorSpec]:
+    specs = []
+    for v in values:
+        if v.name in initializer_names:
+            continue
+        t = v.type.tensor_type
+        dtype = ONNX_TO_NUMPY.get(t.elem_type)
+        if dtype is None:
+            raise ModelError(f"tensor '{v.name}' has an unsupported element type ({t.elem_type})")
+        shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim)
+        specs.append(TensorSpec(v.name, dtype, shape))
+    return specs
+
+
+def input_specs(model) -> list[TensorSpec]:
+    return _specs(model.graph.input, {i.name for i in model.graph.initializer})
+
+
+def output_specs(model) -> list[TensorSpec]:
+    return _specs(model.graph.output, set())
+
+
+def metadata(model) -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def sample_inputs(model, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs every engine is fed: normal floats, integers within the model's stated range."""
+    ranges = json.loads(metadata(model).get("workbench.input_ranges", "{}"))
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for spec in input_specs(model):
+        shape = spec.with_batch(batch)
+        if spec.dtype.startswith("float"):
+            inputs[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+        elif spec.dtype == "bool":
+            inputs[spec.name] = rng.integers(0, 2, shape).astype(bool)
+        else:
+            low, high = ranges.get(spec.name, (0, 2))
+            inputs[spec.name] = rng.integers(low, high, shape).astype(spec.dtype)
+    return inputs

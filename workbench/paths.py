@@ -1,0 +1,37 @@
+"""Where a workbench project keeps its files: targets/, models/, tuning_logs/, build/, reports/."""
+
+import os
+from pathlib import Path
+
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_root() -> Path:
+    """WORKBENCH_HOME if set, else the current directory when it holds targets/, else the checkout."""
+    if env := os.environ.get("WORKBENCH_HOME"):
+        return Path(env)
+    cwd = Path.cwd()
+    if (cwd / "targets").is_dir():
+        return cwd
+    return _SOURCE_ROOT
+
+
+def targets_dir() -> Path:
+    return project_root() / "targets"
+
+
+def models_dir() -> Path:
+    return project_root() / "models"
+
+
+def zoo_dir() -> Path:
+    """Generated built-in models; not committed (resnet50 alone is ~100 MB)."""
+    return models_dir() / "zoo"
+
+
+def tuning_logs_dir() -> Path:
+    return project_root() / "tuning_logs"
+
+
+def build_dir() -> Path:
+    return project_root() / "build"
