@@ -7,7 +7,7 @@ from workbench.compiler.importer import import_model, prepare
 
 @dataclass
 class Task:
-    name: str  # "b8/fused_conv2d_add_relu": the batch variant it comes from, then TVM's name
+    name: str  # "fused_conv2d_add_relu@b8": TVM's name, then the batch variant it comes from
     batch: int
     mod: object  # the TIR IRModule MetaSchedule tunes
     weight: int  # times the model calls it per inference
@@ -33,7 +33,7 @@ def extract(model, batch_sizes: tuple[int, ...], target) -> list[Task]:
         mod = prepare(import_model(model, batch), target)
         for extracted in ms.relax_integration.extract_tasks(mod, target):
             tir_mod = extracted.dispatched[0]
-            tasks.append(Task(name=f"b{batch}/{extracted.task_name}", batch=batch, mod=tir_mod, weight=int(extracted.weight),
+            tasks.append(Task(name=f"{extracted.task_name}@b{batch}", batch=batch, mod=tir_mod, weight=int(extracted.weight),
                               flops=float(estimate_tir_flops(tir_mod))))
     return tasks
 

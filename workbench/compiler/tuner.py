@@ -9,6 +9,7 @@ from pathlib import Path
 from workbench import fingerprint
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
+from workbench.compiler.measure import reused_pool_builder, runner_for
 from workbench.compiler.tasks import Task, estimated_latency, extract
 from workbench.console import warn
 from workbench.errors import TargetError, WorkbenchError
@@ -99,16 +100,6 @@ def _check_can_measure(profile: TargetProfile) -> None:
         raise TargetError(f"cannot tune for '{profile.name}' here: {why}.{hint}")
 
 
-def _runner(profile: TargetProfile):
-    from tvm.s_tir import meta_schedule as ms
-
-    if profile.rpc is None:
-        return "local"
-    config = ms.runner.RPCConfig(tracker_host=profile.rpc.tracker_host, tracker_port=profile.rpc.tracker_port,
-                                 tracker_key=profile.rpc.key, session_timeout_sec=120)
-    return ms.runner.RPCRunner(rpc_config=config)
-
-
 def _progress_callback(tasks: list[Task], results: list[TaskResult], on_update):
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
@@ -180,16 +171,19 @@ def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: 
         _as_extracted(tasks, target), work_dir=str(database_dir / "logs"), num_threads="physical", seed=seed)
     _quiet_metaschedule_console()
     interrupted = False
+    builder = reused_pool_builder(max_workers=fingerprint.physical_cores())
     with progress:
         try:
             ms.tune.tune_tasks(
                 tasks=contexts, task_weights=weights, work_dir=str(database_dir / "logs"),
                 max_trials_global=budget.total, max_trials_per_task=budget.per_task,
-                num_trials_per_iter=budget.per_iter, runner=_runner(profile), database=db,
+                num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile), database=db,
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    _progress_callback(tasks, results, on_update)])
         except KeyboardInterrupt:
             interrupted = True
+        finally:
+            builder.shutdown()
     seconds = time.monotonic() - start
     summary = TuneSummary(model=source.name, target=profile.name, database=database_dir, budget=budget,
                           tasks=results, seconds=seconds, records_before=records_before,
