@@ -88,6 +88,7 @@ class TuningDatabase:
                 _repair_torn_tail(path)
         if self.workloads_path.exists():
             _check_lines(self.workloads_path, lambda w: (str(w[0]), str(w[1])))
+        self._warn_if_other_machine()
         if not self.records_path.exists():
             return 0
         want = _identity(self.target)
@@ -103,6 +104,15 @@ class TuningDatabase:
                     "point --database at the matching target's directory or tune into a new one")
 
         return _check_lines(self.records_path, check_record)
+
+    def _warn_if_other_machine(self) -> None:
+        from workbench.fingerprint import fingerprint_id, machine_fingerprint
+
+        here = fingerprint_id(machine_fingerprint())
+        others = {s.get("machine", {}).get("cpu_model", "?") for s in self.sessions() if s.get("fingerprint_id") != here}
+        if others:
+            warn(f"{self.directory} holds records tuned on another machine ({', '.join(sorted(others))}); "
+                 "they apply, but timings and the best schedules may differ here")
 
     def open(self):
         """The MetaSchedule JSONDatabase over these files (call validate first)."""

@@ -48,11 +48,15 @@ class GraphBuilder:
 
     # -- layers ----------------------------------------------------------------------------
     def conv(self, x: str, cin: int, cout: int, k: int, stride: int = 1, pad: int | None = None,
-             group: int = 1, bias: bool = True) -> str:
-        """Conv as exporters emit it with BatchNorm folded in: weight plus bias."""
+             group: int = 1, bias: bool = True, gain: float = 1.0) -> str:
+        """Conv as exporters emit it with BatchNorm folded in: weight plus bias.
+
+        `gain` scales the weights as a folded BatchNorm's gamma would; residual branches end with a
+        small gain (as in "zero-init residual" training) so activations stay O(1) through deep nets.
+        """
         pad = k // 2 if pad is None else pad
         fan_in = cin // group * k * k
-        w = self.normal((cout, cin // group, k, k), np.sqrt(2.0 / fan_in))
+        w = self.normal((cout, cin // group, k, k), gain * np.sqrt(2.0 / fan_in))
         inputs = [x, w]
         if bias:
             inputs.append(self.normal((cout,), 0.01, "b"))

@@ -11,6 +11,9 @@ IMAGENET_PREPROCESS = json.dumps({"resize": 256, "crop": 224, "mean": [0.485, 0.
                                   "std": [0.229, 0.224, 0.225], "layout": "NCHW", "scale": 1 / 255})
 
 
+RESIDUAL_GAIN = 0.25
+
+
 def _classifier(name: str, seed: int, body) -> onnx.ModelProto:
     g = GraphBuilder(name, seed)
     x = g.input("input", FLOAT, [BATCH, 3, 224, 224])
@@ -25,7 +28,7 @@ def _resnet_stem(g: GraphBuilder, x: str) -> str:
 
 
 def _basic_block(g: GraphBuilder, x: str, cin: int, cout: int, stride: int) -> str:
-    out = g.conv(g.relu(g.conv(x, cin, cout, 3, stride)), cout, cout, 3)
+    out = g.conv(g.relu(g.conv(x, cin, cout, 3, stride)), cout, cout, 3, gain=RESIDUAL_GAIN)
     shortcut = g.conv(x, cin, cout, 1, stride, pad=0) if stride != 1 or cin != cout else x
     return g.relu(g.op("Add", [out, shortcut]))
 
@@ -34,7 +37,7 @@ def _bottleneck(g: GraphBuilder, x: str, cin: int, width: int, stride: int) -> s
     cout = width * 4
     out = g.relu(g.conv(x, cin, width, 1, pad=0))
     out = g.relu(g.conv(out, width, width, 3, stride))
-    out = g.conv(out, width, cout, 1, pad=0)
+    out = g.conv(out, width, cout, 1, pad=0, gain=RESIDUAL_GAIN)
     shortcut = g.conv(x, cin, cout, 1, stride, pad=0) if stride != 1 or cin != cout else x
     return g.relu(g.op("Add", [out, shortcut]))
 

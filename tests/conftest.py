@@ -1,0 +1,36 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A fresh workbench project directory (the shipped targets, empty models/ and tuning_logs/)."""
+    shutil.copytree(REPO / "targets", tmp_path / "targets")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "tuning_logs").mkdir()
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
+    return tmp_path
+
+
+def workbench_cli(*args: str, home: Path, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """The installed console script, run as a user runs it."""
+    exe = Path(sys.executable).parent / "workbench"
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
+
+
+def assert_one_line_error(returncode: int, output: str, *fragments: str) -> None:
+    """A bad input ends with a non-zero exit and one 'error:' line naming the problem, no traceback."""
+    assert returncode != 0, output
+    assert "Traceback" not in output, output
+    assert sum(line.startswith("error:") for line in output.splitlines()) == 1, output
+    flat = " ".join(output.split())
+    for fragment in fragments:
+        assert fragment in flat, output
