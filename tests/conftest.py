@@ -34,3 +34,19 @@ def assert_one_line_error(returncode: int, output: str, *fragments: str) -> None
     flat = " ".join(output.split())
     for fragment in fragments:
         assert fragment in flat, output
+
+
+def pytest_collection_modifyitems(config, items):
+    from workbench.fingerprint import gpus
+
+    if gpus():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU (none found by nvidia-smi)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def records_in(directory: Path) -> int:
+    path = directory / "database_tuning_record.json"
+    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0

@@ -1,48 +1,34 @@
 """Builder and runner choices for MetaSchedule on a small machine.
 
 TVM's LocalBuilder starts a fresh process pool for every batch of candidates, and each fresh
-worker spends ~25 s importing `tvm.s_tir.tensor_intrin` before its first build (measured on
-the 2-core reference machine; a build itself takes ~50 ms). So a batch of 1 to 64 candidates
-took ~30 s, and candidates often hit the 30 s build timeout. ReusedPoolBuilder keeps its workers
-across batches and recycles them only every `recycle_after` candidates, which bounds the memory
-leak that made TVM restart them.
+worker spends ~25 s registering tensor intrinsics before its first build (measured on the 2-core
+reference machine; a build itself takes ~50 ms). So a batch of 1 to 64 candidates took ~30 s,
+and candidates hit the 30 s build timeout. ReusedPoolBuilder keeps its workers across batches
+(recycled every `recycle_after` builds, which bounds the leak that made TVM restart them) and
+registers only the target's intrinsics in each.
 """
 
+from workbench.compiler.intrinsics import register_tensor_intrinsics
 from workbench.targets import TargetProfile
 
 
-def _warm_worker() -> None:
-    import tvm.s_tir.tensor_intrin  # noqa: F401  (the slow import, paid once per worker)
-
-
-def reused_pool_builder(max_workers: int, timeout_sec: float = 120.0, recycle_after: int = 4096):
+def reused_pool_builder(target_kind: str, max_workers: int, timeout_sec: float = 120.0, recycle_after: int = 2048):
     from tvm.ir.utils import derived_object
-    from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
-    from tvm.s_tir.meta_schedule.builder import local_builder
+    from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder, local_builder
     from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
 
     @derived_object
     class ReusedPoolBuilder(PyBuilder):
         def __init__(self):
             super().__init__()
-            self._pool = None
-            self._built = 0
-
-        def _get_pool(self):
-            if self._pool is None or self._built >= recycle_after:
-                if self._pool is not None:
-                    self._pool.shutdown()
-                self._pool = PopenPoolExecutor(max_workers=max_workers, timeout=timeout_sec,
-                                               initializer=_warm_worker)
-                self._built = 0
-            return self._pool
+            self._pool = PopenPoolExecutor(max_workers=max_workers, timeout=timeout_sec,
+                                           initializer=register_tensor_intrinsics, initargs=(target_kind,),
+                                           maximum_process_uses=recycle_after)
 
         def build(self, build_inputs):
-            pool = self._get_pool()
-            self._built += len(build_inputs)
             jobs = [(None, None, b.mod, b.target, local_builder._serialize_params(b.params)) for b in build_inputs]
             results = []
-            for outcome in pool.map_with_error_catching(lambda job: local_builder._worker_func(*job), jobs):
+            for outcome in self._pool.map_with_error_catching(lambda job: local_builder._worker_func(*job), jobs):
                 if outcome.status == StatusKind.COMPLETE:
                     results.append(BuilderResult(outcome.value, None))
                 elif outcome.status == StatusKind.TIMEOUT:
@@ -52,9 +38,7 @@ def reused_pool_builder(max_workers: int, timeout_sec: float = 120.0, recycle_af
             return results
 
         def shutdown(self):
-            if self._pool is not None:
-                self._pool.shutdown()
-                self._pool = None
+            self._pool.shutdown()
 
     return ReusedPoolBuilder()
 

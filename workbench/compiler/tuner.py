@@ -1,6 +1,8 @@
 """`workbench tune`: MetaSchedule over a model's tasks, into the target's shared database."""
 
+import signal
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -9,6 +11,7 @@ from pathlib import Path
 from workbench import fingerprint
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
+from workbench.compiler.intrinsics import register_tensor_intrinsics
 from workbench.compiler.measure import reused_pool_builder, runner_for
 from workbench.compiler.tasks import Task, estimated_latency, extract
 from workbench.console import warn
@@ -100,7 +103,7 @@ def _check_can_measure(profile: TargetProfile) -> None:
         raise TargetError(f"cannot tune for '{profile.name}' here: {why}.{hint}")
 
 
-def _progress_callback(tasks: list[Task], results: list[TaskResult], on_update):
+def _progress_callback(results: list[TaskResult], on_update, stop: threading.Event):
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
 
@@ -117,6 +120,10 @@ def _progress_callback(tasks: list[Task], results: list[TaskResult], on_update):
                 if result.best_after is None or secs < result.best_after:
                     result.best_after = secs
             on_update(task_id)
+            if stop.is_set():
+                # Ctrl-C: this batch's records are already in the database (AddToDatabase runs
+                # first); unwinding the scheduler from here loses nothing measured.
+                raise KeyboardInterrupt
 
     return ProgressCallback()
 
@@ -167,11 +174,20 @@ def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: 
         e2e = f" · est. end-to-end {est * 1e3:.2f} ms" if est else ""
         progress.update(bar, completed=done, status=f"{r.name}: best {best}{e2e}")
 
+    register_tensor_intrinsics(target_json["kind"])  # before TuneContext imports them all
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         _as_extracted(tasks, target), work_dir=str(database_dir / "logs"), num_threads="physical", seed=seed)
     _quiet_metaschedule_console()
-    interrupted = False
-    builder = reused_pool_builder(max_workers=fingerprint.physical_cores())
+    builder = reused_pool_builder(target_json["kind"], max_workers=fingerprint.physical_cores())
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C aborts at once
+        stop.set()
+        progress.update(bar, status="[yellow]Ctrl-C: stopping after this batch (again to abort)[/yellow]")
+
+    previous_handler = signal.signal(signal.SIGINT, on_sigint)
     with progress:
         try:
             ms.tune.tune_tasks(
@@ -179,11 +195,16 @@ def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: 
                 max_trials_global=budget.total, max_trials_per_task=budget.per_task,
                 num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile), database=db,
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                                   _progress_callback(tasks, results, on_update)])
+                                   _progress_callback(results, on_update, stop)])
         except KeyboardInterrupt:
-            interrupted = True
+            stop.set()
+        except Exception:
+            if not stop.is_set():  # the interrupt, re-raised through TVM's C++ frames as another type
+                raise
         finally:
+            signal.signal(signal.SIGINT, previous_handler)
             builder.shutdown()
+    interrupted = stop.is_set()
     seconds = time.monotonic() - start
     summary = TuneSummary(model=source.name, target=profile.name, database=database_dir, budget=budget,
                           tasks=results, seconds=seconds, records_before=records_before,

@@ -1,0 +1,97 @@
+"""Every bad input of the foundation issue: one clear line, non-zero exit, no traceback, nothing lost."""
+
+import json
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+from typer.testing import CliRunner
+
+from tests.conftest import assert_one_line_error
+from workbench.cli import app
+from workbench.fingerprint import gpus
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def seeded_database(directory, target: dict, extra: str = "") -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    line = json.dumps([0, [[[], []], [1e-5], target, [["TENSOR", "float32", [1, 64]]]]]) + "\n"
+    content = line + extra + line
+    (directory / "database_tuning_record.json").write_text(content)
+    return content
+
+
+def test_missing_model_file(project):
+    assert_one_line_error(*invoke("tune", "--model", "missing.onnx", "--target", "host", "--trials", "4"),
+                          "model 'missing.onnx' not found")
+
+
+def test_file_that_is_not_onnx(project):
+    bad = project / "models" / "notes.onnx"
+    bad.write_text("just some text, not a model")
+    assert_one_line_error(*invoke("compile", "--model", str(bad), "--target", "host"), "is not an ONNX model")
+
+
+def test_operator_the_importer_does_not_support(project):
+    node = helper.make_node("Celu", ["x"], ["y"], alpha=1.0)
+    graph = helper.make_graph([node], "celu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])])
+    path = project / "models" / "celu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert_one_line_error(*invoke("tune", "--model", str(path), "--target", "host", "--trials", "4"),
+                          "does not support operator(s) Celu")
+
+
+def test_unknown_target(project):
+    assert_one_line_error(*invoke("tune", "--model", "mlp", "--target", "tpu", "--trials", "4"),
+                          "unknown target 'tpu'", "host", "x86-avx512")
+
+
+def test_malformed_target_toml(project):
+    text = (project / "targets" / "host.toml").read_text().replace('name = "host"', 'name = "broken"')
+    (project / "targets" / "broken.toml").write_text(text.replace("total_trials = 2000", "total_trials = \"lots\""))
+    assert_one_line_error(*invoke("compile", "--model", "mlp", "--target", "broken"),
+                          "broken.toml", "'tuning.total_trials'")
+
+
+@pytest.mark.parametrize("trials", ["0", "-3"])
+def test_non_positive_trials_touch_nothing(project, trials):
+    content = seeded_database(project / "tuning_logs" / "host", {"kind": "llvm", "mcpu": "x"})
+    assert_one_line_error(*invoke("tune", "--model", "mlp", "--target", "host", "--trials", trials),
+                          "--trials must be a positive number")
+    assert (project / "tuning_logs" / "host" / "database_tuning_record.json").read_text() == content
+
+
+def test_database_for_another_target(project):
+    db = project / "cuda-db"
+    content = seeded_database(db, {"kind": "cuda", "arch": "sm_90"})
+    assert_one_line_error(*invoke("compile", "--model", "mlp", "--target", "host", "--database", str(db)),
+                          "holds records tuned for", "not for this target")
+    assert (db / "database_tuning_record.json").read_text() == content
+
+
+def test_corrupt_database_line(project):
+    from workbench.compiler.hostinfo import llvm_host_cpu
+
+    db = project / "tuning_logs" / "host"
+    content = seeded_database(db, {"kind": "llvm", "mcpu": llvm_host_cpu()}, extra="{not json\n")
+    assert_one_line_error(*invoke("tune", "--model", "mlp", "--target", "host", "--trials", "4"),
+                          "database_tuning_record.json:2 is corrupt")
+    assert (db / "database_tuning_record.json").read_text() == content
+
+
+def test_bad_batch_sizes(project):
+    assert_one_line_error(*invoke("compile", "--model", "mlp", "--target", "host", "--batch-sizes", "1,x"),
+                          "--batch-sizes must be comma-separated positive integers")
+
+
+@pytest.mark.skipif(bool(gpus()), reason="this machine has a GPU")
+def test_tune_cuda_without_gpu_suggests_rpc(project):
+    assert_one_line_error(*invoke("tune", "--model", "mlp", "--target", "cuda", "--trials", "4"),
+                          "cannot tune for 'cuda' here: no NVIDIA GPU", "RPC")

@@ -1,0 +1,119 @@
+"""Real MetaSchedule tuning and TVM builds on the tiny `mlp` model, with small trial counts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import records_in
+from workbench.compiler.builder import CompileRequest, compile_model
+from workbench.compiler.database import TuningDatabase
+from workbench.compiler.runtime import CompiledModel
+from workbench.compiler.tuner import tune
+from workbench.models import input_specs, load, resolve, sample_inputs
+from workbench.reference import compare
+from workbench.reference import run as run_reference
+from workbench.targets import get_profile
+
+pytestmark = pytest.mark.slow
+
+
+def test_tune_twice_resumes_then_compile_passes_gate(project):
+    profile, source, db_dir = get_profile("host"), resolve("mlp"), project / "tuning_logs" / "host"
+    first = tune(source, profile, 6, (1,), db_dir)
+    assert first.trials == 6 and first.records_after == records_in(db_dir) > 0
+    assert all(t.best_before is None for t in first.tasks)
+
+    second = tune(source, profile, 6, (1,), db_dir)
+    # Resumed: every task starts from its stored best, and the database only grows.
+    assert all(t.best_before is not None for t in second.tasks)
+    assert second.records_before == first.records_after < second.records_after
+    assert second.estimated_latency_before is not None
+    sessions = TuningDatabase(db_dir, profile.resolved_target()).sessions()
+    assert [s["trials"] for s in sessions] == [6, 6] and sessions[0]["machine"]["physical_cores"] >= 1
+
+    out = project / "build" / "mlp" / "host"
+    manifest = compile_model(CompileRequest(source, profile, (1, 4), db_dir, out))
+    assert manifest["correctness"]["checked"]
+    assert all(c["passed"] for cs in manifest["correctness"]["per_batch"].values() for c in cs)
+    assert manifest["tuning"]["tasks_tuned"] == 3 and manifest["tuning"]["untuned_tasks"] == [
+        t for t in manifest["tuning"]["untuned_tasks"] if t.endswith("@b4")]
+    assert json.loads((out / "manifest.json").read_text())["model_sha256"] == source.sha256()
+
+    # The exported library is usable on its own, and agrees with ONNX Runtime at batch 4.
+    model = load(source)
+    inputs = sample_inputs(model, 4, seed=11)
+    actual = CompiledModel(out / manifest["libraries"]["4"]["file"])([inputs[s.name] for s in input_specs(model)])
+    (check,) = compare(["logits"], actual, run_reference(source.path, inputs), rtol=1e-4, atol=1e-5)
+    assert check.passed and actual[0].shape == (4, 10)
+
+
+def _start_tune(project, trials: int) -> subprocess.Popen:
+    env = {**os.environ, "WORKBENCH_HOME": str(project)}
+    exe = os.path.join(os.path.dirname(sys.executable), "workbench")
+    return subprocess.Popen([exe, "tune", "--model", "mlp", "--target", "host", "--trials", str(trials),
+                             "--batch-sizes", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def _wait_for_records(project, proc: subprocess.Popen, timeout: float = 400) -> None:
+    deadline = time.monotonic() + timeout
+    while records_in(project / "tuning_logs" / "host") == 0:
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "no record was written in time"
+        time.sleep(0.5)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the build and run workers too: no orphans
+    except ProcessLookupError:
+        pass
+
+
+def test_kill_9_mid_tuning_leaves_a_database_that_loads(project):
+    proc = _start_tune(project, 60)
+    try:
+        _wait_for_records(project, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        _stop_group(proc)
+    database = TuningDatabase(project / "tuning_logs" / "host", get_profile("host").resolved_target())
+    assert database.validate() >= 1
+    database.open()  # MetaSchedule itself loads it
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_records(project):
+    proc = _start_tune(project, 60)
+    try:
+        _wait_for_records(project, proc)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        _stop_group(proc)
+    assert proc.returncode == 130, output
+    assert "interrupted" in output and "Traceback" not in output
+    kept = records_in(project / "tuning_logs" / "host")
+    assert kept >= 1 and f"the {kept} records measured so far are kept" in " ".join(output.split())
+
+
+def test_cuda_compiles_here_without_a_gpu(project):
+    profile = get_profile("cuda-sm90")
+    out = project / "build" / "mlp" / "cuda-sm90"
+    manifest = compile_model(CompileRequest(resolve("mlp"), profile, (1,), project / "tuning_logs" / "cuda-sm90", out))
+    assert manifest["target_json"]["arch"] == "sm_90"
+    assert (out / manifest["libraries"]["1"]["file"]).stat().st_size > 0
+    if not profile.runs_here()[0]:
+        assert manifest["correctness"] == {"checked": False, "reason": "no NVIDIA GPU on this machine"}
+
+
+@pytest.mark.gpu
+def test_cuda_gate_on_a_gpu(project):
+    manifest = compile_model(CompileRequest(resolve("mlp"), get_profile("cuda"), (1, 8),
+                                            project / "tuning_logs" / "cuda", project / "build" / "mlp" / "cuda"))
+    assert manifest["correctness"]["checked"]
