@@ -102,16 +102,19 @@ def _database_dir(database: Path | None, target: str) -> Path:
 def _print_tune_summary(summary) -> None:
     from workbench.compiler.tuner import task_budget_note
 
-    table = Table("task", "FLOPs", "calls", "best before", "best now", "GFLOP/s", "trials", "errors",
-                  title=f"{summary.model} on {summary.target}")
+    table = Table(title=f"{summary.model} on {summary.target}")
+    table.add_column("task", overflow="fold", min_width=20)
+    for column in ("FLOPs", "calls", "best before", "best now", "GFLOP/s", "trials", "errors"):
+        table.add_column(column, justify="right")
     fmt = lambda s: f"{s * 1e6:.1f} µs" if s else "default"  # noqa: E731
     for t in summary.tasks:
         table.add_row(t.name, f"{t.flops:.3g}", str(t.weight), fmt(t.best_before), fmt(t.best_after),
                       f"{t.gflops_per_s:.1f}" if t.gflops_per_s else "-", str(t.trials), str(t.errors))
     console.print(table)
-    est = lambda s: f"{s * 1e3:.3f} ms" if s else "unknown (some tasks untuned)"  # noqa: E731
-    console.print(f"Estimated end-to-end latency (sum of tuned kernels, smallest batch): "
-                  f"{est(summary.estimated_latency_before)} before -> [bold]{est(summary.estimated_latency_after)}[/bold]")
+    est = lambda s: f"{s * 1e3:.3f} ms" if s else "unknown (untuned tasks)"  # noqa: E731
+    console.print(f"Estimated end-to-end latency, smallest batch (sum of best kernel times x calls): "
+                  f"{est(summary.estimated_latency_before)} before this run -> "
+                  f"[bold]{est(summary.estimated_latency_after)}[/bold]")
     console.print(f"Trials: {summary.trials} in {summary.seconds / 60:.1f} min = "
                   f"[bold]{summary.trials_per_minute:.1f} trials/min[/bold]; records "
                   f"{summary.records_before} -> {summary.records_after} in {summary.database}")
@@ -142,7 +145,7 @@ def tune(model: ModelOpt, target: TargetOpt,
 
 
 def compile_command(model: str, target: str, batch_sizes: str | None, database: Path | None, out: Path | None,
-                    rtol: float, atol: float) -> dict:
+                    rtol: float, atol: float) -> Path:
     from workbench.compiler.builder import CompileRequest, compile_model
     from workbench.models import resolve
     from workbench.paths import build_dir
@@ -161,8 +164,8 @@ def compile_command(model: str, target: str, batch_sizes: str | None, database: 
         console.print(f"Correctness gate passed against ONNX Runtime (worst max abs error {worst['max_abs_error']:.3g}, "
                       f"max rel error {worst['max_rel_error']:.3g}; rtol {rtol:g}, atol {atol:g})")
     console.print(f"Compiled {source.name} for {target} at batch sizes "
-                  f"{', '.join(manifest['batch_sizes'] and map(str, manifest['batch_sizes']))} -> {request.out_dir}")
-    return manifest
+                  f"{', '.join(map(str, manifest['batch_sizes']))} -> {request.out_dir}")
+    return request.out_dir
 
 
 @app.command("compile")
@@ -186,14 +189,9 @@ def demo(model: Annotated[str, typer.Option(help="Built-in model to run the flow
     from workbench.targets import get_profile
 
     profile = get_profile("host")
-    summary = run_tune(resolve(model), profile, trials, (1,), tuning_logs_dir() / "host")
+    summary = run_tune(resolve(model), profile, trials, profile.batch_sizes, tuning_logs_dir() / "host")
     _print_tune_summary(summary)
-    manifest = compile_command(model, "host", None, None, None, 1e-4, 1e-5)
+    out_dir = compile_command(model, "host", None, None, None, 1e-4, 1e-5)
     console.print("\n[bold]Outputs[/bold]")
     console.print(f"  tuning database: {summary.database}")
-    console.print(f"  compiled model:  {Path(manifest['model_path']).parent.parent / 'build' if False else ''}"
-                  f"build/{model}/host/ (manifest.json + one library per batch size)")
-
-
-def main() -> None:
-    app()
+    console.print(f"  compiled model:  {out_dir} (manifest.json + one library per batch size)")

@@ -49,3 +49,13 @@ def test_records_for_another_target_refused(tmp_path):
 def test_core_count_does_not_make_another_target(tmp_path):
     db = make_db(tmp_path, record(target={**TARGET, "num-cores": 16}))
     assert db.validate() == 1
+
+
+def test_one_tuning_run_per_database(tmp_path):
+    db = TuningDatabase(tmp_path / "db", TARGET)
+    with db.exclusive():
+        with pytest.raises(DatabaseError, match=r"another `workbench tune` \(pid \d+\) is writing"):
+            with db.exclusive():
+                pass
+    with db.exclusive():  # released afterwards
+        pass

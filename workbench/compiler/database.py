@@ -6,7 +6,10 @@ append-only JSON lines, so a killed run loses at most its last half-written line
 aside (never delete) before MetaSchedule reads the file. sessions.jsonl records each tuning run.
 """
 
+import fcntl
 import json
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from workbench.fingerprint import sha256_file
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 SESSIONS = "sessions.jsonl"
+LOCK = ".lock"
 
 # Target keys that change the code generated; num-cores only changes the parallel split.
 _IDENTITY_KEYS = ("kind", "mcpu", "mtriple", "arch")
@@ -104,6 +108,24 @@ class TuningDatabase:
                     "point --database at the matching target's directory or tune into a new one")
 
         return _check_lines(self.records_path, check_record)
+
+    @contextmanager
+    def exclusive(self):
+        """One tuning run per database: two would number their workloads independently."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / LOCK, "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "?"
+                raise DatabaseError(f"another `workbench tune` (pid {holder}) is writing {self.directory}; "
+                                    "wait for it to finish or pass --database to tune into another directory") from None
+            lock.seek(0)
+            lock.truncate()
+            lock.write(str(os.getpid()))
+            lock.flush()
+            yield
 
     def _warn_if_other_machine(self) -> None:
         from workbench.fingerprint import fingerprint_id, machine_fingerprint

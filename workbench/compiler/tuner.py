@@ -139,15 +139,23 @@ def _quiet_metaschedule_console() -> None:
 
 def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: tuple[int, ...],
          database_dir: Path, seed: int = 0) -> TuneSummary:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from tvm.s_tir import meta_schedule as ms
-
     if trials <= 0:
         raise WorkbenchError(f"--trials must be a positive number (got {trials})")
     _check_can_measure(profile)
     model = load(source)
     target_json = profile.resolved_target()
     database = TuningDatabase(database_dir, target_json)
+    with database.exclusive():
+        return _tune_locked(source, profile, model, trials, batch_sizes, database, seed)
+
+
+def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int, batch_sizes: tuple[int, ...],
+                 database: TuningDatabase, seed: int) -> TuneSummary:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from tvm.s_tir import meta_schedule as ms
+
+    database_dir = database.directory
+    target_json = database.target
     records_before = database.validate()
     target = make_target(target_json)
     tasks = extract(model, batch_sizes, target)
