@@ -13,6 +13,7 @@ from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
 from workbench.compiler.intrinsics import register_tensor_intrinsics
 from workbench.compiler.measure import reused_pool_builder, runner_for
+from workbench.compiler.scheduler import join_each_batch_scheduler
 from workbench.compiler.tasks import Task, estimated_latency, extract
 from workbench.console import warn
 from workbench.errors import TargetError, WorkbenchError
@@ -202,6 +203,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
                 tasks=contexts, task_weights=weights, work_dir=str(database_dir / "logs"),
                 max_trials_global=budget.total, max_trials_per_task=budget.per_task,
                 num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile), database=db,
+                task_scheduler=join_each_batch_scheduler(),
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    _progress_callback(results, on_update, stop)])
         except KeyboardInterrupt:
