@@ -4,6 +4,7 @@ import signal
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -150,15 +151,55 @@ def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: 
         return _tune_locked(source, profile, model, trials, batch_sizes, database, seed)
 
 
+class _Display:
+    """The live progress line, and the estimated-latency curve it records as batches finish."""
+
+    def __init__(self, model: str, tasks: list[Task], results: list[TaskResult], total: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.tasks, self.results = tasks, results
+        self.start = time.monotonic()
+        self.curve = [(0.0, 0, estimated_latency(tasks, [r.best_before for r in results]))]
+        self.progress = Progress(TextColumn(f"[bold]tune {model}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
+        self.bar = self.progress.add_task("tune", total=total, status="searching")
+
+    def batch_done(self, task_id: int) -> None:
+        done = sum(r.trials for r in self.results)
+        est = estimated_latency(self.tasks, [r.best_after for r in self.results])
+        self.curve.append((time.monotonic() - self.start, done, est))
+        r = self.results[task_id]
+        best = f"{r.best_after * 1e6:.1f} µs" if r.best_after else "no valid schedule yet"
+        e2e = f" · est. end-to-end {est * 1e3:.2f} ms" if est else ""
+        self.progress.update(self.bar, completed=done, status=f"{r.name}: best {best}{e2e}")
+
+    def stopping(self) -> None:
+        self.progress.update(self.bar, status="[yellow]Ctrl-C: stopping after this batch (again to abort)[/yellow]")
+
+
+@contextmanager
+def _first_ctrl_c_sets(stop: threading.Event, on_first):
+    """The first Ctrl-C asks for a clean stop after the current batch; a second aborts at once."""
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        on_first()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int, batch_sizes: tuple[int, ...],
                  database: TuningDatabase, seed: int) -> TuneSummary:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from tvm.s_tir import meta_schedule as ms
 
-    database_dir = database.directory
-    target_json = database.target
     records_before = database.validate()
-    target = make_target(target_json)
+    target = make_target(database.target)
     tasks = extract(model, batch_sizes, target)
     if not tasks:
         raise WorkbenchError(f"model '{source.name}' has no kernels to tune")
@@ -167,58 +208,35 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
         warn(f"--trials {trials} is below the number of tasks ({len(tasks)}); giving every task one trial")
 
     db = database.open()
-    results = [TaskResult(t.name, t.flops, t.weight, b, b) for t, b in ((t, t.best_seconds(db)) for t in tasks)]
-    start = time.monotonic()
-    curve = [(0.0, 0, estimated_latency(tasks, [r.best_before for r in results]))]
-    progress = Progress(TextColumn("[bold]tune {task.fields[model]}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("{task.fields[status]}"), transient=False)
-    bar = progress.add_task("tune", total=budget.total, model=source.name, status="extracting")
-
-    def on_update(task_id: int) -> None:
-        done = sum(r.trials for r in results)
-        est = estimated_latency(tasks, [r.best_after for r in results])
-        curve.append((time.monotonic() - start, done, est))
-        r = results[task_id]
-        best = f"{r.best_after * 1e6:.1f} µs" if r.best_after else "no valid schedule yet"
-        e2e = f" · est. end-to-end {est * 1e3:.2f} ms" if est else ""
-        progress.update(bar, completed=done, status=f"{r.name}: best {best}{e2e}")
-
-    register_tensor_intrinsics(target_json["kind"])  # before TuneContext imports them all
+    results = [TaskResult(t.name, t.flops, t.weight, best, best) for t, best in ((t, t.best_seconds(db)) for t in tasks)]
+    display = _Display(source.name, tasks, results, budget.total)
+    kind = database.target["kind"]
+    register_tensor_intrinsics(kind)  # before TuneContext imports them all
+    log_dir = str(database.directory / "logs")
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        _as_extracted(tasks, target), work_dir=str(database_dir / "logs"), num_threads="physical", seed=seed)
+        _as_extracted(tasks, target), work_dir=log_dir, num_threads="physical", seed=seed)
     _quiet_metaschedule_console()
-    builder = reused_pool_builder(target_json["kind"], max_workers=fingerprint.physical_cores())
+    builder = reused_pool_builder(kind, max_workers=fingerprint.physical_cores())
     stop = threading.Event()
-
-    def on_sigint(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt  # a second Ctrl-C aborts at once
-        stop.set()
-        progress.update(bar, status="[yellow]Ctrl-C: stopping after this batch (again to abort)[/yellow]")
-
-    previous_handler = signal.signal(signal.SIGINT, on_sigint)
-    with progress:
+    with display.progress, _first_ctrl_c_sets(stop, display.stopping):
         try:
             ms.tune.tune_tasks(
-                tasks=contexts, task_weights=weights, work_dir=str(database_dir / "logs"),
+                tasks=contexts, task_weights=weights, work_dir=log_dir,
                 max_trials_global=budget.total, max_trials_per_task=budget.per_task,
                 num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile), database=db,
                 task_scheduler=join_each_batch_scheduler(),
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                                   _progress_callback(results, on_update, stop)])
+                                   _progress_callback(results, display.batch_done, stop)])
         except KeyboardInterrupt:
             stop.set()
         except Exception:
             if not stop.is_set():  # the interrupt, re-raised through TVM's C++ frames as another type
                 raise
         finally:
-            signal.signal(signal.SIGINT, previous_handler)
             builder.shutdown()
-    interrupted = stop.is_set()
-    seconds = time.monotonic() - start
-    summary = TuneSummary(model=source.name, target=profile.name, database=database_dir, budget=budget,
-                          tasks=results, seconds=seconds, records_before=records_before,
-                          records_after=database.record_count(), interrupted=interrupted, curve=curve)
+    summary = TuneSummary(model=source.name, target=profile.name, database=database.directory, budget=budget,
+                          tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
+                          records_after=database.record_count(), interrupted=stop.is_set(), curve=display.curve)
     database.append_session(_session_record(source, profile, batch_sizes, trials, summary))
     return summary
 
