@@ -51,13 +51,18 @@ def targets() -> None:
     """List the target profiles; the ones this machine can run are marked."""
     from workbench import fingerprint
     from workbench.compiler.hostinfo import llvm_host_cpu
-    from workbench.targets import load_all
+    from workbench.targets import load_profile, profile_paths
 
     fp = fingerprint.machine_fingerprint()
     console.print(f"This machine: {fp['cpu_model']} (LLVM: [bold]{llvm_host_cpu()}[/bold], "
                   f"{fp['physical_cores']} physical cores){'; GPU: ' + fp['gpus'][0]['name'] if fp['gpus'] else '; no GPU'}")
     table = Table("target", "device", "runs here", "TVM target", "description")
-    for profile in load_all():
+    for name, path in profile_paths().items():
+        try:
+            profile = load_profile(path)
+        except WorkbenchError as exc:  # one broken profile must not hide the others
+            table.add_row(name, "", "[red]no: malformed[/red]", f"[red]{exc}[/red]", "")
+            continue
         runs, why = profile.runs_here()
         try:
             resolved = profile.resolved_target()

@@ -172,10 +172,6 @@ def profile_paths(directory: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(directory.glob("*.toml"))}
 
 
-def load_all(directory: Path | None = None) -> list[TargetProfile]:
-    return [load_profile(p) for p in profile_paths(directory).values()]
-
-
 def get_profile(name: str, directory: Path | None = None) -> TargetProfile:
     paths = profile_paths(directory)
     if name not in paths:

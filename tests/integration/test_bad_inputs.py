@@ -60,6 +60,13 @@ def test_malformed_target_toml(project):
                           "broken.toml", "'tuning.total_trials'")
 
 
+def test_targets_lists_the_rest_beside_a_broken_profile(project):
+    (project / "targets" / "broken.toml").write_text("name = \n")
+    code, output = invoke("targets")
+    assert code == 0 and "Traceback" not in output
+    assert "malformed" in output and "host" in output and "cuda-sm90" in output
+
+
 @pytest.mark.parametrize("trials", ["0", "-3"])
 def test_non_positive_trials_touch_nothing(project, trials):
     content = seeded_database(project / "tuning_logs" / "host", {"kind": "llvm", "mcpu": "x"})

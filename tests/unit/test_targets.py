@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import TargetError
-from workbench.targets import get_profile, load_all, load_profile
+from workbench.targets import get_profile, load_profile, profile_paths
 
 REPO_TARGETS = Path(__file__).resolve().parents[2] / "targets"
 
@@ -28,7 +28,7 @@ def write(tmp_path: Path, text: str, name: str = "p") -> Path:
 
 
 def test_every_shipped_profile_loads():
-    names = {p.name for p in load_all(REPO_TARGETS)}
+    names = {load_profile(p).name for p in profile_paths(REPO_TARGETS).values()}
     assert {"host", "x86-avx2", "x86-avx512", "cuda", "cuda-sm80", "cuda-sm90", "aarch64"} <= names
 
 
