@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from workbench.console import console, err_console
@@ -27,7 +28,7 @@ def _one_line_errors(fn):
         try:
             return fn(*args, **kwargs)
         except WorkbenchError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
@@ -61,7 +62,7 @@ def targets() -> None:
         try:
             profile = load_profile(path)
         except WorkbenchError as exc:  # one broken profile must not hide the others
-            table.add_row(name, "", "[red]no: malformed[/red]", f"[red]{exc}[/red]", "")
+            table.add_row(escape(name), "", "[red]no: malformed[/red]", f"[red]{escape(str(exc))}[/red]", "")
             continue
         runs, why = profile.runs_here()
         try:
@@ -69,9 +70,9 @@ def targets() -> None:
             tvm_target = " ".join(f"{k}={resolved[k]}" for k in ("kind", "mcpu", "mtriple", "arch", "num-cores")
                                   if k in resolved)
         except WorkbenchError as exc:
-            tvm_target = f"[red]{exc}[/red]"
-        table.add_row(profile.name, profile.device, "[green]yes[/green]" if runs else f"no: {why}", tvm_target,
-                      profile.description)
+            tvm_target = f"[red]{escape(str(exc))}[/red]"
+        table.add_row(escape(profile.name), profile.device, "[green]yes[/green]" if runs else f"no: {why}",
+                      tvm_target, escape(profile.description))
     console.print(table)
 
 
@@ -90,11 +91,11 @@ def models() -> None:
             model = zoo.load(source)
             stats = compute_stats(model)
         except WorkbenchError as exc:
-            table.add_row(source.name, str(source.path), f"[red]{exc}[/red]", "", "", "")
+            table.add_row(escape(source.name), escape(str(source.path)), f"[red]{escape(str(exc))}[/red]", "", "", "")
             continue
         sig = lambda specs: "\n".join(f"{s.name} {s.dtype}[{'x'.join(map(str, s.shape))}]" for s in specs)  # noqa: E731
-        table.add_row(source.name, "built-in" if source.builtin else str(source.path), sig(zoo.input_specs(model)),
-                      sig(zoo.output_specs(model)), f"{stats.parameters / 1e6:.2f} M", f"{stats.gflops:.4g}")
+        table.add_row(escape(source.name), "built-in" if source.builtin else escape(str(source.path)),
+                      escape(sig(zoo.input_specs(model))), escape(sig(zoo.output_specs(model))), f"{stats.parameters / 1e6:.2f} M", f"{stats.gflops:.4g}")
     console.print(table)
 
 
@@ -135,6 +136,9 @@ def tune(model: ModelOpt, target: TargetOpt,
          seed: Annotated[int, typer.Option(help="Search seed")] = 0) -> None:
     """Tune a model's kernels with MetaSchedule; records go to the target's shared database."""
     from workbench.compiler.tuner import tune as run_tune
+
+    if not 0 <= seed < 2**31:
+        raise WorkbenchError(f"--seed must be between 0 and 2147483647 (got {seed})")
     from workbench.models import resolve
     from workbench.targets import get_profile
 
@@ -158,6 +162,9 @@ def compile_command(model: str, target: str, batch_sizes: str | None, database: 
 
     profile = get_profile(target)
     source = resolve(model)
+    if database is not None and not database.is_dir():
+        raise WorkbenchError(f"no tuning database at {database}; check the path, or leave --database out "
+                             f"to use tuning_logs/{target}")
     request = CompileRequest(source=source, profile=profile,
                              batch_sizes=parse_batch_sizes(batch_sizes, profile.batch_sizes),
                              database_dir=_database_dir(database, target),

@@ -25,6 +25,9 @@ class TensorSpec:
         dims = list(self.shape)
         if dims and not isinstance(dims[0], int):
             dims[0] = batch
+        elif dims and dims[0] != batch:
+            raise ModelError(f"input '{self.name}' has a fixed batch size of {dims[0]}; use --batch-sizes {dims[0]} "
+                             "or export the model with a dynamic batch dimension")
         if not all(isinstance(d, int) for d in dims):
             raise ModelError(f"input '{self.name}' has dynamic dimensions {self.shape} beyond the batch; "
                              "export the model with static shapes except the first dimension")

@@ -33,7 +33,8 @@ def _static_model(model):
     fixed.CopyFrom(model)
     for spec, value in zip(input_specs(model), [i for i in fixed.graph.input
                                                   if i.name not in {t.name for t in model.graph.initializer}]):
-        for dim, size in zip(value.type.tensor_type.shape.dim, spec.with_batch(1)):
+        fixed_batch = spec.shape[0] if spec.shape and isinstance(spec.shape[0], int) else 1
+        for dim, size in zip(value.type.tensor_type.shape.dim, spec.with_batch(fixed_batch)):
             dim.Clear()
             dim.dim_value = size
     return onnx.shape_inference.infer_shapes(fixed, data_prop=True)
@@ -56,6 +57,8 @@ def compute_stats(model) -> ModelStats:
         if out is None:
             raise ModelError(f"cannot infer the shape of '{node.output[0]}' ({node.op_type}) to count FLOPs")
         out_elems = int(np.prod(out))
+        if node.op_type in ("Conv", "MatMul", "Gemm") and not all(i in shapes for i in node.input[:2]):
+            raise ModelError(f"cannot infer the input shapes of {node.op_type} '{node.name}' to count FLOPs")
         if node.op_type == "Conv":
             w = shapes[node.input[1]]  # (cout, cin/group, kh, kw)
             flops += 2 * out_elems * int(np.prod(w[1:]))

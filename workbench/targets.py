@@ -131,6 +131,8 @@ def load_profile(path: Path) -> TargetProfile:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise TargetError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    except UnicodeDecodeError:
+        raise TargetError(f"{path}: not UTF-8 text; save the profile as UTF-8") from None
     except OSError as exc:
         raise TargetError(f"{path}: cannot read ({exc.strerror})") from None
     f = _Fields(path, data)

@@ -20,7 +20,7 @@ def test_targets_models_tune_compile(project):
         assert name in models.stdout
     assert "11.68 M" in models.stdout  # resnet18's parameters, counted from the graph
 
-    tuned = workbench_cli("tune", "--model", "mlp", "--target", "host", "--trials", "6", "--batch-sizes", "1",
+    tuned = workbench_cli("tune", "--model", "mlp", "--target", "host", "--trials", "9", "--batch-sizes", "1",
                           home=project)
     assert tuned.returncode == 0, tuned.stdout + tuned.stderr
     assert "trials/min" in tuned.stdout and "Estimated end-to-end latency" in tuned.stdout

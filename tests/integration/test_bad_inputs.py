@@ -69,7 +69,9 @@ def test_targets_lists_the_rest_beside_a_broken_profile(project):
 
 @pytest.mark.parametrize("trials", ["0", "-3"])
 def test_non_positive_trials_touch_nothing(project, trials):
-    content = seeded_database(project / "tuning_logs" / "host", {"kind": "llvm", "mcpu": "x"})
+    from workbench.compiler.hostinfo import llvm_host_cpu
+
+    content = seeded_database(project / "tuning_logs" / "host", {"kind": "llvm", "mcpu": llvm_host_cpu()})
     assert_one_line_error(*invoke("tune", "--model", "mlp", "--target", "host", "--trials", trials),
                           "--trials must be a positive number")
     assert (project / "tuning_logs" / "host" / "database_tuning_record.json").read_text() == content
@@ -102,3 +104,35 @@ def test_bad_batch_sizes(project):
 def test_tune_cuda_without_gpu_suggests_rpc(project):
     assert_one_line_error(*invoke("tune", "--model", "mlp", "--target", "cuda", "--trials", "4"),
                           "cannot tune for 'cuda' here: no NVIDIA GPU", "RPC")
+
+
+def test_target_tvm_rejects(project):
+    text = (project / "targets" / "host.toml").read_text().replace('name = "host"', 'name = "odd"')
+    (project / "targets" / "odd.toml").write_text(text.replace('kind = "llvm"', 'kind = "llvmx"'))
+    assert_one_line_error(*invoke("compile", "--model", "mlp", "--target", "odd"), "TVM rejects the target")
+
+
+def test_fixed_batch_model_refuses_other_batch_sizes(project):
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph([node], "fixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    path = project / "models" / "fixed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert_one_line_error(*invoke("compile", "--model", str(path), "--target", "host", "--batch-sizes", "1,8"),
+                          "fixed batch size of 1", "--batch-sizes 1")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("tune", "--model", "mlp", "--target", "host", "--trials", "4", "--seed", "-1"), "--seed must be between"),
+    (("compile", "--model", "mlp", "--target", "host", "--database", "no/such/db"), "no tuning database at"),
+    (("compile", "--model", "mlp", "--target", "host", "--rtol", "-1"), "--rtol and --atol must be non-negative"),
+    (("compile", "--model", "mlp", "--target", "host", "--batch-sizes", "[/x]"), "--batch-sizes must be"),
+])
+def test_bad_options(project, args, message):
+    assert_one_line_error(*invoke(*args), message)
+
+
+def test_database_path_that_is_a_file(project):
+    (project / "db-file").write_text("x")
+    assert_one_line_error(*invoke("tune", "--model", "mlp", "--target", "host", "--trials", "4",
+                                  "--database", str(project / "db-file")), "is a file")

@@ -54,7 +54,7 @@ def test_core_count_does_not_make_another_target(tmp_path):
 def test_one_tuning_run_per_database(tmp_path):
     db = TuningDatabase(tmp_path / "db", TARGET)
     with db.exclusive():
-        with pytest.raises(DatabaseError, match=r"another `workbench tune` \(pid \d+\) is writing"):
+        with pytest.raises(DatabaseError, match=r"another workbench process \(pid \d+\) is using"):
             with db.exclusive():
                 pass
     with db.exclusive():  # released afterwards

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from workbench import fingerprint, reference
 from workbench.compiler.database import TuningDatabase
-from workbench.compiler.importer import import_model, make_target, prepare
+from workbench.compiler.importer import first_line, import_model, make_target, prepare
 from workbench.compiler.tasks import extract
 from workbench.console import warn
-from workbench.errors import CorrectnessError, TargetError
+from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError
 from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
 from workbench.targets import TargetProfile
 
@@ -88,29 +88,53 @@ def _check(request: CompileRequest, model, libraries: dict[int, Path]) -> dict:
 
 
 def compile_model(request: CompileRequest) -> dict:
-    from tvm.s_tir import meta_schedule as ms
-
+    """Build into a staging directory and put it in place only once the gate has passed, so a
+    failed build never leaves a library beside a manifest that does not describe it."""
+    if not (request.rtol >= 0 and request.atol >= 0):  # also refuses NaN
+        raise WorkbenchError(f"--rtol and --atol must be non-negative numbers (got {request.rtol}, {request.atol})")
+    if request.out_dir.exists() and not request.out_dir.is_dir():
+        raise WorkbenchError(f"--out {request.out_dir} is a file; pass a directory")
     model = load(request.source)
     target_json = request.profile.resolved_target()
     database = TuningDatabase(request.database_dir, target_json)
-    database.validate()
-    target = make_target(target_json)
-    db = database.open()
-    coverage = _coverage(model, request, target, db)
+    staging = request.out_dir.with_name(f".{request.out_dir.name}.staging")
+    with database.exclusive():  # a tune writing the same files could be cut mid-line by the check
+        database.validate()
+        target = make_target(target_json)
+        db = database.open()
+        coverage = _coverage(model, request, target, db)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            libraries = _build_all(request, model, target, db, staging)
+            manifest = _manifest(request, model, target_json, database, coverage, libraries,
+                                 _check(request, model, libraries))
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            shutil.rmtree(request.out_dir, ignore_errors=True)
+            staging.rename(request.out_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return manifest
 
-    request.out_dir.mkdir(parents=True, exist_ok=True)
+
+def _build_all(request: CompileRequest, model, target, db, directory: Path) -> dict[int, Path]:
+    from tvm.s_tir import meta_schedule as ms
+
     libraries = {}
     for batch in request.batch_sizes:
         mod = prepare(import_model(model, batch), target)
-        executable = ms.relax_integration.compile_relax(db, mod, target, params=None)
-        path = request.out_dir / library_name(request.source.name, batch)
-        tmp = path.with_suffix(".tmp.so")
-        _export(executable, tmp, request.profile)
-        tmp.replace(path)
-        libraries[batch] = path
+        try:
+            executable = ms.relax_integration.compile_relax(db, mod, target, params=None)
+        except Exception as exc:
+            raise ModelError(f"TVM failed to build the model at batch {batch}: {first_line(exc)}") from None
+        libraries[batch] = directory / library_name(request.source.name, batch)
+        _export(executable, libraries[batch], request.profile)
+    return libraries
 
-    correctness = _check(request, model, libraries)
-    manifest = {
+
+def _manifest(request: CompileRequest, model, target_json: dict, database: TuningDatabase, coverage: dict,
+              libraries: dict[int, Path], correctness: dict) -> dict:
+    return {
         "format": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": request.source.name, "model_path": str(request.source.path),
@@ -126,5 +150,3 @@ def compile_model(request: CompileRequest) -> dict:
         "correctness": correctness,
         "provenance": fingerprint.provenance(),
     }
-    (request.out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return manifest

@@ -54,17 +54,22 @@ def _repair_torn_tail(path: Path) -> None:
 
 def _check_lines(path: Path, check) -> int:
     count = 0
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                check(json.loads(line))
-            except (ValueError, TypeError, IndexError, KeyError):
+                check(json.loads(raw.decode("utf-8")))
+            except (ValueError, TypeError, IndexError, KeyError, AttributeError):  # UnicodeDecodeError is a ValueError
                 raise DatabaseError(f"{path}:{lineno} is corrupt (not a tuning database line); "
                                     "move that line out of the file and rerun (the other records are kept)") from None
             count += 1
     return count
+
+
+def _check_session(session) -> None:
+    if not isinstance(session, dict):
+        raise ValueError
 
 
 @dataclass(frozen=True)
@@ -86,12 +91,14 @@ class TuningDatabase:
 
     def validate(self) -> int:
         """Repair torn tails, refuse corrupt lines and foreign targets; return the record count."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._make_directory()
         for path in (self.workloads_path, self.records_path, self.sessions_path):
             if path.exists():
                 _repair_torn_tail(path)
         if self.workloads_path.exists():
             _check_lines(self.workloads_path, lambda w: (str(w[0]), str(w[1])))
+        if self.sessions_path.exists():
+            _check_lines(self.sessions_path, _check_session)
         self._warn_if_other_machine()
         if not self.records_path.exists():
             return 0
@@ -99,7 +106,7 @@ class TuningDatabase:
 
         def check_record(record):
             workload_index, (trace, run_secs, target, args) = record[0], record[1][:4]
-            if not isinstance(workload_index, int) or not isinstance(trace, list):
+            if not isinstance(workload_index, int) or not isinstance(trace, list) or not isinstance(target, dict):
                 raise ValueError
             got = _identity(target)
             if got != want:
@@ -111,21 +118,27 @@ class TuningDatabase:
 
     @contextmanager
     def exclusive(self):
-        """One tuning run per database: two would number their workloads independently."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """One writer per database: two tuning runs would number their workloads independently, and
+        a compile repairing a torn tail could cut a line a tuning run is writing."""
+        self._make_directory()
         with open(self.directory / LOCK, "a+") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 lock.seek(0)
                 holder = lock.read().strip() or "?"
-                raise DatabaseError(f"another `workbench tune` (pid {holder}) is writing {self.directory}; "
-                                    "wait for it to finish or pass --database to tune into another directory") from None
+                raise DatabaseError(f"another workbench process (pid {holder}) is using {self.directory}; "
+                                    "wait for it to finish or pass --database to use another directory") from None
             lock.seek(0)
             lock.truncate()
             lock.write(str(os.getpid()))
             lock.flush()
             yield
+
+    def _make_directory(self) -> None:
+        if self.directory.exists() and not self.directory.is_dir():
+            raise DatabaseError(f"tuning database path {self.directory} is a file; pass a directory")
+        self.directory.mkdir(parents=True, exist_ok=True)
 
     def _warn_if_other_machine(self) -> None:
         from workbench.fingerprint import fingerprint_id, machine_fingerprint

@@ -1,9 +1,17 @@
 """ONNX -> Relax, one static-shape module per batch size, prepared identically for tuning and build."""
 
+import json
+
 import onnx
 
-from workbench.errors import ModelError
+from workbench.errors import ModelError, TargetError
 from workbench.models import input_specs
+
+
+def first_line(exc: Exception) -> str:
+    """TVM errors carry long C++ traces; the first line is the message."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def unsupported_operators(model: onnx.ModelProto) -> list[str]:
@@ -25,9 +33,8 @@ def import_model(model: onnx.ModelProto, batch: int):
     dtypes = {spec.name: spec.dtype for spec in input_specs(model)}
     try:
         return from_onnx(model, shape_dict=shapes, dtype_dict=dtypes)
-    except Exception as exc:  # the importer raises bare TVM errors with long C++ traces
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"TVM could not import the model at batch {batch}: {first}") from None
+    except Exception as exc:  # the importer raises bare TVM errors
+        raise ModelError(f"TVM could not import the model at batch {batch}: {first_line(exc)}") from None
 
 
 def prepare(mod, target):
@@ -35,15 +42,22 @@ def prepare(mod, target):
     import tvm
     from tvm import relax
 
-    with target:
-        return tvm.transform.Sequential([
-            relax.transform.DecomposeOpsForInference(),
-            relax.transform.CanonicalizeBindings(),
-            relax.get_pipeline("zero"),
-        ])(mod)
+    try:
+        with target:
+            return tvm.transform.Sequential([
+                relax.transform.DecomposeOpsForInference(),
+                relax.transform.CanonicalizeBindings(),
+                relax.get_pipeline("zero"),
+            ])(mod)
+    except Exception as exc:
+        raise ModelError(f"TVM cannot lower the model: {first_line(exc)}") from None
 
 
 def make_target(target_json: dict):
     import tvm
 
-    return tvm.target.Target(target_json)
+    try:
+        return tvm.target.Target(target_json)
+    except Exception as exc:
+        raise TargetError(f"TVM rejects the target {json.dumps(target_json)}: {first_line(exc)}; "
+                          "fix the profile's [target] / [host] tables") from None

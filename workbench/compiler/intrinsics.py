@@ -12,10 +12,18 @@ import sys
 import types
 
 _PACKAGE = "tvm.s_tir.tensor_intrin"
+_GPU_MODULES = ("cuda", "rocm")
+_CPU_MODULES = ("x86", "arm_cpu")
 
 
 def register_tensor_intrinsics(target_kind: str) -> None:
-    if target_kind != "llvm" or _PACKAGE in sys.modules:
+    package = sys.modules.get(_PACKAGE)
+    if package is not None and getattr(package, "_workbench_cpu_only", False):
+        if target_kind != "llvm":  # a CPU run came first in this process: add what a GPU needs
+            for module in _GPU_MODULES:
+                importlib.import_module(f"{_PACKAGE}.{module}")
+        return
+    if target_kind != "llvm" or package is not None:
         import tvm.s_tir.tensor_intrin  # noqa: F401
 
         return
@@ -26,6 +34,7 @@ def register_tensor_intrinsics(target_kind: str) -> None:
     package.__path__ = list(spec.submodule_search_locations)
     package.__spec__ = spec
     package.__package__ = _PACKAGE
+    package._workbench_cpu_only = True
     sys.modules[_PACKAGE] = package
-    importlib.import_module(f"{_PACKAGE}.x86")
-    importlib.import_module(f"{_PACKAGE}.arm_cpu")
+    for module in _CPU_MODULES:
+        importlib.import_module(f"{_PACKAGE}.{module}")

@@ -9,8 +9,20 @@ registers only the target's intrinsics in each (in the initializer, outside the 
 The timeout stays TVM's 30 s: a few candidates take minutes to compile and are not worth it.
 """
 
+import signal
+
 from workbench.compiler.intrinsics import register_tensor_intrinsics
 from workbench.targets import TargetProfile
+
+
+def _ignore_ctrl_c() -> None:
+    """Workers leave Ctrl-C to the tuning process, which stops cleanly after the current batch."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _init_build_worker(target_kind: str) -> None:
+    _ignore_ctrl_c()
+    register_tensor_intrinsics(target_kind)
 
 
 def reused_pool_builder(target_kind: str, max_workers: int, timeout_sec: float = 30.0, recycle_after: int = 2048):
@@ -23,7 +35,7 @@ def reused_pool_builder(target_kind: str, max_workers: int, timeout_sec: float =
         def __init__(self):
             super().__init__()
             self._pool = PopenPoolExecutor(max_workers=max_workers, timeout=timeout_sec,
-                                           initializer=register_tensor_intrinsics, initargs=(target_kind,),
+                                           initializer=_init_build_worker, initargs=(target_kind,),
                                            maximum_process_uses=recycle_after)
 
         def build(self, build_inputs):
@@ -49,7 +61,7 @@ def runner_for(profile: TargetProfile):
     from tvm.s_tir import meta_schedule as ms
 
     if profile.rpc is None:
-        return "local"
+        return ms.runner.LocalRunner(initializer=_ignore_ctrl_c)
     config = ms.runner.RPCConfig(tracker_host=profile.rpc.tracker_host, tracker_port=profile.rpc.tracker_port,
                                  tracker_key=profile.rpc.key, session_timeout_sec=120)
     return ms.runner.RPCRunner(rpc_config=config)

@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from workbench.compiler.importer import import_model, prepare
+from workbench.compiler.importer import first_line, import_model, prepare
+from workbench.errors import ModelError
 
 
 @dataclass
@@ -31,7 +32,11 @@ def extract(model, batch_sizes: tuple[int, ...], target) -> list[Task]:
     tasks = []
     for batch in batch_sizes:
         mod = prepare(import_model(model, batch), target)
-        for extracted in ms.relax_integration.extract_tasks(mod, target):
+        try:
+            extracted_tasks = ms.relax_integration.extract_tasks(mod, target)
+        except Exception as exc:
+            raise ModelError(f"TVM cannot split the model into kernels at batch {batch}: {first_line(exc)}") from None
+        for extracted in extracted_tasks:
             tir_mod = extracted.dispatched[0]
             tasks.append(Task(name=f"{extracted.task_name}@b{batch}", batch=batch, mod=tir_mod, weight=int(extracted.weight),
                               flops=float(estimate_tir_flops(tir_mod))))

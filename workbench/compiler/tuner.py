@@ -206,6 +206,9 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
     budget = plan_budget(len(tasks), trials, profile.trials_per_task)
     if budget.total > trials:
         warn(f"--trials {trials} is below the number of tasks ({len(tasks)}); giving every task one trial")
+    elif budget.total < trials:
+        warn(f"running {budget.total} of {trials} trials: {len(tasks)} tasks x at most {budget.per_task} each "
+             f"(the even share, capped by trials_per_task = {profile.trials_per_task} in {profile.path.name})")
 
     db = database.open()
     results = [TaskResult(t.name, t.flops, t.weight, best, best) for t, best in ((t, t.best_seconds(db)) for t in tasks)]
