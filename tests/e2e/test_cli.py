@@ -34,6 +34,7 @@ def test_targets_models_tune_compile(project):
     manifest = json.loads((project / "build" / "mlp" / "host" / "manifest.json").read_text())
     assert sorted(manifest["libraries"]) == ["1", "2"]
     assert manifest["tuning"]["tasks_tuned"] == 3 and manifest["provenance"]["machine"]["cpu_model"]
+    assert manifest["tuning"]["kernels_from_records"] == {"1": 3, "2": 0}
 
     missing = workbench_cli("compile", "--model", "nowhere.onnx", "--target", "host", home=project)
     assert_one_line_error(missing.returncode, missing.stderr, "model 'nowhere.onnx' not found")

@@ -43,6 +43,8 @@ def test_tune_twice_resumes_then_compile_passes_gate(project):
     assert all(c["passed"] for cs in manifest["correctness"]["per_batch"].values() for c in cs)
     assert manifest["tuning"]["tasks_tuned"] == 3 and manifest["tuning"]["untuned_tasks"] == [
         t for t in manifest["tuning"]["untuned_tasks"] if t.endswith("@b4")]
+    # The build really used the records: every batch-1 kernel was scheduled from the database.
+    assert manifest["tuning"]["kernels_from_records"] == {"1": 3, "4": 0}
     assert json.loads((out / "manifest.json").read_text())["model_sha256"] == source.sha256()
 
     # The exported library is usable on its own, and agrees with ONNX Runtime at batch 4.

@@ -106,7 +106,8 @@ def compile_model(request: CompileRequest) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
-            libraries = _build_all(request, model, target, db, staging)
+            libraries, from_records = _build_all(request, model, target, db, staging)
+            coverage["kernels_from_records"] = from_records
             manifest = _manifest(request, model, target_json, database, coverage, libraries,
                                  _check(request, model, libraries))
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -117,19 +118,40 @@ def compile_model(request: CompileRequest) -> dict:
     return manifest
 
 
-def _build_all(request: CompileRequest, model, target, db, directory: Path) -> dict[int, Path]:
-    from tvm.s_tir import meta_schedule as ms
+def _apply_records_and_build(mod, target, db, gpu: bool):
+    """Schedule each fused kernel from its best record, then build.
 
-    libraries = {}
+    The kernels are looked up exactly as `prepare` left them, which is how tuning extracted them.
+    (TVM's `compile_relax` re-runs AnnotateTIROpPattern first, which adds an attribute to every
+    kernel, so no record matched and the build silently used default schedules.)
+    """
+    import tvm
+    from tvm.relax.transform import MetaScheduleApplyDatabase
+    from tvm.s_tir import dlight as dl
+
+    with target, db, tvm.transform.PassContext(opt_level=3):
+        mod = MetaScheduleApplyDatabase(enable_warning=False)(mod)
+        from_records = sum(1 for f in mod.functions.values()
+                           if f.attrs is not None and f.attrs.get("tirx.is_scheduled"))
+        if gpu:  # kernels without records get dlight's GPU schedules; a GPU cannot run unscheduled TIR
+            mod = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
+                                          dl.gpu.GeneralReduction(), dl.gpu.Fallback())(mod)
+        return tvm.compile(mod, target=target), from_records
+
+
+def _build_all(request: CompileRequest, model, target, db, directory: Path) -> tuple[dict[int, Path], dict]:
+    """The library per batch size, and per batch size how many kernels were scheduled from records."""
+    libraries, from_records = {}, {}
     for batch in request.batch_sizes:
         mod = prepare(import_model(model, batch), target)
         try:
-            executable = ms.relax_integration.compile_relax(db, mod, target, params=None)
+            executable, from_records[str(batch)] = _apply_records_and_build(mod, target, db,
+                                                                            request.profile.device == "cuda")
         except Exception as exc:
             raise ModelError(f"TVM failed to build the model at batch {batch}: {first_line(exc)}") from None
         libraries[batch] = directory / library_name(request.source.name, batch)
         _export(executable, libraries[batch], request.profile)
-    return libraries
+    return libraries, from_records
 
 
 def _manifest(request: CompileRequest, model, target_json: dict, database: TuningDatabase, coverage: dict,
