@@ -8,8 +8,8 @@ from pathlib import Path
 
 from workbench import fingerprint, reference
 from workbench.compiler.database import TuningDatabase
-from workbench.compiler.importer import first_line, import_model, make_target, prepare
-from workbench.compiler.tasks import extract
+from workbench.compiler.importer import first_line, make_target
+from workbench.compiler.tasks import extract, prepared_modules
 from workbench.console import warn
 from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError
 from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
@@ -45,9 +45,9 @@ def _export(executable, path: Path, profile: TargetProfile) -> None:
         executable.export_library(str(path))
 
 
-def _coverage(model, request: CompileRequest, target, db) -> dict:
+def _coverage(modules: dict, request: CompileRequest, target, db) -> dict:
     """Which tasks have tuning records; warn with the untuned ones and their share of the FLOPs."""
-    tasks = extract(model, request.batch_sizes, target)
+    tasks = extract(modules, target)
     untuned = [t for t in tasks if t.best_seconds(db) is None]
     total = sum(t.flops * t.weight for t in tasks) or 1.0
     share = sum(t.flops * t.weight for t in untuned) / total
@@ -102,11 +102,12 @@ def compile_model(request: CompileRequest) -> dict:
         database.validate()
         target = make_target(target_json)
         db = database.open()
-        coverage = _coverage(model, request, target, db)
+        modules = prepared_modules(model, request.batch_sizes, target)
+        coverage = _coverage(modules, request, target, db)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
-            libraries, from_records = _build_all(request, model, target, db, staging)
+            libraries, from_records = _build_all(request, modules, target, db, staging)
             coverage["kernels_from_records"] = from_records
             manifest = _manifest(request, model, target_json, database, coverage, libraries,
                                  _check(request, model, libraries))
@@ -139,11 +140,10 @@ def _apply_records_and_build(mod, target, db, gpu: bool):
         return tvm.compile(mod, target=target), from_records
 
 
-def _build_all(request: CompileRequest, model, target, db, directory: Path) -> tuple[dict[int, Path], dict]:
+def _build_all(request: CompileRequest, modules: dict, target, db, directory: Path) -> tuple[dict[int, Path], dict]:
     """The library per batch size, and per batch size how many kernels were scheduled from records."""
     libraries, from_records = {}, {}
-    for batch in request.batch_sizes:
-        mod = prepare(import_model(model, batch), target)
+    for batch, mod in modules.items():
         try:
             executable, from_records[str(batch)] = _apply_records_and_build(mod, target, db,
                                                                             request.profile.device == "cuda")

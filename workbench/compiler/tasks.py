@@ -25,13 +25,17 @@ class Task:
         return sum(secs) / len(secs)
 
 
-def extract(model, batch_sizes: tuple[int, ...], target) -> list[Task]:
+def prepared_modules(model, batch_sizes: tuple[int, ...], target) -> dict[int, object]:
+    """One fused Relax module per batch size: what tuning extracts from and what the build compiles."""
+    return {batch: prepare(import_model(model, batch), target) for batch in batch_sizes}
+
+
+def extract(modules: dict[int, object], target) -> list[Task]:
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.analysis import estimate_tir_flops
 
     tasks = []
-    for batch in batch_sizes:
-        mod = prepare(import_model(model, batch), target)
+    for batch, mod in modules.items():
         try:
             extracted_tasks = ms.relax_integration.extract_tasks(mod, target)
         except Exception as exc:

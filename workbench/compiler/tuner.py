@@ -15,7 +15,7 @@ from workbench.compiler.importer import make_target
 from workbench.compiler.intrinsics import register_tensor_intrinsics
 from workbench.compiler.measure import reused_pool_builder, runner_for
 from workbench.compiler.scheduler import join_each_batch_scheduler
-from workbench.compiler.tasks import Task, estimated_latency, extract
+from workbench.compiler.tasks import Task, estimated_latency, extract, prepared_modules
 from workbench.console import warn
 from workbench.errors import TargetError, WorkbenchError
 from workbench.models import ModelSource, load
@@ -200,7 +200,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
 
     records_before = database.validate()
     target = make_target(database.target)
-    tasks = extract(model, batch_sizes, target)
+    tasks = extract(prepared_modules(model, batch_sizes, target), target)
     if not tasks:
         raise WorkbenchError(f"model '{source.name}' has no kernels to tune")
     budget = plan_budget(len(tasks), trials, profile.trials_per_task)
