@@ -136,3 +136,12 @@ def test_database_path_that_is_a_file(project):
     (project / "db-file").write_text("x")
     assert_one_line_error(*invoke("tune", "--model", "mlp", "--target", "host", "--trials", "4",
                                   "--database", str(project / "db-file")), "is a file")
+
+
+def test_out_directory_with_other_files_is_not_replaced(project):
+    out = project / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert_one_line_error(*invoke("compile", "--model", "mlp", "--target", "host", "--out", str(out)),
+                          "not a workbench build")
+    assert (out / "notes.txt").read_text() == "keep me"

@@ -92,12 +92,12 @@ def compile_model(request: CompileRequest) -> dict:
     failed build never leaves a library beside a manifest that does not describe it."""
     if not (request.rtol >= 0 and request.atol >= 0):  # also refuses NaN
         raise WorkbenchError(f"--rtol and --atol must be non-negative numbers (got {request.rtol}, {request.atol})")
-    if request.out_dir.exists() and not request.out_dir.is_dir():
-        raise WorkbenchError(f"--out {request.out_dir} is a file; pass a directory")
+    out_dir = request.out_dir.resolve()
+    _check_replaceable(out_dir)
     model = load(request.source)
     target_json = request.profile.resolved_target()
     database = TuningDatabase(request.database_dir, target_json)
-    staging = request.out_dir.with_name(f".{request.out_dir.name}.staging")
+    staging = out_dir.with_name(f".{out_dir.name}.staging")
     with database.exclusive():  # a tune writing the same files could be cut mid-line by the check
         database.validate()
         target = make_target(target_json)
@@ -112,11 +112,22 @@ def compile_model(request: CompileRequest) -> dict:
             manifest = _manifest(request, model, target_json, database, coverage, libraries,
                                  _check(request, model, libraries))
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-            shutil.rmtree(request.out_dir, ignore_errors=True)
-            staging.rename(request.out_dir)
+            shutil.rmtree(out_dir, ignore_errors=True)
+            staging.rename(out_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    """A successful compile replaces --out whole, so it must be new, empty or an earlier build."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise WorkbenchError(f"--out {out_dir} is a file; pass a directory")
+    if any(out_dir.iterdir()) and not (out_dir / MANIFEST).exists():
+        raise WorkbenchError(f"--out {out_dir} holds files that are not a workbench build (no {MANIFEST}); "
+                             "pass a new or empty directory, since a build replaces it whole")
 
 
 def _apply_records_and_build(mod, target, db, gpu: bool):

@@ -52,19 +52,21 @@ def _repair_torn_tail(path: Path) -> None:
     warn(f"{path}: set aside a half-written last line from an interrupted run (kept in {torn.name})")
 
 
-def _check_lines(path: Path, check) -> int:
-    count = 0
+def _check_lines(path: Path, check) -> list:
+    """Every line parsed and checked; a bad one is reported with its line number."""
+    values = []
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, 1):
             if not raw.strip():
                 continue
             try:
-                check(json.loads(raw.decode("utf-8")))
+                value = json.loads(raw.decode("utf-8"))
+                check(value)
             except (ValueError, TypeError, IndexError, KeyError, AttributeError):  # UnicodeDecodeError is a ValueError
                 raise DatabaseError(f"{path}:{lineno} is corrupt (not a tuning database line); "
                                     "move that line out of the file and rerun (the other records are kept)") from None
-            count += 1
-    return count
+            values.append(value)
+    return values
 
 
 def _check_session(session) -> None:
@@ -98,8 +100,7 @@ class TuningDatabase:
         if self.workloads_path.exists():
             _check_lines(self.workloads_path, lambda w: (str(w[0]), str(w[1])))
         if self.sessions_path.exists():
-            _check_lines(self.sessions_path, _check_session)
-        self._warn_if_other_machine()
+            self._warn_if_other_machine(_check_lines(self.sessions_path, _check_session))
         if not self.records_path.exists():
             return 0
         want = _identity(self.target)
@@ -114,7 +115,7 @@ class TuningDatabase:
                     f"{self.directory} holds records tuned for {got}, not for this target {want}; "
                     "point --database at the matching target's directory or tune into a new one")
 
-        return _check_lines(self.records_path, check_record)
+        return len(_check_lines(self.records_path, check_record))
 
     @contextmanager
     def exclusive(self):
@@ -140,11 +141,11 @@ class TuningDatabase:
             raise DatabaseError(f"tuning database path {self.directory} is a file; pass a directory")
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def _warn_if_other_machine(self) -> None:
+    def _warn_if_other_machine(self, sessions: list[dict]) -> None:
         from workbench.fingerprint import fingerprint_id, machine_fingerprint
 
         here = fingerprint_id(machine_fingerprint())
-        others = {s.get("machine", {}).get("cpu_model", "?") for s in self.sessions() if s.get("fingerprint_id") != here}
+        others = {s.get("machine", {}).get("cpu_model", "?") for s in sessions if s.get("fingerprint_id") != here}
         if others:
             warn(f"{self.directory} holds records tuned on another machine ({', '.join(sorted(others))}); "
                  "they apply, but timings and the best schedules may differ here")
