@@ -191,6 +191,52 @@ def compile_(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, d
     compile_command(model, target, batch_sizes, database, out, rtol, atol)
 
 
+def parse_int_list(option: str, text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise WorkbenchError(f"{option} takes comma-separated positive integers, e.g. 1,4,16,64 (got {text!r})")
+    return values
+
+
+@app.command()
+@_one_line_errors
+def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
+          engines: Annotated[str | None, typer.Option(help="Comma-separated engines (default: all): tvm, onnxruntime, "
+                                                      "null, flask-naive, server-tvm, server-onnxruntime, server-null")] = None,
+          concurrency: Annotated[str, typer.Option(help="Closed-loop concurrency, or a sweep such as 1,4,16,64")] = "1,64",
+          rate: Annotated[float | None, typer.Option(help="Also run open loop: Poisson arrivals at this many requests/s")] = None,
+          slo_p99_ms: Annotated[float | None, typer.Option(help="Also search the highest rate with p99 under this bound")] = None,
+          duration: Annotated[float, typer.Option(help="Measured seconds per scenario")] = 10.0,
+          warmup: Annotated[float, typer.Option(help="Warm-up seconds per scenario (discarded)")] = 2.0,
+          min_requests: Annotated[int, typer.Option(help="Minimum measured requests per scenario")] = 200,
+          url: Annotated[str | None, typer.Option(help="Drive a server already running at this URL instead")] = None,
+          max_batch: Annotated[int, typer.Option(help="workbench-server: largest batch (tvm: capped at the largest compiled size)")] = 32,
+          max_delay_ms: Annotated[float, typer.Option(help="workbench-server: longest wait for a batch to fill (0: a batch is what queued while the engine was busy)")] = 0.0,
+          seed: Annotated[int, typer.Option(help="Seed of the inputs and of the Poisson schedule")] = 0,
+          as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of tables")] = False) -> None:
+    """Measure TVM, ONNX Runtime and served engines side by side; write reports/<run-id>/records and results.csv."""
+    import json as jsonlib
+
+    from workbench.bench import BenchConfig, run_bench
+    from workbench.benchview import BenchDisplay, print_tables
+    from workbench.records import row
+
+    chosen = tuple(e.strip() for e in engines.split(",") if e.strip()) if engines is not None else None
+    config = BenchConfig(model=model, target=target, concurrency=parse_int_list("--concurrency", concurrency),
+                         rate=rate, slo_p99_ms=slo_p99_ms, duration_s=duration, warmup_s=warmup,
+                         min_requests=min_requests, url=url, max_batch=max_batch, max_delay_ms=max_delay_ms,
+                         seed=seed, **({"engines": chosen} if chosen is not None else {}))
+    run_dir, records = run_bench(config, BenchDisplay(enabled=not as_json))
+    if as_json:
+        print(jsonlib.dumps({"run_dir": str(run_dir), "results": [row(r) for r in records]}, indent=2))
+        return
+    print_tables(records)
+    console.print(f"records: {run_dir / 'records'}\nresults: {run_dir / 'results.csv'}")
+
+
 @app.command()
 @_one_line_errors
 def demo(model: Annotated[str, typer.Option(help="Built-in model to run the flow on")] = "mlp",

@@ -1,0 +1,324 @@
+"""`workbench bench`: every engine fed the same seeded inputs, checked, then measured side by side.
+
+Direct engines (tvm, onnxruntime, null) are called in-process: latency per batch size and offline
+throughput. Served engines (flask-naive, server-*) are real server processes on 127.0.0.1 driven
+by the in-process load generator: closed loop per concurrency, open loop at --rate, SLO search.
+An engine whose outputs differ from ONNX Runtime's is recorded as rejected and not timed.
+"""
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from workbench import fingerprint, models, records, reference
+from workbench.console import console, warn
+from workbench.errors import WorkbenchError
+from workbench.load import direct, generator
+from workbench.load.http import Endpoint
+from workbench.targets import TargetProfile
+
+DIRECT_ENGINES = ("tvm", "onnxruntime", "null")
+SERVED_ENGINES = ("flask-naive", "server-tvm", "server-onnxruntime", "server-null")
+ENGINES = DIRECT_ENGINES + SERVED_ENGINES
+REMOTE = "remote"
+N_PAYLOADS = 8  # distinct seeded requests, cycled
+GENERATOR_SATURATED = 0.8
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    model: str
+    target: str
+    engines: tuple[str, ...] = ENGINES
+    concurrency: tuple[int, ...] = (1, 64)
+    rate: float | None = None
+    slo_p99_ms: float | None = None
+    duration_s: float = 10.0
+    warmup_s: float = 2.0
+    min_requests: int = 200
+    seed: int = 0
+    url: str | None = None
+    max_batch: int = 32
+    max_delay_ms: float = 0.0
+    rtol: float = 1e-4
+    atol: float = 1e-5
+    direct_spec: direct.DirectSpec = field(default_factory=direct.DirectSpec)
+    reports_dir: Path | None = None
+
+
+def validate(config: BenchConfig) -> None:
+    unknown = [e for e in config.engines if e not in ENGINES]
+    if unknown:
+        raise WorkbenchError(f"unknown engine '{unknown[0]}'; choose from: {', '.join(ENGINES)}")
+    if not config.concurrency or any(c < 1 for c in config.concurrency):
+        raise WorkbenchError("--concurrency takes positive integers, e.g. 1,4,16,64")
+    if config.rate is not None and not config.rate > 0:
+        raise WorkbenchError(f"--rate must be a positive number of requests per second (got {config.rate})")
+    if config.slo_p99_ms is not None and not config.slo_p99_ms > 0:
+        raise WorkbenchError(f"--slo-p99-ms must be a positive number of milliseconds (got {config.slo_p99_ms})")
+    if not config.duration_s > 0 or not config.warmup_s >= 0:
+        raise WorkbenchError("--duration must be positive and --warmup non-negative (seconds)")
+    if config.max_batch < 1 or config.max_delay_ms < 0:
+        raise WorkbenchError("--max-batch must be at least 1 and --max-delay-ms non-negative")
+
+
+def _spec_dicts(specs) -> list[dict]:
+    return [{"name": s.name, "dtype": s.dtype, "shape": [d if isinstance(d, int) else -1 for d in s.shape]}
+            for s in specs]
+
+
+def v2_request(inputs: dict[str, np.ndarray]) -> bytes:
+    from workbench.serving.protocol import DATATYPE_OF
+
+    return orjson.dumps({"inputs": [{"name": n, "shape": list(a.shape), "datatype": DATATYPE_OF[str(a.dtype)],
+                                     "data": a.ravel()} for n, a in inputs.items()]},
+                        option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class Bench:
+    def __init__(self, config: BenchConfig, profile: TargetProfile, display):
+        from workbench.paths import project_root
+
+        self.config, self.profile, self.display = config, profile, display
+        self.source = models.resolve(config.model)
+        self.model = models.load(self.source)
+        self.inputs_spec = _spec_dicts(models.input_specs(self.model))
+        self.outputs_spec = _spec_dicts(models.output_specs(self.model))
+        self.output_names = [s["name"] for s in self.outputs_spec]
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.run_id = f"run-{stamp}-{self.source.name}-{profile.name}"
+        self.run_dir = (config.reports_dir or project_root() / "reports") / self.run_id
+        self.records: list[dict] = []
+        self.build_dir: Path | None = None
+        self._common = {"run_id": self.run_id, "model": {"name": self.source.name, "path": str(self.source.path),
+                                                         "sha256": self.source.sha256()},
+                        "target": profile.name, "command": shlex.join(["workbench", *sys.argv[1:]]),
+                        "provenance": fingerprint.provenance()}
+
+    # ---- shared pieces -------------------------------------------------------------------------
+    def sample(self, batch: int, seed_offset: int = 0) -> dict[str, np.ndarray]:
+        return models.sample_inputs(self.model, batch, self.config.seed + seed_offset)
+
+    def check(self, outputs: list[np.ndarray], inputs: dict[str, np.ndarray]) -> dict:
+        expected = reference.run(self.source.path, inputs)
+        results = reference.compare(self.output_names, outputs, expected, self.config.rtol, self.config.atol)
+        return {"passed": all(r.passed for r in results), "rtol": self.config.rtol, "atol": self.config.atol,
+                "outputs": [r.as_dict() for r in results]}
+
+    def save(self, engine: str, scenario: dict, settings: dict, correctness: dict | None, result: dict | None,
+             status: str = "ok", note: str | None = None) -> dict:
+        record = {**self._common, "engine": engine, "scenario": scenario, "settings": settings,
+                  "correctness": correctness, "result": result, "status": status, "note": note}
+        records.write_record(self.run_dir, record)
+        self.records.append(record)
+        if result and result.get("generator_cpu", 0) > GENERATOR_SATURATED:
+            warn(f"{engine}: the load generator used {result['generator_cpu']:.0%} of a core; "
+                 "it may be the bottleneck, so this throughput is a lower bound")
+        return record
+
+    def ensure_build(self) -> Path:
+        """The compiled model for this target, built now (with the records there are) if missing or stale."""
+        from workbench.paths import build_dir
+
+        out = build_dir() / self.source.name / self.profile.name
+        manifest = out / "manifest.json"
+        if manifest.exists():
+            data = json.loads(manifest.read_text())
+            if data.get("model_sha256") == self.source.sha256() and set(self.profile.batch_sizes) <= {
+                    int(b) for b in data.get("libraries", {})}:
+                return out
+        from workbench.compiler.builder import CompileRequest, compile_model
+        from workbench.paths import tuning_logs_dir
+
+        self.display.phase("tvm", "compiling (no build found)")
+        compile_model(CompileRequest(self.source, self.profile, self.profile.batch_sizes,
+                                     tuning_logs_dir() / self.profile.name, out, self.config.rtol, self.config.atol))
+        return out
+
+    # ---- direct --------------------------------------------------------------------------------
+    def run_direct(self, kind: str) -> None:
+        from workbench.engines.loaders import open_engine
+
+        sizes = self.profile.batch_sizes
+        engine = open_engine(kind, model_path=self.source.path, build_dir=self.build_dir,
+                             outputs=self.outputs_spec, providers=self.profile.onnxruntime_providers)
+        correctness = None
+        if kind != "null":  # null returns zeros by design: it measures the harness, not a model
+            checks = {b: self.check(engine(self.sample(b)), self.sample(b)) for b in sizes}
+            correctness = {"passed": all(c["passed"] for c in checks.values()),
+                           "per_batch": {str(b): c for b, c in checks.items()}}
+            if not correctness["passed"]:
+                for b in sizes:
+                    self.save(kind, {"kind": "latency", "batch": b}, engine.settings, correctness, None, "rejected",
+                              "outputs differ from ONNX Runtime beyond the tolerance; not timed")
+                return
+        for b in sizes:
+            self.display.phase(kind, f"direct latency, batch {b}")
+            self.save(kind, {"kind": "latency", "batch": b, "min_runs": self.config.direct_spec.min_runs,
+                             "min_time_s": self.config.direct_spec.min_time_s},
+                      engine.settings, correctness, direct.latency(engine, self.sample(b), self.config.direct_spec))
+        top = max(sizes)
+        self.display.phase(kind, f"offline throughput, batch {top}")
+        self.save(kind, {"kind": "offline", "batch": top, "duration_s": self.config.direct_spec.offline_s},
+                  engine.settings, correctness, direct.offline(engine, self.sample(top), top, self.config.direct_spec))
+
+    # ---- served --------------------------------------------------------------------------------
+    def server_process(self, engine: str):
+        from workbench.serving.process import ServerProcess, free_port, python_module
+        from workbench.serving.server import ModelConfig, ServerConfig
+
+        port, log = free_port(), self.run_dir / "logs" / f"{engine}.log"
+        if engine == "flask-naive":
+            argv = python_module("workbench.serving.naive_flask", str(self.source.path), str(port))
+            return ServerProcess(engine, argv, port, log), {"server": "flask (threaded dev server)",
+                                                            "batching": "none", "wire": "json"}
+        kind = engine.removeprefix("server-")
+        sizes = list(self.profile.batch_sizes) if kind == "tvm" else None
+        model = ModelConfig(self.source.name, kind, str(self.source.path), self.inputs_spec, self.outputs_spec,
+                            build_dir=str(self.build_dir) if kind == "tvm" else None, batch_sizes=sizes,
+                            max_batch=self.config.max_batch, max_delay_ms=self.config.max_delay_ms,
+                            providers=list(self.profile.onnxruntime_providers))
+        config_path = self.run_dir / "logs" / f"{engine}.json"
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(ServerConfig([model], port=port).to_json())
+        argv = python_module("workbench.serving.server", str(config_path))
+        max_batch = min(self.config.max_batch, max(sizes)) if sizes else self.config.max_batch
+        return ServerProcess(engine, argv, port, log), {
+            "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": "json",
+            "batching": {"max_batch": max_batch, "batch_sizes": sizes, "max_delay_ms": self.config.max_delay_ms}}
+
+    def check_served(self, url: str) -> dict:
+        from urllib.request import Request, urlopen
+
+        inputs = self.sample(1)
+        request = Request(f"{url}/v2/models/{self.source.name}/infer", data=v2_request(inputs),
+                          headers={"Content-Type": "application/json"})
+        with urlopen(request, timeout=60) as response:
+            body = orjson.loads(response.read())
+        from workbench.serving.protocol import DATATYPES
+
+        by_name = {o["name"]: np.asarray(o["data"], DATATYPES[o["datatype"]]).reshape(o["shape"])
+                   for o in body["outputs"]}
+        return self.check([by_name.get(n, np.empty(0)) for n in self.output_names], inputs)
+
+    def run_served(self, engine: str, url: str, settings: dict, alive=lambda: True) -> None:
+        if engine == "server-null":
+            correctness = None
+        else:
+            try:
+                correctness = self.check_served(url)
+            except (OSError, ValueError, KeyError) as exc:
+                correctness = {"passed": False, "error": f"{type(exc).__name__}: {exc}"}
+            if not correctness["passed"]:
+                self.save(engine, {"kind": "closed"}, settings, correctness, None, "rejected",
+                          "served outputs differ from ONNX Runtime (or the check request failed); not timed")
+                return
+        endpoint = Endpoint.parse(url, f"/v2/models/{self.source.name}/infer")
+        requests = [endpoint.post(v2_request(self.sample(1, i))) for i in range(N_PAYLOADS)]
+        for concurrency in self.config.concurrency:
+            if not alive():
+                self.save(engine, {"kind": "closed", "concurrency": concurrency}, settings, correctness, None,
+                          "failed", "the server process had exited; not measured")
+                continue
+            self.display.phase(engine, f"closed loop, concurrency {concurrency}")
+            spec = self._load_spec(endpoint, requests)
+            result = generator.run(generator.closed_loop(spec, concurrency)).summary()
+            self.save(engine, {"kind": "closed", "concurrency": concurrency, **self._durations()},
+                      settings, correctness, result, "ok" if alive() else "failed",
+                      None if alive() else "the server process exited during the run")
+        if self.config.rate is not None and alive():
+            self.display.phase(engine, f"open loop, {self.config.rate:g} requests/s")
+            result = self._open(endpoint, requests, self.config.rate)
+            self.save(engine, {"kind": "open", "rate": self.config.rate, "seed": self.config.seed,
+                               **self._durations()}, settings, correctness, result)
+        if self.config.slo_p99_ms is not None and alive():
+            self._slo_search(engine, endpoint, requests, settings, correctness)
+
+    def _durations(self) -> dict:
+        return {"duration_s": self.config.duration_s, "warmup_s": self.config.warmup_s,
+                "min_requests": self.config.min_requests}
+
+    def _load_spec(self, endpoint, requests) -> generator.LoadSpec:
+        return generator.LoadSpec(endpoint, requests, self.config.duration_s, self.config.warmup_s,
+                                  self.config.min_requests, progress=self.display.progress)
+
+    def _open(self, endpoint, requests, rate: float) -> dict:
+        return generator.run(generator.open_loop(self._load_spec(endpoint, requests), rate, self.config.seed)).summary()
+
+    def _slo_search(self, engine, endpoint, requests, settings, correctness, steps: int = 6) -> None:
+        """Bisect the open-loop rate: the highest rate whose p99 stays under the bound, with no errors."""
+        bound = self.config.slo_p99_ms
+        closed = [r["result"]["throughput_rps"] for r in self.records
+                  if r["engine"] == engine and r["scenario"]["kind"] == "closed" and r["result"]]
+        high = 1.2 * max(closed) if closed else 1000.0
+        low, best, trials = 0.0, None, []
+        rate = high
+        for _ in range(steps):
+            self.display.phase(engine, f"SLO search: {rate:.0f} requests/s (p99 bound {bound:g} ms)")
+            result = self._open(endpoint, requests, rate)
+            ok = result["latency_ms"]["p99_ms"] <= bound and not result["errors"]
+            trials.append({"rate": rate, "p99_ms": result["latency_ms"]["p99_ms"], "errors": result["errors"],
+                           "throughput_rps": result["throughput_rps"], "passed": ok})
+            if ok:
+                low, best = rate, result
+            else:
+                high = rate
+            rate = (low + high) / 2
+        found = {"max_rate_rps": low if best else None, "trials": trials, "at_max_rate": best}
+        self.save(engine, {"kind": "slo-search", "slo_p99_ms": bound, "steps": steps, **self._durations()},
+                  settings, correctness, {**(best or {}), **found})
+
+
+def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
+    """Run every engine; a served engine that fails to start is recorded and the others still run."""
+    from workbench.targets import get_profile
+
+    validate(config)
+    profile = get_profile(config.target)
+    bench = Bench(config, profile, display)
+    engines = [REMOTE] if config.url else list(config.engines)
+    needs_tvm = {"tvm", "server-tvm"} & set(engines)
+    if needs_tvm:
+        runs, why = profile.runs_here()
+        if not runs:
+            raise WorkbenchError(f"target '{profile.name}' cannot run on this machine ({why}); bench the "
+                                 f"host target here, or drop the tvm engines with --engines")
+        bench.build_dir = bench.ensure_build()
+    bench.run_dir.mkdir(parents=True, exist_ok=True)
+    display.start(bench.run_id)
+    try:
+        for engine in engines:
+            if engine in DIRECT_ENGINES:
+                bench.run_direct(engine)
+            elif engine == REMOTE:
+                bench.run_served(REMOTE, config.url.rstrip("/"), {"server": f"external at {config.url}"})
+            else:
+                _run_server_engine(bench, engine)
+    finally:
+        display.stop()
+        if bench.records:
+            records.write_csv(bench.run_dir, bench.records)
+    return bench.run_dir, bench.records
+
+
+def _run_server_engine(bench: Bench, engine: str) -> None:
+    process, settings = bench.server_process(engine)
+    bench.display.phase(engine, "starting server")
+    try:
+        process.start()
+    except WorkbenchError as exc:  # recorded; the other engines are still measured
+        warn(str(exc))
+        bench.save(engine, {"kind": "closed"}, settings, None, None, "failed", str(exc))
+        return
+    try:
+        bench.run_served(engine, process.url, settings, process.alive)
+    finally:
+        code = process.stop()
+        if code not in (0, None, -15):
+            warn(f"{engine} server exited with code {code}; log {process.log_path}")

@@ -1,0 +1,28 @@
+"""Engines: one callable interface over TVM, ONNX Runtime and a null engine.
+
+An engine takes the model's inputs as a dict of numpy arrays whose first dimension is the batch
+and returns the outputs as a list in the model's output order. `batch_sizes` is the set of batch
+sizes it can run (None: any), so the batcher pads to a compiled size and never past it.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+ENGINE_KINDS = ("tvm", "onnxruntime", "null")
+
+
+@dataclass
+class Engine:
+    kind: str
+    run: Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+    batch_sizes: tuple[int, ...] | None
+    settings: dict = field(default_factory=dict)
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.run(inputs)
+
+    @property
+    def max_batch(self) -> int | None:
+        return max(self.batch_sizes) if self.batch_sizes else None

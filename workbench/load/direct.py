@@ -1,0 +1,58 @@
+"""Direct (in-process, no HTTP) measurements of an engine: latency per batch size and offline throughput.
+
+Latency: warm-up calls first (discarded), then calls until both a minimum count and a minimum time
+are reached. Offline throughput: back-to-back batches at the largest size for a fixed time, the
+ceiling a server on this machine can approach.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from workbench.load.stats import stability, summarize, window_length, windows
+
+WARMUP_CALLS = 3
+
+
+@dataclass(frozen=True)
+class DirectSpec:
+    min_runs: int = 30
+    min_time_s: float = 1.0
+    max_time_s: float = 30.0  # a slow engine stops here even below min_runs (recorded)
+    offline_s: float = 5.0
+
+
+def _timed_calls(call: Callable, inputs, min_runs: int, min_time_s: float, max_time_s: float):
+    for _ in range(WARMUP_CALLS):
+        call(inputs)
+    starts, ends = [], []
+    t0 = time.perf_counter()
+    while True:
+        start = time.perf_counter()
+        call(inputs)
+        end = time.perf_counter()
+        starts.append(start - t0)
+        ends.append(end - t0)
+        if (len(ends) >= min_runs and end - t0 >= min_time_s) or end - t0 >= max_time_s:
+            return np.asarray(starts), np.asarray(ends)
+
+
+def latency(call: Callable, inputs, spec: DirectSpec) -> dict:
+    starts, ends = _timed_calls(call, inputs, spec.min_runs, spec.min_time_s, spec.max_time_s)
+    summary = summarize(ends - starts)
+    return {"latency_ms": summary, "runs": len(ends), "reached_min_runs": len(ends) >= spec.min_runs,
+            "raw_latency_us": np.round((ends - starts) * 1e6).astype(int).tolist()}
+
+
+def offline(call: Callable, inputs, batch: int, spec: DirectSpec) -> dict:
+    starts, ends = _timed_calls(call, inputs, 1, spec.offline_s, spec.offline_s * 3)
+    elapsed = ends[-1]
+    window_s = window_length(elapsed)
+    per_window = windows(ends, ends - starts, 0.0, elapsed, window_s)
+    for w in per_window:  # a window's throughput in samples, not calls
+        w["throughput_rps"] *= batch
+    return {"throughput_sps": len(ends) * batch / elapsed, "batches": len(ends), "batch": batch,
+            "latency_ms": summarize(ends - starts), "window_s": window_s, "windows": per_window,
+            "stability": stability(per_window)}

@@ -1,0 +1,56 @@
+"""Bench results on disk: one JSON record per engine x scenario, and results.csv with one row each.
+
+The report reads only these files, so every figure carries its settings and provenance with it.
+"""
+
+import json
+from pathlib import Path
+
+RECORD_FORMAT = 1
+CSV_COLUMNS = ("engine", "scenario", "concurrency", "rate", "batch", "throughput", "throughput_unit",
+               "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms", "errors", "stable",
+               "correct", "generator_cpu", "missed_slots", "status")
+
+
+def record_name(record: dict) -> str:
+    s = record["scenario"]
+    key = {"latency": ("b", "batch"), "offline": ("b", "batch"), "closed": ("c", "concurrency"),
+           "open": ("r", "rate"), "slo-search": ("p99-", "slo_p99_ms")}.get(s["kind"])
+    suffix = f"-{key[0]}{s[key[1]]:g}" if key and s.get(key[1]) is not None else ""
+    return f"{record['engine']}__{s['kind']}{suffix}.json"
+
+
+def write_record(run_dir: Path, record: dict) -> Path:
+    path = run_dir / "records" / record_name(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"format": RECORD_FORMAT, **record}))
+    return path
+
+
+def row(record: dict) -> dict:
+    s, result = record["scenario"], record.get("result") or {}
+    latency = result.get("latency_ms") or {}
+    throughput = result.get("throughput_rps", result.get("throughput_sps"))
+    correctness = record.get("correctness") or {}
+    return {
+        "engine": record["engine"], "scenario": s["kind"], "concurrency": s.get("concurrency"),
+        "rate": s.get("rate"), "batch": s.get("batch"), "throughput": throughput,
+        "throughput_unit": "samples/s" if "throughput_sps" in result else ("requests/s" if throughput is not None else None),
+        **{k: latency.get(k) for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")},
+        "errors": sum((result.get("errors") or {}).values()),
+        "stable": (result.get("stability") or {}).get("stable"),
+        "correct": correctness.get("passed"), "generator_cpu": result.get("generator_cpu"),
+        "missed_slots": result.get("missed_slots"), "status": record.get("status", "ok"),
+    }
+
+
+def write_csv(run_dir: Path, records: list[dict]) -> Path:
+    import pandas as pd
+
+    path = run_dir / "results.csv"
+    pd.DataFrame([row(r) for r in records], columns=list(CSV_COLUMNS)).to_csv(path, index=False)
+    return path
+
+
+def read_records(run_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((run_dir / "records").glob("*.json"))]

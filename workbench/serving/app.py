@@ -1,0 +1,176 @@
+"""The workbench model server as a plain ASGI app (run by uvicorn): OIP v2 REST, metrics.
+
+Every refusal is a 4xx/503 with a JSON {"error": ...} body; nothing a client sends can stop the
+server answering others.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+from workbench.engines import Engine
+from workbench.serving.batcher import Batcher, BatchPolicy, BatchTooLarge, QueueFull
+from workbench.serving.metrics import ServerMetrics
+from workbench.serving.protocol import RequestError, TensorMeta, decode_infer, encode_infer
+
+RETRY_AFTER_S = "1"
+
+
+@dataclass
+class ServedModel:
+    name: str
+    engine: Engine
+    policy: BatchPolicy
+    inputs: list[TensorMeta]
+    outputs: list[TensorMeta]
+    extra: dict = field(default_factory=dict)  # preprocessing, labels: used by /predictions
+    batcher: Batcher | None = None
+
+    def metadata(self) -> dict:
+        return {"name": self.name, "versions": ["1"], "platform": f"workbench-{self.engine.kind}",
+                "inputs": [m.as_v2() for m in self.inputs], "outputs": [m.as_v2() for m in self.outputs],
+                "parameters": {"batch_sizes": list(self.policy.batch_sizes or []), "max_batch": self.policy.max_batch,
+                               "max_queue_delay_ms": self.policy.max_delay_s * 1000}}
+
+
+class ServerApp:
+    def __init__(self, models: dict[str, ServedModel], max_body_bytes: int = 64 << 20):
+        self.models = models
+        self.max_body_bytes = max_body_bytes
+        self.metrics = ServerMetrics()
+        self.routes = {"predictions": None}  # filled by serving.predictions when image models are served
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _lifespan(self, receive, send):
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                for model in self.models.values():
+                    model.batcher = Batcher(model.engine, model.policy, self._observer(model.name))
+                    model.batcher.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for model in self.models.values():
+                    await model.batcher.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _observer(self, name: str):
+        def observe(batch, queue_s, compute_s):
+            self.metrics.compute.observe(compute_s, model=name)
+            self.metrics.batch.observe(batch.rows, model=name)
+            if batch.size > batch.rows:
+                self.metrics.padded.inc(batch.size - batch.rows, model=name)
+            started = batch.items[0].enqueued + queue_s
+            for item in batch.items:
+                self.metrics.queue.observe(started - item.enqueued, model=name)
+        return observe
+
+    async def _http(self, scope, receive, send):
+        started = time.monotonic()
+        path, method = scope["path"].rstrip("/") or "/", scope["method"]
+        model_name = "-"
+        try:
+            parts = path.strip("/").split("/")
+            if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
+                model_name = parts[2]
+            status, body, headers = await self._route(method, parts, scope, receive)
+        except RequestError as exc:
+            status, body, headers = exc.status, orjson.dumps({"error": str(exc)}), {}
+            if status == 503:
+                headers = {"retry-after": RETRY_AFTER_S}
+        except Exception as exc:  # an engine failure: answer it, keep serving
+            status, body, headers = 500, orjson.dumps({"error": f"inference failed: {type(exc).__name__}: {exc}"}), {}
+        if model_name in self.models:
+            self.metrics.requests.inc(model=model_name, status=status)
+            if status == 200 and parts[-1] == "infer":
+                self.metrics.latency.observe(time.monotonic() - started, model=model_name)
+        content_type = headers.pop("content-type", "application/json")
+        raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+        raw += [(k.encode(), v.encode()) for k, v in headers.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+    def _model(self, name: str) -> ServedModel:
+        model = self.models.get(name)
+        if model is None:
+            raise RequestError(404, f"unknown model '{name}'; this server has: {', '.join(sorted(self.models))}")
+        return model
+
+    async def _route(self, method: str, parts: list[str], scope, receive):
+        ok = orjson.dumps
+        if parts == ["v2", "health", "live"] or parts == ["v2", "health", "ready"]:
+            return 200, ok({"live": True, "ready": True}), {}
+        if parts == ["v2"]:
+            return 200, ok({"name": "workbench", "version": "1", "extensions": ["binary_tensor_data"]}), {}
+        if parts == ["metrics"]:
+            depths = {n: m.batcher.queue.rows for n, m in self.models.items()}
+            return 200, self.metrics.render(depths).encode(), {"content-type": "text/plain; version=0.0.4"}
+        if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
+            model = self._model(parts[2])
+            rest = parts[3:]
+            if rest[:2] == ["versions", "1"]:
+                rest = rest[2:]
+            if rest == [] and method == "GET":
+                return 200, ok(model.metadata()), {}
+            if rest == ["ready"] and method == "GET":
+                return 200, ok({"name": model.name, "ready": True}), {}
+            if rest == ["infer"]:
+                if method != "POST":
+                    raise RequestError(405, "use POST for infer")
+                return await self._infer(model, scope, receive)
+        if len(parts) == 2 and parts[0] == "predictions" and self.routes["predictions"]:
+            return await self.routes["predictions"](self, self._model(parts[1]), method, scope, receive)
+        raise RequestError(404, f"no route for {method} /{'/'.join(parts)}; see GET /v2 and /v2/models/<name>")
+
+    async def read_body(self, scope, receive) -> bytes:
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise RequestError(413, f"body of {declared} bytes is over the {self.max_body_bytes}-byte limit")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestError(400, "client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise RequestError(413, f"body is over the {self.max_body_bytes}-byte limit")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def run_model(self, model: ServedModel, inputs, rows: int):
+        try:
+            return await model.batcher.infer(inputs, rows)
+        except QueueFull as exc:
+            raise RequestError(503, f"server busy: {exc}; retry after {RETRY_AFTER_S} s") from None
+        except BatchTooLarge as exc:
+            raise RequestError(400, f"{exc}; split the request into batches of at most "
+                                    f"{model.policy.max_batch} rows") from None
+
+    async def _infer(self, model: ServedModel, scope, receive):
+        body = await self.read_body(scope, receive)
+        header = _header(scope, b"inference-header-content-length")
+        if header is not None and not header.isdigit():
+            raise RequestError(400, "Inference-Header-Content-Length must be a byte count")
+        request = decode_infer(body, int(header) if header is not None else None, model.inputs)
+        outputs = await self.run_model(model, request.inputs, request.rows)
+        body, headers = encode_infer(model.name, request.id, model.outputs, outputs,
+                                     request.binary_output)
+        if headers:
+            headers["content-type"] = "application/octet-stream"
+        return 200, body, headers
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None

@@ -1,0 +1,199 @@
+"""Dynamic batching: requests queue up and leave as one engine call in a compiled batch size.
+
+`BatchQueue` is pure (the clock is injected) so the rules are unit-tested with a fake clock:
+- a batch leaves when it holds `max_batch` rows, or when its oldest request has waited `max_delay_s`;
+- a batch is padded up to the next size the engine was compiled for, and the padding is cut off
+  the answers;
+- the queue is bounded in rows: a request that does not fit is refused (the server answers 503),
+  so a burst far above capacity cannot grow memory without bound.
+`Batcher` drives a queue from asyncio and runs the engine on one worker thread, so the event loop
+keeps accepting requests while a batch computes and the next batch forms meanwhile.
+"""
+
+import asyncio
+import time
+from bisect import bisect_left
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+# An engine call this short costs less than handing it to the worker thread and back, so it runs
+# on the event loop (the loop stalls for at most this long per batch).
+INLINE_BELOW_S = 0.0002
+
+
+class QueueFull(Exception):
+    """The bounded queue cannot take the request now; the client should retry later."""
+
+
+class BatchTooLarge(ValueError):
+    """A single request holds more rows than the largest batch the engine can run."""
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    max_batch: int
+    max_delay_s: float
+    max_queue_rows: int
+    batch_sizes: tuple[int, ...] | None = None  # compiled sizes; None: any size up to max_batch
+
+    def __post_init__(self):
+        if self.max_batch < 1 or self.max_delay_s < 0 or self.max_queue_rows < self.max_batch:
+            raise ValueError("max_batch >= 1, max_delay_s >= 0 and max_queue_rows >= max_batch are required")
+        if self.batch_sizes is not None and max(self.batch_sizes) < self.max_batch:
+            raise ValueError(f"max_batch {self.max_batch} is larger than every compiled size {self.batch_sizes}")
+
+    def padded(self, rows: int) -> int:
+        """The batch size a group of `rows` rows runs at: the next compiled size up."""
+        if self.batch_sizes is None:
+            return rows
+        sizes = sorted(self.batch_sizes)
+        return sizes[bisect_left(sizes, rows)]
+
+
+@dataclass
+class Pending:
+    inputs: dict[str, np.ndarray]
+    rows: int
+    enqueued: float
+    handle: Any = None  # what the driver needs to answer this request (an asyncio future)
+
+
+@dataclass
+class Batch:
+    items: list[Pending]
+    rows: int
+    size: int  # rows after padding
+
+    def assemble(self) -> dict[str, np.ndarray]:
+        """Concatenate the requests along the batch axis and pad with zeros up to `size`."""
+        assembled = {}
+        for name in self.items[0].inputs:
+            parts = [item.inputs[name] for item in self.items]
+            if self.size > self.rows:
+                first = parts[0]
+                parts.append(np.zeros((self.size - self.rows, *first.shape[1:]), first.dtype))
+            assembled[name] = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return assembled
+
+    def split(self, outputs: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """Each request's slice of every output; the padding rows are dropped."""
+        answers, start = [], 0
+        for item in self.items:
+            answers.append([out[start:start + item.rows] for out in outputs])
+            start += item.rows
+        return answers
+
+
+@dataclass
+class BatchQueue:
+    policy: BatchPolicy
+    clock: Callable[[], float] = time.monotonic
+    _items: deque = field(default_factory=deque)
+    _rows: int = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    def put(self, inputs: dict[str, np.ndarray], rows: int, handle: Any = None) -> Pending:
+        if rows > self.policy.max_batch:
+            raise BatchTooLarge(f"a request holds {rows} rows; the largest batch is {self.policy.max_batch}")
+        if self._rows + rows > self.policy.max_queue_rows:
+            raise QueueFull(f"queue full ({self._rows} rows waiting)")
+        item = Pending(inputs, rows, self.clock(), handle)
+        self._items.append(item)
+        self._rows += rows
+        return item
+
+    def wait_s(self) -> float | None:
+        """Seconds until a batch is due (0: due now), or None when the queue is empty."""
+        if not self._items:
+            return None
+        if self._rows >= self.policy.max_batch:
+            return 0.0
+        return max(0.0, self._items[0].enqueued + self.policy.max_delay_s - self.clock())
+
+    def take(self) -> Batch:
+        """The oldest requests that fit in one batch, in arrival order."""
+        items, rows = [], 0
+        while self._items and rows + self._items[0].rows <= self.policy.max_batch:
+            item = self._items.popleft()
+            items.append(item)
+            rows += item.rows
+        self._rows -= rows
+        return Batch(items, rows, self.policy.padded(rows))
+
+
+class Batcher:
+    """Feeds an engine from a BatchQueue; `observe(batch, queue_s, compute_s)` sees every batch."""
+
+    def __init__(self, engine: Callable, policy: BatchPolicy, observe: Callable | None = None):
+        self.queue = BatchQueue(policy)
+        self._engine = engine
+        self._observe = observe
+        self._wake = asyncio.Event()
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="engine")
+        self._task: asyncio.Task | None = None
+        self.in_flight = 0
+        self._compute_ema_s = float("inf")  # unknown: use the worker thread until measured
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        self._worker.shutdown(wait=True)
+
+    async def infer(self, inputs: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
+        future = asyncio.get_running_loop().create_future()
+        self.queue.put(inputs, rows, future)  # raises QueueFull / BatchTooLarge before anything waits
+        self._wake.set()
+        return await future
+
+    def _timed(self, inputs):
+        started = time.perf_counter()
+        outputs = self._engine(inputs)
+        return outputs, time.perf_counter() - started
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self.queue.wait_s()
+            if wait is None or wait > 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except TimeoutError:
+                    pass
+                continue
+            batch = self.queue.take()
+            started = time.monotonic()
+            self.in_flight = batch.rows
+            try:
+                if self._compute_ema_s < INLINE_BELOW_S:  # cheaper than the handoff to the worker thread
+                    outputs, compute_s = self._timed(batch.assemble())
+                else:
+                    outputs, compute_s = await loop.run_in_executor(self._worker, self._timed, batch.assemble())
+            except Exception as exc:  # an engine failure fails this batch's requests, not the server
+                for item in batch.items:
+                    if not item.handle.done():
+                        item.handle.set_exception(exc)
+                continue
+            finally:
+                self.in_flight = 0
+            ema = self._compute_ema_s
+            self._compute_ema_s = compute_s if ema == float("inf") else 0.9 * ema + 0.1 * compute_s
+            if self._observe:
+                self._observe(batch, started - batch.items[0].enqueued, compute_s)
+            for item, answer in zip(batch.items, batch.split(outputs)):
+                if not item.handle.done():
+                    item.handle.set_result(answer)

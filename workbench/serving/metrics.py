@@ -1,0 +1,71 @@
+"""Prometheus text exposition for the server: counters and histograms, no client library needed."""
+
+from bisect import bisect_left
+from collections import defaultdict
+
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def _labels(labels: tuple) -> str:
+    return ",".join(f'{k}="{v}"' for k, v in labels)
+
+
+class Histogram:
+    def __init__(self, name: str, help_text: str, buckets: tuple):
+        self.name, self.help, self.buckets = name, help_text, buckets
+        self._counts: dict[tuple, list[int]] = defaultdict(lambda: [0] * (len(buckets) + 1))
+        self._sums: dict[tuple, float] = defaultdict(float)
+
+    def observe(self, value: float, **labels) -> None:
+        key = tuple(sorted(labels.items()))
+        self._counts[key][bisect_left(self.buckets, value)] += 1
+        self._sums[key] += value
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
+        for key, counts in sorted(self._counts.items()):
+            base, running = _labels(key), 0
+            sep = "," if base else ""
+            for bound, count in zip(self.buckets, counts):
+                running += count
+                lines.append(f'{self.name}_bucket{{{base}{sep}le="{bound}"}} {running}')
+            running += counts[-1]
+            lines.append(f'{self.name}_bucket{{{base}{sep}le="+Inf"}} {running}')
+            lines.append(f"{self.name}_sum{{{base}}} {self._sums[key]}")
+            lines.append(f"{self.name}_count{{{base}}} {running}")
+        return lines
+
+
+class Counter:
+    def __init__(self, name: str, help_text: str):
+        self.name, self.help = name, help_text
+        self._values: dict[tuple, float] = defaultdict(float)
+
+    def inc(self, amount: float = 1, **labels) -> None:
+        self._values[tuple(sorted(labels.items()))] += amount
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
+        lines += [f"{self.name}{{{_labels(k)}}} {v}" for k, v in sorted(self._values.items())]
+        return lines
+
+
+class ServerMetrics:
+    def __init__(self):
+        self.requests = Counter("workbench_requests_total", "Requests answered, by model and HTTP status")
+        self.latency = Histogram("workbench_request_latency_seconds", "Time from request read to answer",
+                                 LATENCY_BUCKETS_S)
+        self.queue = Histogram("workbench_queue_seconds", "Time a request waited in the batch queue",
+                               LATENCY_BUCKETS_S)
+        self.compute = Histogram("workbench_compute_seconds", "Engine time per batch", LATENCY_BUCKETS_S)
+        self.batch = Histogram("workbench_batch_size", "Rows per engine call, before padding", BATCH_BUCKETS)
+        self.padded = Counter("workbench_padding_rows_total", "Rows of padding added to reach a compiled size")
+
+    def render(self, queue_depths: dict[str, int]) -> str:
+        lines = []
+        for metric in (self.requests, self.latency, self.queue, self.compute, self.batch, self.padded):
+            lines += metric.render()
+        lines += ["# HELP workbench_queue_depth Rows waiting in the batch queue", "# TYPE workbench_queue_depth gauge"]
+        lines += [f'workbench_queue_depth{{model="{m}"}} {d}' for m, d in sorted(queue_depths.items())]
+        return "\n".join(lines) + "\n"
