@@ -214,6 +214,9 @@ class Bench:
             try:
                 correctness = self.check_served(url)
             except (OSError, ValueError, KeyError) as exc:
+                if engine == REMOTE:
+                    raise WorkbenchError(f"the check request to {url} failed ({type(exc).__name__}: {exc}); "
+                                         f"is a server for '{self.source.name}' running there?") from None
                 correctness = {"passed": False, "error": f"{type(exc).__name__}: {exc}"}
             if not correctness["passed"]:
                 self.save(engine, {"kind": "closed"}, settings, correctness, None, "rejected",

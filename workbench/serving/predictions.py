@@ -7,6 +7,7 @@ layout), so a bundle serves exactly what the model was trained on.
 
 import io
 from email.parser import BytesParser
+from email.policy import default as email_policy
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -24,7 +25,7 @@ def install(app) -> None:
 def _image_bytes(body: bytes, content_type: str) -> bytes:
     if not content_type.startswith("multipart/form-data"):
         return body
-    message = BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    message = BytesParser(policy=email_policy).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
     if not message.is_multipart():
         raise RequestError(400, "malformed multipart body: no parts found (is the boundary right?)")
     for part in message.iter_parts():
