@@ -37,6 +37,7 @@ class BenchConfig:
     target: str
     engines: tuple[str, ...] = ENGINES
     concurrency: tuple[int, ...] = (1, 64)
+    batch_sizes: tuple[int, ...] | None = None  # direct measurements and tvm builds; None: the profile's
     rate: float | None = None
     slo_p99_ms: float | None = None
     duration_s: float = 10.0
@@ -46,6 +47,7 @@ class BenchConfig:
     url: str | None = None
     max_batch: int = 32
     max_delay_ms: float = 0.0
+    server_workers: int = 1
     rtol: float = 1e-4
     atol: float = 1e-5
     direct_spec: direct.DirectSpec = field(default_factory=direct.DirectSpec)
@@ -64,8 +66,8 @@ def validate(config: BenchConfig) -> None:
         raise WorkbenchError(f"--slo-p99-ms must be a positive number of milliseconds (got {config.slo_p99_ms})")
     if not config.duration_s > 0 or not config.warmup_s >= 0:
         raise WorkbenchError("--duration must be positive and --warmup non-negative (seconds)")
-    if config.max_batch < 1 or config.max_delay_ms < 0:
-        raise WorkbenchError("--max-batch must be at least 1 and --max-delay-ms non-negative")
+    if config.max_batch < 1 or config.max_delay_ms < 0 or config.server_workers < 1:
+        raise WorkbenchError("--max-batch and --server-workers must be at least 1, --max-delay-ms non-negative")
 
 
 def _spec_dicts(specs) -> list[dict]:
@@ -96,6 +98,7 @@ class Bench:
         self.run_dir = (config.reports_dir or project_root() / "reports") / self.run_id
         self.records: list[dict] = []
         self.build_dir: Path | None = None
+        self.batch_sizes = config.batch_sizes or profile.batch_sizes
         self._common = {"run_id": self.run_id, "model": {"name": self.source.name, "path": str(self.source.path),
                                                          "sha256": self.source.sha256()},
                         "target": profile.name, "command": shlex.join(["workbench", *sys.argv[1:]]),
@@ -130,14 +133,14 @@ class Bench:
         manifest = out / "manifest.json"
         if manifest.exists():
             data = json.loads(manifest.read_text())
-            if data.get("model_sha256") == self.source.sha256() and set(self.profile.batch_sizes) <= {
+            if data.get("model_sha256") == self.source.sha256() and set(self.batch_sizes) <= {
                     int(b) for b in data.get("libraries", {})}:
                 return out
         from workbench.compiler.builder import CompileRequest, compile_model
         from workbench.paths import tuning_logs_dir
 
         self.display.phase("tvm", "compiling (no build found)")
-        compile_model(CompileRequest(self.source, self.profile, self.profile.batch_sizes,
+        compile_model(CompileRequest(self.source, self.profile, self.batch_sizes,
                                      tuning_logs_dir() / self.profile.name, out, self.config.rtol, self.config.atol))
         return out
 
@@ -145,7 +148,7 @@ class Bench:
     def run_direct(self, kind: str) -> None:
         from workbench.engines.loaders import open_engine
 
-        sizes = self.profile.batch_sizes
+        sizes = self.batch_sizes
         engine = open_engine(kind, model_path=self.source.path, build_dir=self.build_dir,
                              outputs=self.outputs_spec, providers=self.profile.onnxruntime_providers)
         correctness = None
@@ -179,18 +182,19 @@ class Bench:
             return ServerProcess(engine, argv, port, log), {"server": "flask (threaded dev server)",
                                                             "batching": "none", "wire": "json"}
         kind = engine.removeprefix("server-")
-        sizes = list(self.profile.batch_sizes) if kind == "tvm" else None
+        sizes = list(self.batch_sizes) if kind == "tvm" else None
         model = ModelConfig(self.source.name, kind, str(self.source.path), self.inputs_spec, self.outputs_spec,
                             build_dir=str(self.build_dir) if kind == "tvm" else None, batch_sizes=sizes,
                             max_batch=self.config.max_batch, max_delay_ms=self.config.max_delay_ms,
                             providers=list(self.profile.onnxruntime_providers))
         config_path = self.run_dir / "logs" / f"{engine}.json"
         config_path.parent.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(ServerConfig([model], port=port).to_json())
+        config_path.write_text(ServerConfig([model], port=port, workers=self.config.server_workers).to_json())
         argv = python_module("workbench.serving.server", str(config_path))
         max_batch = min(self.config.max_batch, max(sizes)) if sizes else self.config.max_batch
         return ServerProcess(engine, argv, port, log), {
             "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": "json",
+            "workers": self.config.server_workers,
             "batching": {"max_batch": max_batch, "batch_sizes": sizes, "max_delay_ms": self.config.max_delay_ms}}
 
     def check_served(self, url: str) -> dict:

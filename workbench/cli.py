@@ -207,6 +207,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
           engines: Annotated[str | None, typer.Option(help="Comma-separated engines (default: all): tvm, onnxruntime, "
                                                       "null, flask-naive, server-tvm, server-onnxruntime, server-null")] = None,
           concurrency: Annotated[str, typer.Option(help="Closed-loop concurrency, or a sweep such as 1,4,16,64")] = "1,64",
+          batch_sizes: BatchOpt = None,
           rate: Annotated[float | None, typer.Option(help="Also run open loop: Poisson arrivals at this many requests/s")] = None,
           slo_p99_ms: Annotated[float | None, typer.Option(help="Also search the highest rate with p99 under this bound")] = None,
           duration: Annotated[float, typer.Option(help="Measured seconds per scenario")] = 10.0,
@@ -215,6 +216,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
           url: Annotated[str | None, typer.Option(help="Drive a server already running at this URL instead")] = None,
           max_batch: Annotated[int, typer.Option(help="workbench-server: largest batch (tvm: capped at the largest compiled size)")] = 32,
           max_delay_ms: Annotated[float, typer.Option(help="workbench-server: longest wait for a batch to fill (0: a batch is what queued while the engine was busy)")] = 0.0,
+          server_workers: Annotated[int, typer.Option(help="workbench-server: processes sharing the port")] = 1,
           seed: Annotated[int, typer.Option(help="Seed of the inputs and of the Poisson schedule")] = 0,
           as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of tables")] = False) -> None:
     """Measure TVM, ONNX Runtime and served engines side by side; write reports/<run-id>/records and results.csv."""
@@ -226,9 +228,10 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
 
     chosen = tuple(e.strip() for e in engines.split(",") if e.strip()) if engines is not None else None
     config = BenchConfig(model=model, target=target, concurrency=parse_int_list("--concurrency", concurrency),
+                         batch_sizes=parse_batch_sizes(batch_sizes, None) if batch_sizes else None,
                          rate=rate, slo_p99_ms=slo_p99_ms, duration_s=duration, warmup_s=warmup,
                          min_requests=min_requests, url=url, max_batch=max_batch, max_delay_ms=max_delay_ms,
-                         seed=seed, **({"engines": chosen} if chosen is not None else {}))
+                         seed=seed, server_workers=server_workers, **({"engines": chosen} if chosen is not None else {}))
     run_dir, records = run_bench(config, BenchDisplay(enabled=not as_json))
     if as_json:
         print(jsonlib.dumps({"run_dir": str(run_dir), "results": [row(r) for r in records]}, indent=2))

@@ -52,5 +52,12 @@ def write_csv(run_dir: Path, records: list[dict]) -> Path:
     return path
 
 
+def read_csv(run_dir: Path):
+    """results.csv as a frame; "null" is an engine's name here, not a missing value."""
+    import pandas as pd
+
+    return pd.read_csv(run_dir / "results.csv", keep_default_na=False, na_values=[""])
+
+
 def read_records(run_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((run_dir / "records").glob("*.json"))]

@@ -2,7 +2,6 @@
 
 import json
 
-import pandas as pd
 import pytest
 
 from tests.conftest import assert_one_line_error
@@ -10,7 +9,7 @@ from tests.integration.test_bad_inputs import invoke
 from workbench.bench import ENGINES, BenchConfig, run_bench
 from workbench.benchview import BenchDisplay
 from workbench.load.direct import DirectSpec
-from workbench.records import CSV_COLUMNS, read_records
+from workbench.records import CSV_COLUMNS, read_csv, read_records
 
 QUICK = dict(duration_s=1.0, warmup_s=0.2, min_requests=5, concurrency=(1, 4),
              direct_spec=DirectSpec(min_runs=5, min_time_s=0.1, offline_s=0.5))
@@ -45,7 +44,8 @@ def test_bench_all_engines_writes_records_and_csv(project):
     assert server_tvm["settings"]["batching"]["batch_sizes"] == [1, 8]
     onnxruntime = next(r for r in on_disk if r["engine"] == "onnxruntime")
     assert onnxruntime["settings"]["graph_optimization_level"] == "ORT_ENABLE_ALL"
-    table = pd.read_csv(run_dir / "results.csv")
+    table = read_csv(run_dir)
+    assert set(table.engine) == set(ENGINES)
     assert list(table.columns) == list(CSV_COLUMNS) and len(table) == len(records)
 
 

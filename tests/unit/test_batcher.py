@@ -122,6 +122,11 @@ def test_policy_validation(args):
 
 
 POLICY = BatchPolicy(max_batch=4, max_delay_s=0.005, max_queue_rows=16, batch_sizes=(1, 4))
+HANG_GUARD_S = 30  # a lost answer fails the test instead of blocking the run
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, HANG_GUARD_S))
 
 
 def test_batcher_answers_each_request_with_its_own_rows():
@@ -136,7 +141,7 @@ def test_batcher_answers_each_request_with_its_own_rows():
         finally:
             await batcher.stop()
 
-    xs, answers = asyncio.run(main())
+    xs, answers = run(main())
     for v, answer in zip(xs, answers):
         assert len(answer) == 1 and answer[0].shape == (1, 3)
         assert np.array_equal(answer[0], v * 2)
@@ -162,5 +167,5 @@ def test_batcher_engine_failure_fails_the_request_and_keeps_serving():
         finally:
             await batcher.stop()
 
-    answer = asyncio.run(main())
+    answer = run(main())
     assert np.array_equal(answer[0], np.full((1, 2), 10.0)) and len(calls) == 2

@@ -18,7 +18,7 @@ def percentile(sorted_values: np.ndarray, p: float) -> float:
     n = len(sorted_values)
     if n == 0:
         return math.nan
-    rank = max(1, math.ceil(p / 100 * n))
+    rank = max(1, math.ceil(round(p / 100 * n, 9)))  # 99.9/100*1000 is 999.0000000000001 in floats
     return float(sorted_values[min(rank, n) - 1])
 
 
@@ -45,7 +45,7 @@ def windows(done_s: np.ndarray, latency_s: np.ndarray, start_s: float, end_s: fl
             window_s: float, percentile_p: float = 99) -> list[dict]:
     """Throughput and the chosen latency percentile per consecutive window of completions."""
     out = []
-    count = int((end_s - start_s) // window_s)
+    count = int((end_s - start_s) / window_s + 1e-9)  # 10 // (10/3) is 2.0 in floats
     for i in range(count):
         lo, hi = start_s + i * window_s, start_s + (i + 1) * window_s
         mask = (done_s >= lo) & (done_s < hi)

@@ -65,9 +65,12 @@ def _tensor(entry: dict, meta: TensorMeta, binary: memoryview | None) -> np.ndar
             raise RequestError(400, f"input '{meta.name}' carries {len(binary)} binary bytes; shape {shape} "
                                     f"of {datatype} needs {size}")
         return np.frombuffer(binary, meta.dtype).reshape(shape)
+    data = entry.get("data")
+    if not isinstance(data, list):
+        raise RequestError(400, f"input '{meta.name}' needs \"data\": a list of {datatype} numbers")
     try:
-        array = np.asarray(entry.get("data"), dtype=meta.dtype)
-    except (TypeError, ValueError):
+        array = np.asarray(data, dtype=meta.dtype)
+    except (TypeError, ValueError, OverflowError):
         raise RequestError(400, f"input '{meta.name}' has data that is not a list of {datatype} numbers") from None
     if array.size != count:
         raise RequestError(400, f"input '{meta.name}' has {array.size} elements; shape {shape} needs {count}")

@@ -7,6 +7,9 @@ answer. SIGTERM stops accepting, lets in-flight requests finish, then exits (uvi
 
 import asyncio
 import json
+import os
+import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 64 << 20
+    workers: int = 1  # processes sharing the socket, each with its own engines and batchers
 
     def to_json(self) -> str:
         from dataclasses import asdict
@@ -74,14 +78,12 @@ def build_app(config: ServerConfig) -> ServerApp:
     return app
 
 
-async def serve(config: ServerConfig) -> None:
+async def serve(config: ServerConfig, sock) -> None:
     import uvicorn
 
     app = build_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, loop="none",
-                                           http="httptools", lifespan="on", access_log=False,
-                                           log_level="warning", timeout_graceful_shutdown=30, proxy_headers=False,
-                                           backlog=4096))
+    server = uvicorn.Server(uvicorn.Config(app, loop="none", http="httptools", lifespan="on", access_log=False,
+                                           log_level="warning", timeout_graceful_shutdown=30, proxy_headers=False))
 
     async def announce():
         while not server.started:
@@ -89,19 +91,56 @@ async def serve(config: ServerConfig) -> None:
                 return
             await asyncio.sleep(0.01)
         names = ", ".join(f"{n} ({m.engine.kind})" for n, m in app.models.items())
-        print(f"{READY_LINE}: http://{config.host}:{config.port} models: {names}", flush=True)
+        print(f"{READY_LINE}: http://{config.host}:{config.port} models: {names} (pid {os.getpid()})", flush=True)
 
     announcer = asyncio.get_running_loop().create_task(announce())
-    await server.serve()
+    await server.serve(sockets=[sock])
     announcer.cancel()
-    if not server.started:
-        raise SystemExit(f"error: could not listen on {config.host}:{config.port} (is the port taken?)")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"error: could not listen on {host}:{port}: {exc.strerror} (is the port taken?)") from None
+    sock.listen(4096)
+    return sock
 
 
 def run(config: ServerConfig) -> None:
+    """Bind once, then serve in this process or in `workers` forked children sharing the socket.
+
+    Children fork before any engine is loaded (engines start threads, which do not survive a fork);
+    the parent forwards SIGTERM/SIGINT to them and waits, so a graceful stop stays graceful."""
     import uvloop
 
-    uvloop.run(serve(config))
+    sock = listen(config.host, config.port)
+    if config.workers <= 1:
+        uvloop.run(serve(config, sock))
+        return
+    children = []
+    for _ in range(config.workers):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            uvloop.run(serve(config, sock))
+            os._exit(0)
+        children.append(pid)
+
+    def forward(signum, _frame):
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
+    raise SystemExit(max(codes, key=abs))
 
 
 if __name__ == "__main__":

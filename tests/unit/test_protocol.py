@@ -1,0 +1,160 @@
+import numpy as np
+import orjson
+import pytest
+
+from workbench.serving.protocol import RequestError, TensorMeta, decode_infer, encode_infer
+
+SPECS = [TensorMeta("x", "float32", (-1, 3)), TensorMeta("mask", "int64", (-1, 2))]
+
+
+def tensor(name="x", datatype="FP32", shape=(2, 3), data=None, **extra):
+    entry = {"name": name, "datatype": datatype, "shape": list(shape), **extra}
+    if data is not None:
+        entry["data"] = data
+    return entry
+
+
+X = tensor(data=[1.5, 2, 3, 4, 5, 6])
+MASK = tensor("mask", "INT64", (2, 2), [[1, 0], [0, 1]])
+
+
+def body(*inputs, **fields):
+    return orjson.dumps({"inputs": list(inputs), **fields})
+
+
+def refused(raw, header_length=None, specs=SPECS) -> str:
+    with pytest.raises(RequestError) as info:
+        decode_infer(raw, header_length, specs)
+    assert info.value.status == 400
+    return str(info.value)
+
+
+def test_decode_json_request():
+    req = decode_infer(body(X, MASK, id="r1", parameters={"binary_data_output": True}), None, SPECS)
+    assert req.rows == 2 and req.id == "r1" and req.binary_output is True
+    assert req.inputs["x"].dtype == np.float32 and req.inputs["x"].shape == (2, 3)
+    assert req.inputs["x"].tolist() == [[1.5, 2, 3], [4, 5, 6]]
+    assert req.inputs["mask"].dtype == np.int64 and req.inputs["mask"].tolist() == [[1, 0], [0, 1]]
+
+
+def test_decode_defaults():
+    req = decode_infer(body(X, MASK), None, SPECS)
+    assert req.id is None and req.binary_output is False
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    (b"", "empty body"),
+    (b'{"inputs": [', "not valid JSON"),
+    (b"{}", '"inputs"'),
+    (b'{"inputs": {"x": 1}}', '"inputs"'),
+    (b"[1, 2]", '"inputs"'),
+])
+def test_malformed_requests(raw, fragment):
+    assert fragment in refused(raw)
+
+
+def test_wrong_input_name_lists_unknown_and_missing():
+    message = refused(body(X, tensor("maks", "INT64", (2, 2), [1, 0, 0, 1])))
+    assert "unknown: ['maks']" in message and "missing: ['mask']" in message
+
+
+def test_missing_input():
+    message = refused(body(X))
+    assert "missing: ['mask']" in message and "unknown" not in message
+
+
+def test_wrong_datatype():
+    message = refused(body(tensor(datatype="FP64", data=[0] * 6), MASK))
+    assert "'x'" in message and "FP32" in message and "FP64" in message
+
+
+def test_wrong_non_batch_dimension():
+    message = refused(body(tensor(shape=(2, 4), data=[0] * 8), MASK))
+    assert "'x'" in message and "[2, 4]" in message and "['batch', 3]" in message
+
+
+def test_element_count_mismatch():
+    message = refused(body(tensor(data=[1, 2, 3, 4, 5]), MASK))
+    assert "'x'" in message and "5 elements" in message and "needs 6" in message
+
+
+def test_different_batch_sizes():
+    message = refused(body(X, tensor("mask", "INT64", (1, 2), [1, 0])))
+    assert "same batch dimension" in message and "[1, 2]" in message
+
+
+def test_empty_batch():
+    assert "empty batch" in refused(body(tensor(shape=(0, 3), data=[]), tensor("mask", "INT64", (0, 2), [])))
+
+
+def test_data_that_is_not_numbers():
+    assert "not a list of FP32 numbers" in refused(body(tensor(data=["a"] * 6), MASK))
+
+
+def test_integer_out_of_range_is_a_400():
+    assert "'b'" in refused(body(tensor("b", "INT8", (1, 1), [300])), specs=[TensorMeta("b", "int8", (-1, 1))])
+
+
+def test_missing_data_is_a_400():
+    assert '"data"' in refused(body(tensor(shape=(1, 1))), specs=[TensorMeta("x", "float32", (-1, 1))])
+
+
+def binary_body(x: np.ndarray, declared: int | None = None) -> tuple[bytes, int]:
+    raw = x.tobytes()
+    entry = tensor(shape=x.shape, parameters={"binary_data_size": len(raw) if declared is None else declared})
+    head = body(entry, MASK)
+    return head + raw, len(head)
+
+
+def test_decode_binary_tensor():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) / 4
+    raw, header_length = binary_body(x)
+    req = decode_infer(raw, header_length, SPECS)
+    assert req.inputs["x"].dtype == np.float32 and np.array_equal(req.inputs["x"], x)
+    assert req.inputs["mask"].tolist() == [[1, 0], [0, 1]] and req.rows == 2
+
+
+def test_binary_size_not_matching_shape():
+    raw, header_length = binary_body(np.zeros((2, 3), np.float32), declared=12)
+    message = refused(raw, header_length)
+    assert "12 binary bytes" in message and "needs 24" in message
+
+
+def test_binary_size_past_the_body():
+    raw, header_length = binary_body(np.zeros((2, 3), np.float32), declared=48)
+    assert "runs past the body" in refused(raw, header_length)
+
+
+@pytest.mark.parametrize("header_length", [0, 10_000])
+def test_header_length_outside_the_body(header_length):
+    raw, _ = binary_body(np.zeros((2, 3), np.float32))
+    assert "Inference-Header-Content-Length" in refused(raw, header_length)
+
+
+OUT = TensorMeta("probs", "float32", (-1, 2))
+
+
+def test_encode_json():
+    out = np.array([[0.25, 0.75], [1.0, 0.0]], np.float32)
+    raw, headers = encode_infer("resnet", "r1", [OUT], [out], binary=False)
+    assert headers == {}
+    response = orjson.loads(raw)
+    assert response["model_name"] == "resnet" and response["id"] == "r1"
+    (entry,) = response["outputs"]
+    assert entry["name"] == "probs" and entry["datatype"] == "FP32" and entry["shape"] == [2, 2]
+    assert np.array_equal(np.array(entry["data"], np.float32).reshape(entry["shape"]), out)
+
+
+def test_encode_without_id():
+    raw, _ = encode_infer("resnet", None, [OUT], [np.zeros((1, 2), np.float32)], binary=False)
+    assert "id" not in orjson.loads(raw)
+
+
+def test_encode_binary():
+    out = np.array([[0.25, 0.75], [1.0, 0.0]], np.float32)
+    raw, headers = encode_infer("resnet", None, [OUT], [out], binary=True)
+    n = int(headers["inference-header-content-length"])
+    (entry,) = orjson.loads(raw[:n])["outputs"]
+    assert "data" not in entry and entry["parameters"] == {"binary_data_size": out.nbytes}
+    assert len(raw) == n + out.nbytes
+    assert np.array_equal(np.frombuffer(raw[n:], np.float32).reshape(entry["shape"]), out)
