@@ -38,3 +38,15 @@ def test_targets_models_tune_compile(project):
 
     missing = workbench_cli("compile", "--model", "nowhere.onnx", "--target", "host", home=project)
     assert_one_line_error(missing.returncode, missing.stderr, "model 'nowhere.onnx' not found")
+
+
+def test_bench_cli_json(project):
+    result = workbench_cli("bench", "--model", "mlp", "--target", "host", "--engines", "onnxruntime,server-onnxruntime",
+                           "--concurrency", "2", "--duration", "0.5", "--warmup", "0.1", "--min-requests", "5",
+                           "--json", home=project)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert {r["engine"] for r in summary["results"]} == {"onnxruntime", "server-onnxruntime"}
+    assert all(r["status"] == "ok" and r["correct"] for r in summary["results"])
+    run_dir = project / "reports" / summary["run_dir"].rsplit("/", 1)[-1]
+    assert (run_dir / "results.csv").exists() and len(list((run_dir / "records").glob("*.json"))) == 4
