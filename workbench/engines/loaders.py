@@ -47,7 +47,7 @@ def tvm_engine(build_dir: Path) -> Engine:
     settings = {"build_dir": str(build_dir), "target": manifest["target"], "target_json": manifest["target_json"],
                 "tuning_records": manifest["tuning"].get("records"),
                 "kernels_from_records": manifest["tuning"].get("kernels_from_records")}
-    return Engine("tvm", run, tuple(sorted(libraries)), settings)
+    return Engine("tvm", run, tuple(sorted(libraries)), settings, on_loop_thread=True)
 
 
 def null_engine(outputs: list[dict]) -> Engine:

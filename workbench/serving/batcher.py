@@ -144,6 +144,7 @@ class Batcher:
         self._task: asyncio.Task | None = None
         self.in_flight = 0
         self._compute_ema_s = float("inf")  # unknown: use the worker thread until measured
+        self._on_loop = getattr(engine, "on_loop_thread", False)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -179,7 +180,7 @@ class Batcher:
             started = time.monotonic()
             self.in_flight = batch.rows
             try:
-                if self._compute_ema_s < INLINE_BELOW_S:  # cheaper than the handoff to the worker thread
+                if self._on_loop or self._compute_ema_s < INLINE_BELOW_S:
                     outputs, compute_s = self._timed(batch.assemble())
                 else:
                     outputs, compute_s = await loop.run_in_executor(self._worker, self._timed, batch.assemble())
