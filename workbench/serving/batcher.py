@@ -182,6 +182,7 @@ class Batcher:
             try:
                 if self._on_loop or self._compute_ema_s < INLINE_BELOW_S:
                     outputs, compute_s = self._timed(batch.assemble())
+                    await asyncio.sleep(0)  # let the answers out and new requests in before the next batch
                 else:
                     outputs, compute_s = await loop.run_in_executor(self._worker, self._timed, batch.assemble())
             except Exception as exc:  # an engine failure fails this batch's requests, not the server
