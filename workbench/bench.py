@@ -7,6 +7,7 @@ An engine whose outputs differ from ONNX Runtime's is recorded as rejected and n
 """
 
 import json
+import math
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -55,24 +56,23 @@ class BenchConfig:
 
 
 def validate(config: BenchConfig) -> None:
+    if not config.engines:
+        raise WorkbenchError(f"--engines names no engine; choose from: {', '.join(ENGINES)}")
     unknown = [e for e in config.engines if e not in ENGINES]
     if unknown:
         raise WorkbenchError(f"unknown engine '{unknown[0]}'; choose from: {', '.join(ENGINES)}")
     if not config.concurrency or any(c < 1 for c in config.concurrency):
         raise WorkbenchError("--concurrency takes positive integers, e.g. 1,4,16,64")
-    if config.rate is not None and not config.rate > 0:
+    if config.rate is not None and not 0 < config.rate < math.inf:
         raise WorkbenchError(f"--rate must be a positive number of requests per second (got {config.rate})")
     if config.slo_p99_ms is not None and not config.slo_p99_ms > 0:
         raise WorkbenchError(f"--slo-p99-ms must be a positive number of milliseconds (got {config.slo_p99_ms})")
     if not config.duration_s > 0 or not config.warmup_s >= 0:
         raise WorkbenchError("--duration must be positive and --warmup non-negative (seconds)")
+    if config.seed < 0 or config.min_requests < 0:
+        raise WorkbenchError("--seed and --min-requests must be non-negative integers")
     if config.max_batch < 1 or config.max_delay_ms < 0 or config.server_workers < 1:
         raise WorkbenchError("--max-batch and --server-workers must be at least 1, --max-delay-ms non-negative")
-
-
-def _spec_dicts(specs) -> list[dict]:
-    return [{"name": s.name, "dtype": s.dtype, "shape": [d if isinstance(d, int) else -1 for d in s.shape]}
-            for s in specs]
 
 
 def v2_request(inputs: dict[str, np.ndarray]) -> bytes:
@@ -90,8 +90,8 @@ class Bench:
         self.config, self.profile, self.display = config, profile, display
         self.source = models.resolve(config.model)
         self.model = models.load(self.source)
-        self.inputs_spec = _spec_dicts(models.input_specs(self.model))
-        self.outputs_spec = _spec_dicts(models.output_specs(self.model))
+        self.inputs_spec = models.spec_dicts(models.input_specs(self.model))
+        self.outputs_spec = models.spec_dicts(models.output_specs(self.model))
         self.output_names = [s["name"] for s in self.outputs_spec]
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         self.run_id = f"run-{stamp}-{self.source.name}-{profile.name}"
@@ -99,18 +99,29 @@ class Bench:
         self.records: list[dict] = []
         self.build_dir: Path | None = None
         self.batch_sizes = config.batch_sizes or profile.batch_sizes
+        self.model_sha256 = self.source.sha256()
+        self._samples: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        self._expected: dict[int, list[np.ndarray]] = {}
+        self._reference = None
         self._common = {"run_id": self.run_id, "model": {"name": self.source.name, "path": str(self.source.path),
-                                                         "sha256": self.source.sha256()},
+                                                         "sha256": self.model_sha256},
                         "target": profile.name, "command": shlex.join(["workbench", *sys.argv[1:]]),
                         "provenance": fingerprint.provenance()}
 
     # ---- shared pieces -------------------------------------------------------------------------
     def sample(self, batch: int, seed_offset: int = 0) -> dict[str, np.ndarray]:
-        return models.sample_inputs(self.model, batch, self.config.seed + seed_offset)
+        key = (batch, seed_offset)
+        if key not in self._samples:
+            self._samples[key] = models.sample_inputs(self.model, batch, self.config.seed + seed_offset)
+        return self._samples[key]
 
-    def check(self, outputs: list[np.ndarray], inputs: dict[str, np.ndarray]) -> dict:
-        expected = reference.run(self.source.path, inputs)
-        results = reference.compare(self.output_names, outputs, expected, self.config.rtol, self.config.atol)
+    def check(self, outputs: list[np.ndarray], batch: int) -> dict:
+        """Outputs for `sample(batch)` against ONNX Runtime's, which are computed once per batch size."""
+        if batch not in self._expected:
+            self._reference = self._reference or reference.session(self.source.path)
+            self._expected[batch] = self._reference.run(None, self.sample(batch))
+        results = reference.compare(self.output_names, outputs, self._expected[batch], self.config.rtol,
+                                    self.config.atol)
         return {"passed": all(r.passed for r in results), "rtol": self.config.rtol, "atol": self.config.atol,
                 "outputs": [r.as_dict() for r in results]}
 
@@ -133,7 +144,7 @@ class Bench:
         manifest = out / "manifest.json"
         if manifest.exists():
             data = json.loads(manifest.read_text())
-            if data.get("model_sha256") == self.source.sha256() and set(self.batch_sizes) <= {
+            if data.get("model_sha256") == self.model_sha256 and set(self.batch_sizes) <= {
                     int(b) for b in data.get("libraries", {})}:
                 return out
         from workbench.compiler.builder import CompileRequest, compile_model
@@ -153,7 +164,7 @@ class Bench:
                              outputs=self.outputs_spec, providers=self.profile.onnxruntime_providers)
         correctness = None
         if kind != "null":  # null returns zeros by design: it measures the harness, not a model
-            checks = {b: self.check(engine(self.sample(b)), self.sample(b)) for b in sizes}
+            checks = {b: self.check(engine(self.sample(b)), b) for b in sizes}
             correctness = {"passed": all(c["passed"] for c in checks.values()),
                            "per_batch": {str(b): c for b, c in checks.items()}}
             if not correctness["passed"]:
@@ -191,7 +202,9 @@ class Bench:
         config_path.parent.mkdir(parents=True, exist_ok=True)
         config_path.write_text(ServerConfig([model], port=port, workers=self.config.server_workers).to_json())
         argv = python_module("workbench.serving.server", str(config_path))
-        max_batch = min(self.config.max_batch, max(sizes)) if sizes else self.config.max_batch
+        from workbench.serving.batcher import largest_batch
+
+        max_batch = largest_batch(self.config.max_batch, sizes)
         return ServerProcess(engine, argv, port, log), {
             "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": "json",
             "workers": self.config.server_workers,
@@ -200,8 +213,7 @@ class Bench:
     def check_served(self, url: str) -> dict:
         from urllib.request import Request, urlopen
 
-        inputs = self.sample(1)
-        request = Request(f"{url}/v2/models/{self.source.name}/infer", data=v2_request(inputs),
+        request = Request(f"{url}/v2/models/{self.source.name}/infer", data=v2_request(self.sample(1)),
                           headers={"Content-Type": "application/json"})
         with urlopen(request, timeout=60) as response:
             body = orjson.loads(response.read())
@@ -209,7 +221,7 @@ class Bench:
 
         by_name = {o["name"]: np.asarray(o["data"], DATATYPES[o["datatype"]]).reshape(o["shape"])
                    for o in body["outputs"]}
-        return self.check([by_name.get(n, np.empty(0)) for n in self.output_names], inputs)
+        return self.check([by_name.get(n, np.empty(0)) for n in self.output_names], 1)
 
     def run_served(self, engine: str, url: str, settings: dict, alive=lambda: True) -> None:
         if engine == "server-null":

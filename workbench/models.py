@@ -126,6 +126,12 @@ def output_specs(model) -> list[TensorSpec]:
     return _specs(model.graph.output, set())
 
 
+def spec_dicts(specs: list[TensorSpec]) -> list[dict]:
+    """Specs as JSON: symbolic dimensions (the batch) become -1, as the v2 protocol writes them."""
+    return [{"name": s.name, "dtype": s.dtype, "shape": [d if isinstance(d, int) else -1 for d in s.shape]}
+            for s in specs]
+
+
 def metadata(model) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from workbench import models, reference
-from workbench.bench import _spec_dicts, v2_request
+from workbench.bench import v2_request
 from workbench.errors import WorkbenchError
 from workbench.load import generator
 from workbench.load.http import Endpoint
@@ -25,8 +25,8 @@ def _model_config(name: str, **kw) -> ModelConfig:
     extra = {}
     if recipe := models.metadata(model).get("workbench.preprocess"):
         extra["preprocess"] = json.loads(recipe)
-    return ModelConfig(name, kw.pop("engine", "onnxruntime"), str(source.path), _spec_dicts(models.input_specs(model)),
-                       _spec_dicts(models.output_specs(model)), extra=extra, **kw)
+    return ModelConfig(name, kw.pop("engine", "onnxruntime"), str(source.path), models.spec_dicts(models.input_specs(model)),
+                       models.spec_dicts(models.output_specs(model)), extra=extra, **kw)
 
 
 def _start(tmp_path, *model_configs, **server_kw) -> ServerProcess:

@@ -19,13 +19,10 @@ class Engine:
     run: Callable[[dict[str, np.ndarray]], list[np.ndarray]]
     batch_sizes: tuple[int, ...] | None
     settings: dict = field(default_factory=dict)
+    output_names: tuple[str, ...] = ()
     # Run on the server's event-loop thread instead of a worker thread. TVM needs it: a TVM call
     # from a worker thread while the loop runs took ~19 s for four resnet18 requests (0.5 s inline).
     on_loop_thread: bool = False
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self.run(inputs)
-
-    @property
-    def max_batch(self) -> int | None:
-        return max(self.batch_sizes) if self.batch_sizes else None

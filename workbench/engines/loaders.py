@@ -24,7 +24,7 @@ def onnxruntime_engine(model_path: Path, providers: tuple[str, ...] = ("CPUExecu
     settings = {"providers": session.get_providers(), "intra_op_num_threads": threads,
                 "inter_op_num_threads": 1, "graph_optimization_level": "ORT_ENABLE_ALL",
                 "execution_mode": "sequential"}
-    return Engine("onnxruntime", run, None, settings)
+    return Engine("onnxruntime", run, None, settings, tuple(o.name for o in session.get_outputs()))
 
 
 def tvm_engine(build_dir: Path) -> Engine:
@@ -47,7 +47,8 @@ def tvm_engine(build_dir: Path) -> Engine:
     settings = {"build_dir": str(build_dir), "target": manifest["target"], "target_json": manifest["target_json"],
                 "tuning_records": manifest["tuning"].get("records"),
                 "kernels_from_records": manifest["tuning"].get("kernels_from_records")}
-    return Engine("tvm", run, tuple(sorted(libraries)), settings, on_loop_thread=True)
+    return Engine("tvm", run, tuple(sorted(libraries)), settings, tuple(s["name"] for s in manifest["outputs"]),
+                  on_loop_thread=True)
 
 
 def null_engine(outputs: list[dict]) -> Engine:
@@ -56,7 +57,7 @@ def null_engine(outputs: list[dict]) -> Engine:
         batch = next(iter(inputs.values())).shape[0]
         return [np.zeros((batch, *spec["shape"][1:]), spec["dtype"]) for spec in outputs]
 
-    return Engine("null", run, None, {})
+    return Engine("null", run, None, {}, tuple(spec["name"] for spec in outputs))
 
 
 def open_engine(kind: str, *, model_path: Path, build_dir: Path | None, outputs: list[dict],

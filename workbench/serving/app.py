@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from workbench.engines import Engine
+from workbench.serving import predictions
 from workbench.serving.batcher import Batcher, BatchPolicy, BatchTooLarge, QueueFull
 from workbench.serving.metrics import ServerMetrics
 from workbench.serving.protocol import RequestError, TensorMeta, decode_infer, encode_infer
@@ -39,7 +40,6 @@ class ServerApp:
         self.models = models
         self.max_body_bytes = max_body_bytes
         self.metrics = ServerMetrics()
-        self.routes = {"predictions": None}  # filled by serving.predictions when image models are served
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -125,8 +125,8 @@ class ServerApp:
                 if method != "POST":
                     raise RequestError(405, "use POST for infer")
                 return await self._infer(model, scope, receive)
-        if len(parts) == 2 and parts[0] == "predictions" and self.routes["predictions"]:
-            return await self.routes["predictions"](self, self._model(parts[1]), method, scope, receive)
+        if len(parts) == 2 and parts[0] == "predictions":
+            return await predictions.handle(self, self._model(parts[1]), method, scope, receive)
         raise RequestError(404, f"no route for {method} /{'/'.join(parts)}; see GET /v2 and /v2/models/<name>")
 
     async def read_body(self, scope, receive) -> bytes:

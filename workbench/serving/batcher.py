@@ -34,6 +34,11 @@ class BatchTooLarge(ValueError):
     """A single request holds more rows than the largest batch the engine can run."""
 
 
+def largest_batch(requested: int, compiled: tuple[int, ...] | list[int] | None) -> int:
+    """The largest batch a server runs: what was asked, capped at the largest compiled size."""
+    return min(requested, max(compiled)) if compiled else requested
+
+
 @dataclass(frozen=True)
 class BatchPolicy:
     max_batch: int
@@ -142,7 +147,6 @@ class Batcher:
         self._wake = asyncio.Event()
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="engine")
         self._task: asyncio.Task | None = None
-        self.in_flight = 0
         self._compute_ema_s = float("inf")  # unknown: use the worker thread until measured
         self._on_loop = getattr(engine, "on_loop_thread", False)
 
@@ -178,11 +182,9 @@ class Batcher:
                 continue
             batch = self.queue.take()
             started = time.monotonic()
-            self.in_flight = batch.rows
             try:
                 if self._on_loop or self._compute_ema_s < INLINE_BELOW_S:
                     outputs, compute_s = self._timed(batch.assemble())
-                    await asyncio.sleep(0)  # let the answers out and new requests in before the next batch
                 else:
                     outputs, compute_s = await loop.run_in_executor(self._worker, self._timed, batch.assemble())
             except Exception as exc:  # an engine failure fails this batch's requests, not the server
@@ -190,8 +192,6 @@ class Batcher:
                     if not item.handle.done():
                         item.handle.set_exception(exc)
                 continue
-            finally:
-                self.in_flight = 0
             ema = self._compute_ema_s
             self._compute_ema_s = compute_s if ema == float("inf") else 0.9 * ema + 0.1 * compute_s
             if self._observe:
@@ -199,3 +199,4 @@ class Batcher:
             for item, answer in zip(batch.items, batch.split(outputs)):
                 if not item.handle.done():
                     item.handle.set_result(answer)
+            await asyncio.sleep(0)  # after a batch run on this thread: let answers out and requests in

@@ -7,17 +7,17 @@ Run: `python -m workbench.serving.naive_flask MODEL.onnx PORT [HOST]`.
 """
 
 import sys
+from pathlib import Path
 
 import numpy as np
 from flask import Flask, jsonify, request
 
-from workbench import fingerprint, reference
+from workbench.engines.loaders import onnxruntime_engine
 from workbench.serving.protocol import DATATYPE_OF, DATATYPES
 
 
 def create_app(model_path: str) -> Flask:
-    session = reference.session(model_path, threads=fingerprint.physical_cores())
-    output_names = [o.name for o in session.get_outputs()]
+    engine = onnxruntime_engine(Path(model_path))
     app = Flask("flask-naive")
 
     @app.get("/v2/health/ready")
@@ -29,10 +29,10 @@ def create_app(model_path: str) -> Flask:
         body = request.get_json()
         feeds = {t["name"]: np.asarray(t["data"], dtype=DATATYPES[t["datatype"]]).reshape(t["shape"])
                  for t in body["inputs"]}
-        outputs = session.run(None, feeds)
+        outputs = engine(feeds)
         return jsonify({"model_name": name, "outputs": [
             {"name": n, "datatype": DATATYPE_OF[str(o.dtype)], "shape": list(o.shape), "data": o.ravel().tolist()}
-            for n, o in zip(output_names, outputs)]})
+            for n, o in zip(engine.output_names, outputs)]})
 
     return app
 

@@ -18,10 +18,6 @@ from workbench.serving.protocol import RequestError
 DEFAULT_TOP_K = 5
 
 
-def install(app) -> None:
-    app.routes["predictions"] = handle
-
-
 def _image_bytes(body: bytes, content_type: str) -> bytes:
     if not content_type.startswith("multipart/form-data"):
         return body

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workbench.engines.loaders import open_engine
 from workbench.serving.app import ServedModel, ServerApp
-from workbench.serving.batcher import BatchPolicy
+from workbench.serving.batcher import BatchPolicy, largest_batch
 from workbench.serving.protocol import TensorMeta
 
 READY_LINE = "workbench-server ready"
@@ -65,17 +65,13 @@ def served_model(config: ModelConfig) -> ServedModel:
                          build_dir=Path(config.build_dir) if config.build_dir else None,
                          outputs=config.outputs, providers=tuple(config.providers))
     sizes = engine.batch_sizes or (tuple(config.batch_sizes) if config.batch_sizes else None)
-    max_batch = min(config.max_batch, max(sizes)) if sizes else config.max_batch
+    max_batch = largest_batch(config.max_batch, sizes)
     policy = BatchPolicy(max_batch, config.max_delay_ms / 1000, max(config.max_queue_rows, max_batch), sizes)
     return ServedModel(config.name, engine, policy, _metas(config.inputs), _metas(config.outputs), config.extra)
 
 
 def build_app(config: ServerConfig) -> ServerApp:
-    from workbench.serving import predictions
-
-    app = ServerApp({m.name: served_model(m) for m in config.models}, config.max_body_bytes)
-    predictions.install(app)
-    return app
+    return ServerApp({m.name: served_model(m) for m in config.models}, config.max_body_bytes)
 
 
 async def serve(config: ServerConfig, sock) -> None:
