@@ -228,7 +228,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
 
     chosen = tuple(e.strip() for e in engines.split(",") if e.strip()) if engines is not None else None
     config = BenchConfig(model=model, target=target, concurrency=parse_int_list("--concurrency", concurrency),
-                         batch_sizes=parse_batch_sizes(batch_sizes, None) if batch_sizes else None,
+                         batch_sizes=parse_batch_sizes(batch_sizes, None),
                          rate=rate, slo_p99_ms=slo_p99_ms, duration_s=duration, warmup_s=warmup,
                          min_requests=min_requests, url=url, max_batch=max_batch, max_delay_ms=max_delay_ms,
                          seed=seed, server_workers=server_workers, **({"engines": chosen} if chosen is not None else {}))

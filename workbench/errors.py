@@ -1,6 +1,12 @@
 """Errors a user can act on. The CLI prints the message as one line and exits non-zero."""
 
 
+def first_line(exc: Exception) -> str:
+    """TVM and ONNX errors carry long traces; the first line is the message."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
 class WorkbenchError(Exception):
     """A problem with the user's input or environment; the message says how to fix it."""
 

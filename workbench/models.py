@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.errors import ModelError
+from workbench.errors import ModelError, first_line
 from workbench.fingerprint import sha256_file
 from workbench.paths import models_dir, zoo_dir
 
@@ -99,8 +99,7 @@ def load(source: ModelSource):
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelError(f"{source.path} is not a valid ONNX model: {first}") from None
+        raise ModelError(f"{source.path} is not a valid ONNX model: {first_line(exc)}") from None
     return model
 
 

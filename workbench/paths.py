@@ -6,6 +6,17 @@ from pathlib import Path
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
+def make_directory(path: Path, what: str) -> Path:
+    """mkdir -p that answers a path it cannot create (a file in the way, no permission) in one line."""
+    from workbench.errors import WorkbenchError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkbenchError(f"cannot create the {what} {path}: {exc.strerror}; choose another path") from None
+    return path
+
+
 def project_root() -> Path:
     """WORKBENCH_HOME if set, else the current directory when it holds targets/, else the checkout."""
     if env := os.environ.get("WORKBENCH_HOME"):

@@ -145,3 +145,14 @@ def test_out_directory_with_other_files_is_not_replaced(project):
     assert_one_line_error(*invoke("compile", "--model", "mlp", "--target", "host", "--out", str(out)),
                           "not a workbench build")
     assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_out_directory_that_cannot_be_created(project):
+    (project / "a-file").write_text("x")
+    assert_one_line_error(*invoke("compile", "--model", "mlp", "--target", "host", "--out",
+                                  str(project / "a-file" / "sub")), "cannot create the output directory")
+
+
+def test_bench_empty_batch_sizes(project):
+    assert_one_line_error(*invoke("bench", "--model", "mlp", "--batch-sizes", ""),
+                          "--batch-sizes must be comma-separated positive integers")

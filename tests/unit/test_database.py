@@ -59,3 +59,14 @@ def test_one_tuning_run_per_database(tmp_path):
                 pass
     with db.exclusive():  # released afterwards
         pass
+
+
+@pytest.mark.parametrize("session", ['{"machine": "x"}', '{"machine": {"cpu_model": ["a"]}}'])
+def test_session_with_a_malformed_machine_names_the_line(tmp_path, session):
+    db = make_db(tmp_path, record())
+    db.sessions_path.write_text(session + "\n")
+    if "cpu_model" in session:  # a list where a name belongs: reported, not a crash
+        assert db.validate() == 1
+    else:
+        with pytest.raises(DatabaseError, match=r"sessions.jsonl:1 is corrupt"):
+            db.validate()

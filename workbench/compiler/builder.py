@@ -8,11 +8,12 @@ from pathlib import Path
 
 from workbench import fingerprint, reference
 from workbench.compiler.database import TuningDatabase
-from workbench.compiler.importer import first_line, make_target
+from workbench.compiler.importer import make_target
 from workbench.compiler.tasks import extract, prepared_modules
 from workbench.console import warn
-from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError
+from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError, first_line
 from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
+from workbench.paths import make_directory
 from workbench.targets import TargetProfile
 
 MANIFEST = "manifest.json"
@@ -99,16 +100,17 @@ def compile_model(request: CompileRequest) -> dict:
     database = TuningDatabase(request.database_dir, target_json)
     staging = out_dir.with_name(f".{out_dir.name}.staging")
     with database.exclusive():  # a tune writing the same files could be cut mid-line by the check
-        database.validate()
+        records = database.validate()
         target = make_target(target_json)
         db = database.open()
         modules = prepared_modules(model, request.batch_sizes, target)
         coverage = _coverage(modules, request, target, db)
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
+        make_directory(staging, "output directory")
         try:
             libraries, from_records = _build_all(request, modules, target, db, staging)
             coverage["kernels_from_records"] = from_records
+            coverage["records"] = records
             manifest = _manifest(request, model, target_json, database, coverage, libraries,
                                  _check(request, model, libraries))
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -179,7 +181,7 @@ def _manifest(request: CompileRequest, model, target_json: dict, database: Tunin
         "inputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in input_specs(model)],
         "outputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in output_specs(model)],
         "tuning": {"database": str(request.database_dir), "database_sha256": database.digest(),
-                   "records": database.record_count(), **coverage},
+                   **coverage},
         "correctness": correctness,
         "provenance": fingerprint.provenance(),
     }

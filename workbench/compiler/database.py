@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.console import warn
-from workbench.errors import DatabaseError
+from workbench.errors import DatabaseError, first_line
 from workbench.fingerprint import sha256_file
+from workbench.paths import make_directory
 
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
@@ -70,7 +71,7 @@ def _check_lines(path: Path, check) -> list:
 
 
 def _check_session(session) -> None:
-    if not isinstance(session, dict):
+    if not isinstance(session, dict) or not isinstance(session.get("machine", {}), dict):
         raise ValueError
 
 
@@ -139,13 +140,13 @@ class TuningDatabase:
     def _make_directory(self) -> None:
         if self.directory.exists() and not self.directory.is_dir():
             raise DatabaseError(f"tuning database path {self.directory} is a file; pass a directory")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_directory(self.directory, "tuning database directory")
 
     def _warn_if_other_machine(self, sessions: list[dict]) -> None:
         from workbench.fingerprint import fingerprint_id, machine_fingerprint
 
         here = fingerprint_id(machine_fingerprint())
-        others = {s.get("machine", {}).get("cpu_model", "?") for s in sessions if s.get("fingerprint_id") != here}
+        others = {str(s.get("machine", {}).get("cpu_model", "?")) for s in sessions if s.get("fingerprint_id") != here}
         if others:
             warn(f"{self.directory} holds records tuned on another machine ({', '.join(sorted(others))}); "
                  "they apply, but timings and the best schedules may differ here")
@@ -157,8 +158,7 @@ class TuningDatabase:
         try:
             return ms.database.JSONDatabase(work_dir=str(self.directory), module_equality="structural")
         except Exception as exc:
-            first = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
-            raise DatabaseError(f"MetaSchedule cannot load the database in {self.directory}: {first}; "
+            raise DatabaseError(f"MetaSchedule cannot load the database in {self.directory}: {first_line(exc)}; "
                                 "move the directory aside to start afresh") from None
 
     def digest(self) -> str | None:
@@ -175,7 +175,4 @@ class TuningDatabase:
             f.write(json.dumps(session) + "\n")
 
     def sessions(self) -> list[dict]:
-        if not self.sessions_path.exists():
-            return []
-        with open(self.sessions_path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+        return _check_lines(self.sessions_path, _check_session) if self.sessions_path.exists() else []

@@ -4,14 +4,8 @@ import json
 
 import onnx
 
-from workbench.errors import ModelError, TargetError
+from workbench.errors import ModelError, TargetError, first_line
 from workbench.models import input_specs
-
-
-def first_line(exc: Exception) -> str:
-    """TVM errors carry long C++ traces; the first line is the message."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def unsupported_operators(model: onnx.ModelProto) -> list[str]:

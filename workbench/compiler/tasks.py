@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-from workbench.compiler.importer import first_line, import_model, prepare
+from workbench.compiler.importer import import_model, prepare
+from workbench.errors import first_line
 from workbench.errors import ModelError
 
 
