@@ -138,21 +138,13 @@ class Bench:
 
     def ensure_build(self) -> Path:
         """The compiled model for this target, built now (with the records there are) if missing or stale."""
-        from workbench.paths import build_dir
+        from workbench.compiler.builder import CompileRequest, ensure_build
+        from workbench.paths import build_dir, tuning_logs_dir
 
         out = build_dir() / self.source.name / self.profile.name
-        manifest = out / "manifest.json"
-        if manifest.exists():
-            data = json.loads(manifest.read_text())
-            if data.get("model_sha256") == self.model_sha256 and set(self.batch_sizes) <= {
-                    int(b) for b in data.get("libraries", {})}:
-                return out
-        from workbench.compiler.builder import CompileRequest, compile_model
-        from workbench.paths import tuning_logs_dir
-
-        self.display.phase("tvm", "compiling (no build found)")
-        compile_model(CompileRequest(self.source, self.profile, self.batch_sizes,
-                                     tuning_logs_dir() / self.profile.name, out, self.config.rtol, self.config.atol))
+        ensure_build(CompileRequest(self.source, self.profile, self.batch_sizes, tuning_logs_dir() / self.profile.name,
+                                    out, self.config.rtol, self.config.atol),
+                     lambda: self.display.phase("tvm", "compiling (no current build found)"))
         return out
 
     # ---- direct --------------------------------------------------------------------------------
@@ -205,8 +197,12 @@ class Bench:
         from workbench.serving.batcher import largest_batch
 
         max_batch = largest_batch(self.config.max_batch, sizes)
+        libraries = {}
+        if kind == "tvm":
+            build = json.loads((self.build_dir / "manifest.json").read_text())
+            libraries = {"libraries_sha256": {b: entry["sha256"] for b, entry in build["libraries"].items()}}
         return ServerProcess(engine, argv, port, log), {
-            "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": "json",
+            "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": "json", **libraries,
             "workers": self.config.server_workers,
             "batching": {"max_batch": max_batch, "batch_sizes": sizes, "max_delay_ms": self.config.max_delay_ms}}
 

@@ -121,6 +121,21 @@ def compile_model(request: CompileRequest) -> dict:
     return manifest
 
 
+def ensure_build(request: CompileRequest, on_compile=lambda: None) -> dict:
+    """The manifest in request.out_dir, compiled now when missing or stale: another model, a batch
+    size not built, or tuning records that changed since."""
+    manifest_path = request.out_dir / MANIFEST
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        database = TuningDatabase(request.database_dir, request.profile.resolved_target())
+        if (manifest.get("model_sha256") == request.source.sha256()
+                and set(request.batch_sizes) <= {int(b) for b in manifest.get("libraries", {})}
+                and manifest.get("tuning", {}).get("database_sha256") == database.digest()):
+            return manifest
+    on_compile()
+    return compile_model(request)
+
+
 def _check_replaceable(out_dir: Path) -> None:
     """A successful compile replaces --out whole, so it must be new, empty or an earlier build."""
     if not out_dir.exists():

@@ -46,7 +46,9 @@ def tvm_engine(build_dir: Path) -> Engine:
 
     settings = {"build_dir": str(build_dir), "target": manifest["target"], "target_json": manifest["target_json"],
                 "tuning_records": manifest["tuning"].get("records"),
-                "kernels_from_records": manifest["tuning"].get("kernels_from_records")}
+                "kernels_from_records": manifest["tuning"].get("kernels_from_records"),
+                # what a perf card matches on: the figures belong to these exact libraries
+                "libraries_sha256": {b: entry["sha256"] for b, entry in manifest["libraries"].items()}}
     return Engine("tvm", run, tuple(sorted(libraries)), settings, tuple(s["name"] for s in manifest["outputs"]),
                   on_loop_thread=True)
 

@@ -1,0 +1,11 @@
+"""Serving bundles: a compiled model with everything needed to serve and check it elsewhere.
+
+One directory (or the same directory as a .tar.gz): manifest.json with the sha256 of every other
+file, lib/ (a library per compiled batch size), model/ (the source ONNX file), samples/ (seeded
+inputs with ONNX Runtime's outputs, as .npz read without pickle), perf.json (the last bench of
+these exact libraries), requirements.txt, Dockerfile, README.md, and runtime/ (the workbench
+source, so a virtual environment with only requirements.txt installed can serve the bundle).
+"""
+
+MANIFEST = "manifest.json"
+FORMAT = 1

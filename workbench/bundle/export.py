@@ -1,0 +1,195 @@
+"""`workbench export`: a compiled model, its samples, perf card and runtime packed as one bundle."""
+
+import json
+import platform
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from workbench import fingerprint, models, records, reference
+from workbench.bundle import FORMAT, MANIFEST, templates
+from workbench.bundle.archive import ARCHIVE_SUFFIX, file_digests, pack
+from workbench.compiler.builder import CompileRequest, ensure_build
+from workbench.errors import WorkbenchError
+from workbench.paths import make_directory, project_root
+
+# What serving a bundle imports; each is pinned to the version installed here, with what it needs.
+SERVING_DISTRIBUTIONS = ("apache-tvm", "apache-tvm-ffi", "onnxruntime", "numpy", "ml_dtypes", "psutil", "orjson",
+                         "uvicorn", "uvloop", "httptools", "pillow", "typer", "rich")
+_SOURCE = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    build: CompileRequest  # build.out_dir is the compiled build reused or made for the bundle
+    bundles_dir: Path
+    version: str = "1"
+    labels: Path | None = None
+    reports_dir: Path | None = None
+
+
+def bundle_name(model: str, target: str) -> str:
+    return f"{model}-{target}"
+
+
+def pinned_requirements(names=SERVING_DISTRIBUTIONS) -> list[str]:
+    """`name==version` for each distribution and everything it requires here, markers evaluated."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins, pending = {}, list(names)
+    while pending:
+        name = canonicalize_name(pending.pop())
+        if name in pins:
+            continue
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            raise WorkbenchError(f"{name} is not installed, and serving a bundle needs it; "
+                                 "reinstall workbench (make install)") from None
+        pins[name] = dist.version
+        for text in dist.requires or ():
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(requirement.name)
+    return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def required_cpu_flags(request: CompileRequest) -> list[str]:
+    """The ISA a library may use: the profile's stated flags, and for a CPU detected here ("auto")
+    every relevant flag this CPU has, since LLVM may emit any of them."""
+    flags = set(request.profile.requires_cpu_flags)
+    if request.profile.device == "cpu" and request.profile.target.get("mcpu") == "auto":
+        flags |= set(fingerprint.machine_fingerprint()["cpu_flags"])
+    return sorted(flags)
+
+
+def perf_card(reports_dir: Path, model_sha256: str, libraries_sha256: dict[str, str]) -> dict:
+    """The figures of the latest bench run that timed these exact libraries, with every engine of
+    that run for comparison; or a note saying how to make one."""
+    for run_dir in sorted((p for p in reports_dir.glob("run-*") if (p / "records").is_dir()), reverse=True):
+        run = records.read_records(run_dir)
+        timed = [r for r in run if r["engine"] in ("tvm", "server-tvm") and r.get("status") == "ok"
+                 and r["model"]["sha256"] == model_sha256 and _same_libraries(r, libraries_sha256)]
+        if timed:
+            first = timed[0]
+            return {"run_id": first["run_id"], "command": first["command"],
+                    "fingerprint_id": first["provenance"]["fingerprint_id"],
+                    "cpu_model": first["provenance"]["machine"]["cpu_model"],
+                    "rows": [records.row(r) for r in run]}
+    return {"run_id": None, "note": "no bench run has timed these libraries; run `workbench bench` with the same "
+                                    "model and target, then export again"}
+
+
+def _same_libraries(record: dict, libraries_sha256: dict[str, str]) -> bool:
+    timed = (record.get("settings") or {}).get("libraries_sha256") or {}
+    return bool(timed) and all(libraries_sha256.get(b) == sha for b, sha in timed.items()
+                               if b in libraries_sha256) and bool(set(timed) & set(libraries_sha256))
+
+
+def _write_samples(root: Path, model, source_path: Path, batch_sizes) -> dict[str, str]:
+    """Seeded inputs and ONNX Runtime's outputs per batch size: what `verify` checks against."""
+    files = {}
+    for batch in batch_sizes:
+        inputs = models.sample_inputs(model, batch)
+        outputs = reference.run(source_path, inputs)
+        path = root / "samples" / f"b{batch}.npz"
+        path.parent.mkdir(exist_ok=True)
+        arrays = {f"input_{i}": inputs[s.name] for i, s in enumerate(models.input_specs(model))}
+        arrays.update({f"output_{i}": out for i, out in enumerate(outputs)})
+        np.savez(path, **arrays)
+        files[str(batch)] = path.relative_to(root).as_posix()
+    return files
+
+
+def _copy_runtime(root: Path) -> None:
+    shutil.copytree(_SOURCE, root / "runtime" / "workbench",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.onnx"))
+
+
+def _labels(path: Path | None) -> list[str] | None:
+    if path is None:
+        return None
+    try:
+        labels = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkbenchError(f"cannot read --labels {path}: {getattr(exc, 'strerror', None) or exc}; "
+                             "pass a text file with one class name per line") from None
+    if not labels:
+        raise WorkbenchError(f"--labels {path} is empty; pass a text file with one class name per line")
+    return labels
+
+
+def export_bundle(request: ExportRequest, on_compile=lambda: None) -> Path:
+    """Build (or reuse a current build), assemble the bundle in a staging folder, pack it, and
+    only then replace an earlier archive of the same name."""
+    build = request.build
+    labels = _labels(request.labels)
+    built = ensure_build(build, on_compile)
+    model = models.load(build.source)
+    name = bundle_name(build.source.name, build.profile.name)
+    make_directory(request.bundles_dir, "bundle output directory")
+    staging_parent = request.bundles_dir / f".{name}.staging"
+    shutil.rmtree(staging_parent, ignore_errors=True)
+    root = staging_parent / name
+    try:
+        (root / "lib").mkdir(parents=True)
+        libraries = {}
+        for batch in build.batch_sizes:
+            entry = built["libraries"][str(batch)]
+            shutil.copy2(build.out_dir / entry["file"], root / "lib" / entry["file"])
+            libraries[str(batch)] = {"file": f"lib/{entry['file']}", "sha256": entry["sha256"]}
+        model_file = f"model/{build.source.path.name}"
+        (root / "model").mkdir()
+        shutil.copy2(build.source.path, root / model_file)
+        samples = _write_samples(root, model, build.source.path, build.batch_sizes)
+        reports_dir = request.reports_dir or project_root() / "reports"
+        card = perf_card(reports_dir, built["model_sha256"], {b: e["sha256"] for b, e in libraries.items()})
+        (root / "perf.json").write_text(json.dumps(card, indent=2))
+        requirements = pinned_requirements()
+        (root / "requirements.txt").write_text(templates.requirements_txt(requirements))
+        (root / "Dockerfile").write_text(templates.dockerfile(name))
+        _copy_runtime(root)
+        manifest = _manifest(request, built, model, name, libraries, model_file, samples, card, labels)
+        (root / "README.md").write_text(templates.readme(manifest, card))
+        manifest["files"] = file_digests(root)
+        (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        archive = request.bundles_dir / f"{name}{ARCHIVE_SUFFIX}"
+        pack(root, archive)
+    finally:
+        shutil.rmtree(staging_parent, ignore_errors=True)
+    return archive
+
+
+def _manifest(request: ExportRequest, built: dict, model, name: str, libraries: dict, model_file: str,
+              samples: dict, card: dict, labels: list[str] | None) -> dict:
+    build = request.build
+    metadata = models.metadata(model)
+    preprocess = json.loads(metadata["workbench.preprocess"]) if "workbench.preprocess" in metadata else None
+    gpu_arch = built["target_json"].get("arch") if build.profile.device == "cuda" else None
+    return {
+        "bundle_format": FORMAT, "name": name, "version": request.version,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {"name": build.source.name, "file": model_file, "sha256": built["model_sha256"],
+                  "task": metadata.get("workbench.task")},
+        "target": built["target"], "target_json": built["target_json"], "device": built["device"],
+        "requires": {"machine": platform.machine(), "device": build.profile.device,
+                     "cpu_flags": required_cpu_flags(build) if build.profile.device == "cpu" else [],
+                     "gpu_arch": gpu_arch},
+        "tuned_on": {"fingerprint_id": built["provenance"]["fingerprint_id"],
+                     "machine": built["provenance"]["machine"]},
+        "versions": fingerprint.versions(),
+        "inputs": built["inputs"], "outputs": built["outputs"],
+        "batch_sizes": list(build.batch_sizes), "libraries": libraries,
+        "parameters": built["parameters"],
+        "preprocess": preprocess, "labels": labels,
+        "tuning": built["tuning"], "correctness": built["correctness"],
+        "tolerance": {"rtol": build.rtol, "atol": build.atol},
+        "samples": samples, "perf_card": {"file": "perf.json", "run_id": card.get("run_id")},
+        "serve": "pip install -r requirements.txt && PYTHONPATH=runtime python -m workbench serve . --port 8080",
+    }

@@ -1,0 +1,96 @@
+"""Serve and verify bundles: `workbench serve` and `workbench verify`."""
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workbench import reference
+from workbench.bundle.archive import Bundle, BundleError, open_bundle
+from workbench.errors import WorkbenchError
+
+
+def parse_models(text: str) -> list[tuple[str, Path]]:
+    """`name=path,name=path` as given to --models."""
+    pairs = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, path = part.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise WorkbenchError(f"--models takes name=bundle pairs separated by commas, e.g. "
+                                 f"a=bundles/a.tar.gz,b=bundles/b.tar.gz (got {part!r})")
+        pairs.append((name.strip(), Path(path.strip())))
+    names = [n for n, _ in pairs]
+    if not pairs or len(set(names)) != len(names):
+        raise WorkbenchError(f"--models needs at least one name=bundle pair and distinct names (got {text!r})")
+    return pairs
+
+
+def model_config(bundle: Bundle, name: str, engine: str, max_batch: int, max_delay_ms: float, max_queue_rows: int):
+    from workbench.serving.server import ModelConfig
+
+    m = bundle.manifest
+    if engine not in ("tvm", "onnxruntime"):
+        raise WorkbenchError(f"--engine must be tvm or onnxruntime (got {engine!r})")
+    extra = {k: m[k] for k in ("preprocess", "labels") if m.get(k)}
+    return ModelConfig(name, engine, str(bundle.root / m["model"]["file"]), m["inputs"], m["outputs"],
+                       build_dir=str(bundle.root) if engine == "tvm" else None,
+                       batch_sizes=m["batch_sizes"] if engine == "tvm" else None, max_batch=max_batch,
+                       max_delay_ms=max_delay_ms, max_queue_rows=max_queue_rows, extra=extra)
+
+
+def serve_bundles(named: list[tuple[str | None, Path]], *, engine: str, host: str, port: int, max_batch: int,
+                  max_delay_ms: float, max_queue_rows: int, workers: int, max_body_bytes: int) -> None:
+    """Open (and verify) every bundle first, then serve them all from one server until SIGTERM."""
+    from workbench.serving.server import ServerConfig, run
+
+    with contextlib.ExitStack() as stack:
+        configs = []
+        for name, path in named:
+            bundle = stack.enter_context(open_bundle(path))
+            configs.append(model_config(bundle, name or bundle.manifest["model"]["name"], engine, max_batch,
+                                        max_delay_ms, max_queue_rows))
+        run(ServerConfig(configs, host=host, port=port, workers=workers, max_body_bytes=max_body_bytes))
+
+
+@dataclass
+class BatchCheck:
+    batch: int
+    passed: bool
+    max_abs_error: float
+    max_rel_error: float
+    p50_ms: float | None
+
+
+def load_samples(bundle: Bundle, batch: int) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    m = bundle.manifest
+    try:
+        with np.load(bundle.root / m["samples"][str(batch)], allow_pickle=False) as data:
+            inputs = {s["name"]: data[f"input_{i}"] for i, s in enumerate(m["inputs"])}
+            outputs = [data[f"output_{i}"] for i in range(len(m["outputs"]))]
+    except (KeyError, ValueError, OSError) as exc:
+        raise BundleError(f"{bundle.source}: the samples for batch {batch} cannot be read ({exc}); "
+                          "export the bundle again") from None
+    return inputs, outputs
+
+
+def verify(bundle: Bundle) -> list[BatchCheck]:
+    """Each compiled batch size run on the stored samples and compared with the stored ONNX Runtime
+    outputs at the export's tolerance; then its median latency here."""
+    from workbench.engines.loaders import tvm_engine
+    from workbench.load.direct import DirectSpec, latency
+
+    m = bundle.manifest
+    engine = tvm_engine(bundle.root)
+    names = [s["name"] for s in m["outputs"]]
+    checks = []
+    for batch in m["batch_sizes"]:
+        inputs, expected = load_samples(bundle, batch)
+        results = reference.compare(names, engine(inputs), expected, m["tolerance"]["rtol"], m["tolerance"]["atol"])
+        passed = all(r.passed for r in results)
+        p50 = None
+        if passed:
+            p50 = latency(engine, inputs, DirectSpec(min_runs=10, min_time_s=0.3, max_time_s=10))["latency_ms"]["p50_ms"]
+        checks.append(BatchCheck(batch, passed, max(r.max_abs_error for r in results),
+                                 max(r.max_rel_error for r in results), p50))
+    return checks

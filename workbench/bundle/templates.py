@@ -1,0 +1,92 @@
+"""The text files a bundle carries for whoever deploys it: requirements.txt, Dockerfile, README.md."""
+
+from workbench import __version__
+
+
+def requirements_txt(pins: list[str]) -> str:
+    header = (f"# Serving this bundle needs exactly these (pinned by workbench {__version__} at export).\n"
+              "# python -m venv venv && venv/bin/pip install -r requirements.txt\n")
+    return header + "\n".join(pins) + "\n"
+
+
+def dockerfile(name: str) -> str:
+    return f"""# The bundle {name} as a container: docker build -t {name} . && docker run -p 8080:8080 {name}
+# The libraries are compiled for the CPU (or GPU) named in manifest.json "requires"; the server
+# refuses to start on a machine without it.
+FROM python:3.11-slim
+WORKDIR /bundle
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+ENV PYTHONPATH=/bundle/runtime
+EXPOSE 8080
+CMD ["python", "-m", "workbench", "serve", "/bundle", "--host", "0.0.0.0", "--port", "8080"]
+"""
+
+
+def _figures(card: dict) -> str:
+    if not card.get("run_id"):
+        return card["note"] + "\n"
+    lines = [f"From bench run `{card['run_id']}` on {card['cpu_model']} (fingerprint {card['fingerprint_id']}):",
+             f"`{card['command']}`", "", "| engine | scenario | batch / concurrency | throughput | p50 ms | p99 ms |",
+             "|---|---|---|---|---|---|"]
+    for row in card["rows"]:
+        if row["status"] != "ok":
+            continue
+        load = row["batch"] if row["scenario"] in ("latency", "offline") else row["concurrency"] or row["rate"]
+        throughput = f"{row['throughput']:,.1f} {row['throughput_unit']}" if row["throughput"] is not None else ""
+        p50 = f"{row['p50_ms']:.3f}" if row["p50_ms"] is not None else ""
+        p99 = f"{row['p99_ms']:.3f}" if row["p99_ms"] is not None else ""
+        lines.append(f"| {row['engine']} | {row['scenario']} | {load} | {throughput} | {p50} | {p99} |")
+    return "\n".join(lines) + "\n"
+
+
+def readme(manifest: dict, card: dict) -> str:
+    name, model = manifest["name"], manifest["model"]["name"]
+    needs = manifest["requires"]
+    hardware = (f"an NVIDIA GPU ({needs['gpu_arch']})" if needs["device"] == "cuda"
+                else f"an {needs['machine']} CPU with {', '.join(needs['cpu_flags']) or 'no special ISA'}")
+    inputs = "\n".join(f"- `{s['name']}`: {s['dtype']} {s['shape']}" for s in manifest["inputs"])
+    outputs = "\n".join(f"- `{s['name']}`: {s['dtype']} {s['shape']}" for s in manifest["outputs"])
+    image = (f"\nImage in, top-5 classes out:\n\n    curl -s localhost:8080/predictions/{model} -F data=@kitten.jpg\n"
+             if manifest.get("preprocess") else "")
+    return f"""# {name}
+
+`{model}` compiled with Apache TVM for target `{manifest['target']}`, batch sizes
+{', '.join(map(str, manifest['batch_sizes']))}, exported by workbench on {manifest['created']}.
+It runs on {hardware}; the server refuses other machines with a one-line reason.
+
+## Run it
+
+    python -m venv venv && venv/bin/pip install -r requirements.txt
+    PYTHONPATH=runtime venv/bin/python -m workbench verify .       # checksums, target, outputs vs ONNX Runtime
+    PYTHONPATH=runtime venv/bin/python -m workbench serve . --port 8080
+
+or with Docker: `docker build -t {name} . && docker run -p 8080:8080 {name}`.
+
+The server speaks the Open Inference Protocol v2 (KServe / Triton "v2"):
+
+    curl -s localhost:8080/v2/health/ready
+    curl -s localhost:8080/v2/models/{model}
+    curl -s -X POST localhost:8080/v2/models/{model}/infer -d @request.json
+    curl -s localhost:8080/metrics
+{image}
+Inputs:
+{inputs}
+
+Outputs:
+{outputs}
+
+Requests are batched dynamically up to the largest compiled batch size; a request with more rows
+than that is answered 400. A full queue is answered 503 with Retry-After.
+
+## Performance card
+
+{_figures(card)}
+## Contents
+
+`manifest.json` lists every file with its sha256; loading refuses a bundle whose files do not
+match. `lib/` holds one library per batch size (weights bound in as constants), `model/` the
+source ONNX model, `samples/` seeded inputs with ONNX Runtime's outputs, `runtime/` the workbench
+source that serves it.
+"""
