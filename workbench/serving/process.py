@@ -35,8 +35,10 @@ def log_tail(path: Path, lines: int = 3) -> str:
 
 
 class ServerProcess:
-    def __init__(self, label: str, argv: list[str], port: int, log_path: Path, host: str = "127.0.0.1"):
+    def __init__(self, label: str, argv: list[str], port: int, log_path: Path, host: str = "127.0.0.1",
+                 cwd: Path | None = None, env: dict | None = None):
         self.label, self.argv, self.port, self.host, self.log_path = label, argv, port, host, log_path
+        self.cwd, self.env = cwd, env
         self.process: subprocess.Popen | None = None
 
     @property
@@ -47,7 +49,8 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            cwd=self.cwd, env=self.env)
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

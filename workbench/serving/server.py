@@ -6,6 +6,7 @@ answer. SIGTERM stops accepting, lets in-flight requests finish, then exits (uvi
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -74,11 +75,27 @@ def build_app(config: ServerConfig) -> ServerApp:
     return ServerApp({m.name: served_model(m) for m in config.models}, config.max_body_bytes)
 
 
+def _graceful_server(config):
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises a caught SIGTERM once its graceful shutdown is done, which kills the
+        process before its caller cleans up (`serve`'s extracted bundle); here a stop returns normally."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return GracefulServer(config)
+
+
 async def serve(config: ServerConfig, sock) -> None:
     import uvicorn
 
     app = build_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, loop="none", http="httptools", lifespan="on", access_log=False,
+    server = _graceful_server(uvicorn.Config(app, loop="none", http="httptools", lifespan="on", access_log=False,
                                            log_level="warning", timeout_graceful_shutdown=30, proxy_headers=False))
 
     async def announce():
