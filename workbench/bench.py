@@ -219,7 +219,7 @@ class Bench:
                    for o in body["outputs"]}
         return self.check([by_name.get(n, np.empty(0)) for n in self.output_names], 1)
 
-    def run_served(self, engine: str, url: str, settings: dict, alive=lambda: True) -> None:
+    def run_served(self, engine: str, url: str, settings: dict, alive=lambda: True, rss_mb=lambda: None) -> None:
         if engine == "server-null":
             correctness = None
         else:
@@ -243,7 +243,10 @@ class Bench:
                 continue
             self.display.phase(engine, f"closed loop, concurrency {concurrency}")
             spec = self._load_spec(endpoint, requests)
+            rss_start = rss_mb()
             result = generator.run(generator.closed_loop(spec, concurrency)).summary()
+            if rss_start is not None:  # a soak's memory verdict: resident memory before and after the load
+                result["server_rss_mb"] = {"start": rss_start, "end": rss_mb()}
             self.save(engine, {"kind": "closed", "concurrency": concurrency, **self._durations()},
                       settings, correctness, result, "ok" if alive() else "failed",
                       None if alive() else "the server process exited during the run")
@@ -332,7 +335,7 @@ def _run_server_engine(bench: Bench, engine: str) -> None:
         bench.save(engine, {"kind": "closed"}, settings, None, None, "failed", str(exc))
         return
     try:
-        bench.run_served(engine, process.url, settings, process.alive)
+        bench.run_served(engine, process.url, settings, process.alive, process.rss_mb)
     finally:
         code = process.stop()
         if code not in (0, None, -15):

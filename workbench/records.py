@@ -9,7 +9,7 @@ from pathlib import Path
 RECORD_FORMAT = 1
 CSV_COLUMNS = ("engine", "scenario", "concurrency", "rate", "batch", "throughput", "throughput_unit",
                "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms", "errors", "stable",
-               "correct", "generator_cpu", "missed_slots", "status")
+               "correct", "generator_cpu", "missed_slots", "server_rss_start_mb", "server_rss_end_mb", "status")
 
 
 def record_name(record: dict) -> str:
@@ -40,7 +40,9 @@ def row(record: dict) -> dict:
         "errors": sum((result.get("errors") or {}).values()),
         "stable": (result.get("stability") or {}).get("stable"),
         "correct": correctness.get("passed"), "generator_cpu": result.get("generator_cpu"),
-        "missed_slots": result.get("missed_slots"), "status": record.get("status", "ok"),
+        "missed_slots": result.get("missed_slots"),
+        "server_rss_start_mb": (result.get("server_rss_mb") or {}).get("start"),
+        "server_rss_end_mb": (result.get("server_rss_mb") or {}).get("end"), "status": record.get("status", "ok"),
     }
 
 

@@ -74,6 +74,18 @@ class ServerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def rss_mb(self) -> float | None:
+        """Resident memory of the server and its worker processes, in MiB."""
+        import psutil
+
+        if not self.alive():
+            return None
+        try:
+            root = psutil.Process(self.process.pid)
+            return sum(p.memory_info().rss for p in (root, *root.children(recursive=True))) / (1 << 20)
+        except psutil.Error:
+            return None
+
     def stop(self, grace_s: float = 10) -> int | None:
         if self.process is None:
             return None
