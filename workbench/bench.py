@@ -147,6 +147,31 @@ class Bench:
                      lambda: self.display.phase("tvm", "compiling (no current build found)"))
         return out
 
+    def write_context(self) -> None:
+        """What the report needs beside the records: model FLOPs, the machine's measured peak, and
+        the tuning history of this model on this target (cumulative curves for the report)."""
+        from workbench import machinepeak, modelstats
+        from workbench.compiler.database import TuningDatabase
+        from workbench.errors import ModelError
+        from workbench.paths import tuning_logs_dir
+
+        try:
+            stats = modelstats.compute_stats(self.model)
+            model = {"flops_per_sample": stats.flops, "parameters": stats.parameters}
+        except ModelError as exc:
+            model = {"flops_per_sample": None, "parameters": None, "note": str(exc)}
+        sessions = []
+        if self.profile.device == "cpu" or self.build_dir is not None:
+            directory = tuning_logs_dir() / self.profile.name
+            if directory.is_dir():
+                database = TuningDatabase(directory, self.profile.resolved_target())
+                sessions = [s for s in database.sessions() if s.get("model_sha256") == self.model_sha256]
+        context = {"format": records.RECORD_FORMAT, "run_id": self.run_id, "model": {**self._common["model"], **model},
+                   "target": self.profile.name, "machine_peak": machinepeak.measure(),
+                   "tuning": {"database": str(tuning_logs_dir() / self.profile.name), "sessions": sessions},
+                   "provenance": self._common["provenance"]}
+        (self.run_dir / "context.json").write_text(json.dumps(context))
+
     # ---- direct --------------------------------------------------------------------------------
     def run_direct(self, kind: str) -> None:
         from workbench.engines.loaders import open_engine
@@ -309,6 +334,8 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
                                  f"host target here, or drop the tvm engines with --engines")
         bench.build_dir = bench.ensure_build()
     bench.run_dir.mkdir(parents=True, exist_ok=True)
+    display.phase("machine", "measuring float32 peak and memory bandwidth")
+    bench.write_context()
     display.start(bench.run_id)
     try:
         for engine in engines:

@@ -328,6 +328,24 @@ def verify(bundle: Annotated[Path, typer.Argument(help="A bundle archive or dire
 
 @app.command()
 @_one_line_errors
+def report(run: Annotated[Path | None, typer.Argument(help="A reports/<run-id> folder (default: the latest run)")] = None,
+           compare: Annotated[tuple[Path, Path] | None, typer.Option(help="Two run folders, A then B")] = None) -> None:
+    """Write the HTML report of a bench run (reports/<run-id>/index.html), or compare two runs."""
+    from workbench.paths import project_root
+    from workbench.report.write import write_comparison, write_report
+    from workbench.report.run import latest_run
+
+    if compare is not None:
+        if run is not None:
+            raise WorkbenchError("give either a run folder or --compare A B, not both")
+        path = write_comparison(*compare)
+    else:
+        path = write_report(run or latest_run(project_root() / "reports"))
+    console.print(f"Report: {path}", soft_wrap=True)
+
+
+@app.command()
+@_one_line_errors
 def demo(model: Annotated[str, typer.Option(help="Built-in model to run the flow on")] = "mlp",
          trials: Annotated[int, typer.Option(help="Tuning trials")] = 64) -> None:
     """The main job on a built-in model: tune on this CPU, compile, check against ONNX Runtime."""

@@ -1,0 +1,165 @@
+"""The report's figures: matplotlib (Agg), embedded as PNG data URIs, one colour per engine throughout."""
+
+import base64
+import io
+
+import numpy as np
+
+ENGINE_ORDER = ("tvm", "onnxruntime", "null", "flask-naive", "server-tvm", "server-onnxruntime", "server-null",
+                "remote")
+
+
+def colour(engine: str) -> str:
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"].colors
+    index = ENGINE_ORDER.index(engine) if engine in ENGINE_ORDER else len(ENGINE_ORDER) + hash(engine) % 2
+    return palette[index % len(palette)]
+
+
+def _figure(width: float = 7.5, height: float = 4.0, ncols: int = 1):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(width, height), dpi=110, squeeze=False)
+    return fig, list(axes[0])
+
+
+def _encode(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def direct_latency(rows: list[dict]) -> str | None:
+    """Grouped bars: p50 per engine per batch size, with a tick at p99."""
+    if not rows:
+        return None
+    engines = list(dict.fromkeys(r["engine"] for r in rows))
+    batches = sorted({r["batch"] for r in rows})
+    fig, (ax,) = _figure()
+    width = 0.8 / len(engines)
+    for i, engine in enumerate(engines):
+        for j, batch in enumerate(batches):
+            row = next((r for r in rows if r["engine"] == engine and r["batch"] == batch), None)
+            if row is None:
+                continue
+            x = j + (i - (len(engines) - 1) / 2) * width
+            ax.bar(x, row["p50_ms"], width, color=colour(engine), label=engine if j == 0 else None)
+            ax.plot([x - width / 2, x + width / 2], [row["p99_ms"]] * 2, color="black", linewidth=1.5)
+    ax.set_xticks(range(len(batches)), [f"batch {b}" for b in batches])
+    ax.set_yscale("log")
+    ax.set_ylabel("latency per call (ms, log scale)")
+    ax.set_title("Direct latency: bar = p50, black tick = p99")
+    ax.legend(fontsize=8)
+    return _encode(fig)
+
+
+def served_vs_concurrency(rows: list[dict]) -> str | None:
+    """Throughput, p50 and p99 against closed-loop concurrency, a line per engine."""
+    if not rows:
+        return None
+    fig, axes = _figure(11, 3.8, ncols=3)
+    for engine in dict.fromkeys(r["engine"] for r in rows):
+        mine = sorted((r for r in rows if r["engine"] == engine), key=lambda r: r["concurrency"])
+        c = [r["concurrency"] for r in mine]
+        kw = {"color": colour(engine), "marker": "o", "label": engine}
+        axes[0].plot(c, [r["throughput"] for r in mine], **kw)
+        axes[1].plot(c, [r["p50_ms"] for r in mine], **kw)
+        axes[2].plot(c, [r["p99_ms"] for r in mine], **kw)
+    for ax, title, label in zip(axes, ("Throughput", "p50 latency", "p99 latency"),
+                                ("requests/s", "ms (log scale)", "ms (log scale)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrency (requests outstanding)")
+        ax.set_ylabel(label)
+        ax.set_title(title)
+    axes[1].set_yscale("log")
+    axes[2].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    return _encode(fig)
+
+
+def percentile_curves(series: dict[str, np.ndarray], concurrency: int) -> str | None:
+    """HDR-style: latency against percentile on a 1/(1-p) axis, so the tail is readable."""
+    if not series:
+        return None
+    fig, (ax,) = _figure()
+    for engine, latencies_ms in series.items():
+        values = np.sort(latencies_ms)
+        p = (np.arange(1, len(values) + 1) - 0.5) / len(values)
+        ax.plot(1 / (1 - p), values, color=colour(engine), label=f"{engine} (n={len(values)})")
+    ticks = [1, 2, 10, 100, 1000]
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(ticks, ["0%", "50%", "90%", "99%", "99.9%"])
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency (ms, log scale)")
+    ax.set_title(f"Latency by percentile at concurrency {concurrency}")
+    ax.legend(fontsize=8)
+    return _encode(fig)
+
+
+def rate_vs_p99(points: dict[str, list[tuple[float, float]]], bound_ms: float | None) -> str | None:
+    """Open-loop runs: offered rate against p99, with the SLO bound where a search ran."""
+    if not points:
+        return None
+    fig, (ax,) = _figure()
+    for engine, pairs in points.items():
+        pairs = sorted(pairs)
+        ax.plot([r for r, _ in pairs], [p for _, p in pairs], color=colour(engine), marker="o", label=engine)
+    if bound_ms is not None:
+        ax.axhline(bound_ms, color="red", linestyle="--", label=f"p99 bound {bound_ms:g} ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered rate (requests/s, Poisson arrivals)")
+    ax.set_ylabel("p99 latency (ms, log scale)")
+    ax.set_title("Open loop: rate against p99")
+    ax.legend(fontsize=8)
+    return _encode(fig)
+
+
+def tuning_curve(curve: list[tuple[float, int, float]], lines: dict[str, tuple[float, str]]) -> str | None:
+    """Estimated end-to-end latency against cumulative trials and minutes, with measured lines."""
+    if not curve:
+        return None
+    fig, axes = _figure(11, 3.8, ncols=2)
+    minutes = [m for m, _, _ in curve]
+    trials = [t for _, t, _ in curve]
+    latency = [v for _, _, v in curve]
+    for ax, x, label in ((axes[0], trials, "tuning trials (cumulative)"),
+                         (axes[1], minutes, "tuning minutes (cumulative)")):
+        ax.plot(x, latency, color=colour("tvm"), marker=".", label="TVM estimate (sum of best kernels)")
+        for name, (value, engine) in lines.items():
+            ax.axhline(value, color=colour(engine), linestyle="--", label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("batch-1 latency (ms, log scale)")
+        ax.set_title(f"Tuning progress by {label.split()[1]}")
+    axes[0].legend(fontsize=8)
+    return _encode(fig)
+
+
+def roofline(peak_gflops: float, bandwidth_gbs: float, points: list[tuple[str, str, float, float]]) -> str | None:
+    """The measured roof (min of peak and bandwidth x intensity) and each engine's achieved GFLOP/s."""
+    if not points:
+        return None
+    fig, (ax,) = _figure()
+    intensities = [i for _, _, i, _ in points]
+    x = np.logspace(np.log10(min(intensities) / 4), np.log10(max(max(intensities) * 4, 4 * peak_gflops / bandwidth_gbs)),
+                    200)
+    ax.plot(x, np.minimum(peak_gflops, bandwidth_gbs * x), color="black", label="measured roof")
+    for engine, label, intensity, achieved in points:
+        ax.scatter([intensity], [achieved], color=colour(engine), s=40, zorder=3)
+        ax.annotate(label, (intensity, achieved), fontsize=7, xytext=(4, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP per byte of weights read)")
+    ax.set_ylabel("GFLOP/s (log scale)")
+    ax.set_title(f"Roofline: peak {peak_gflops:.0f} GFLOP/s, {bandwidth_gbs:.0f} GB/s")
+    ax.legend(fontsize=8)
+    return _encode(fig)

@@ -1,0 +1,305 @@
+"""The report page: seven sections rendered from a Run as plain HTML with embedded figures."""
+
+import html
+import json
+
+import numpy as np
+
+from workbench import records
+from workbench.report import figures
+from workbench.report.run import Run, errors_of
+
+CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1180px; margin: 1.5em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .6em 0; font-size: .9em; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+.warn { background: #fff4e0; border-left: 4px solid #e69500; padding: .5em 1em; margin: .5em 0; }
+.bad { color: #b00020; font-weight: bold; } .good { color: #1b7f3a; font-weight: bold; }
+.muted { color: #666; } img { max-width: 100%; } pre { background: #f7f7f7; padding: .6em; overflow-x: auto; }
+"""
+SECTIONS = (("verdict", "1. Verdict"), ("correctness", "2. Correctness"), ("direct", "3. Direct latency"),
+            ("served", "4. Served"), ("tuning", "5. Tuning"), ("roofline", "6. Roofline"),
+            ("environment", "7. Environment and provenance"))
+GENERATOR_SATURATED = 0.8
+
+
+def esc(value) -> str:
+    return html.escape(str(value))
+
+
+def num(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    if isinstance(value, (int, np.integer)) or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def image(uri: str | None, alt: str) -> str:
+    return f'<p><img src="{uri}" alt="{esc(alt)}"></p>' if uri else f'<p class="muted">No data for: {esc(alt)}.</p>'
+
+
+def scenario_label(record: dict) -> str:
+    s = record["scenario"]
+    return {"latency": f"latency b{s.get('batch')}", "offline": f"offline b{s.get('batch')}",
+            "closed": f"closed c{s.get('concurrency')}", "open": f"open {s.get('rate')}/s",
+            "slo-search": f"SLO p99 &le; {s.get('slo_p99_ms')} ms"}.get(s["kind"], s["kind"])
+
+
+# ---- 1. verdict and warnings --------------------------------------------------------------------
+def _best(candidates: list[tuple[str, float]], lower_is_better: bool):
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: c[1]) if lower_is_better else max(candidates, key=lambda c: c[1])
+
+
+def _factor(value: float, reference: float | None, lower_is_better: bool) -> str:
+    if reference is None or not value:
+        return "-"
+    return f"{(reference / value if lower_is_better else value / reference):.2f}&times;"
+
+
+def verdict(run: Run) -> str:
+    rows = []
+    direct_b1 = [(r["engine"], r["result"]["latency_ms"]["p50_ms"]) for r in run.ok(kind="latency")
+                 if r["scenario"]["batch"] == min(x["scenario"]["batch"] for x in run.ok(kind="latency"))
+                 and r["engine"] != "null"]
+    closed = run.ok(kind="closed")
+    c_low = min((r["scenario"]["concurrency"] for r in closed), default=None)
+    c_high = max((r["scenario"]["concurrency"] for r in closed), default=None)
+    served = [r for r in closed if r["engine"] != "server-null"]
+
+    def served_at(c):
+        return [r for r in served if r["scenario"]["concurrency"] == c]
+
+    def lookup(pairs, engine):
+        return next((v for e, v in pairs if e == engine), None)
+
+    workloads = []
+    if direct_b1:
+        workloads.append(("Direct latency, smallest batch (p50 ms)", direct_b1, True, "onnxruntime", None))
+    if c_low is not None:
+        pairs = [(r["engine"], r["result"]["latency_ms"]["p50_ms"]) for r in served_at(c_low)]
+        workloads.append((f"Served latency at concurrency {c_low} (p50 ms)", pairs, True, "server-onnxruntime",
+                          "flask-naive"))
+    if c_high is not None and c_high != c_low:
+        pairs = [(r["engine"], r["result"]["throughput_rps"]) for r in served_at(c_high)]
+        workloads.append((f"Served throughput at concurrency {c_high} (requests/s)", pairs, False,
+                          "server-onnxruntime", "flask-naive"))
+    slo = [(r["engine"], r["result"]["max_rate_rps"] or 0.0) for r in run.ok(kind="slo-search")
+           if r["engine"] != "server-null"]
+    if slo:
+        workloads.append(("Highest rate under the p99 bound (requests/s)", slo, False, "server-onnxruntime",
+                          "flask-naive"))
+    for name, pairs, lower, ort, flask in workloads:
+        best = _best(pairs, lower)
+        rows.append([esc(name), f"<b>{esc(best[0])}</b>", num(best[1]),
+                     _factor(best[1], lookup(pairs, flask), lower) if flask else "-",
+                     _factor(best[1], lookup(pairs, ort), lower)])
+    excluded = [e for e in run.engines() if e not in {r["engine"] for r in run.ok()}]
+    note = (f'<p class="bad">Not eligible (failed the correctness gate, failed to start, or not timed): '
+            f'{esc(", ".join(excluded))}.</p>' if excluded else "")
+    if not rows:
+        return note + '<p class="bad">No engine produced a timed, correct result in this run.</p>'
+    return (table(["workload", "fastest engine", "value", "factor over flask-naive", "factor over ONNX Runtime"],
+                  rows) + note +
+            '<p class="muted">Only engines that passed the correctness gate against ONNX Runtime are considered. '
+            "Factors compare with the same workload's flask-naive and ONNX Runtime (direct or served) figures.</p>")
+
+
+def warnings(run: Run) -> list[str]:
+    found = []
+    for r in run.records:
+        label = f"{r['engine']} {scenario_label(r)}"
+        result = r.get("result") or {}
+        if r.get("status") in ("failed", "rejected"):
+            found.append(f"{label}: {r['status']}: {r.get('note') or ''}")
+        if (result.get("stability") or {}).get("stable") is False:
+            found.append(f"{label}: unstable windows ({result['stability'].get('reason')}); treat as indicative")
+        if (result.get("generator_cpu") or 0) > GENERATOR_SATURATED:
+            found.append(f"{label}: the load generator used {result['generator_cpu']:.0%} of a core, so it may be "
+                         "the bottleneck; this throughput is a lower bound")
+        if sum((result.get("errors") or {}).values()):
+            found.append(f"{label}: {sum(result['errors'].values())} request errors {result['errors']}")
+    if not run.context:
+        found.append("this run has no context.json (made by an older bench): the tuning and roofline sections "
+                     "are empty")
+    return found
+
+
+# ---- 2. correctness -----------------------------------------------------------------------------
+def correctness(run: Run) -> str:
+    rows = []
+    for engine in run.engines():
+        mine = [r for r in run.records if r["engine"] == engine]
+        checked = [r for r in mine if r.get("correctness")]
+        if not checked:
+            rows.append([esc(engine), '<span class="muted">not checked (returns zeros by design)</span>'
+                         if "null" in engine else '<span class="muted">not checked</span>', "-", "-"])
+            continue
+        passed = all(r["correctness"].get("passed") for r in checked)
+        worst = errors_of([r["correctness"] for r in checked])
+        verdict_html = '<span class="good">passed</span>' if passed else '<span class="bad">FAILED: never a winner</span>'
+        rows.append([esc(engine), verdict_html, num(worst[0]) if worst else "-", num(worst[1]) if worst else "-"])
+    tolerance = next((r["correctness"] for r in run.records if (r.get("correctness") or {}).get("rtol") is not None),
+                     None)
+    tol = (f"rtol {tolerance['rtol']:g}, atol {tolerance['atol']:g}" if tolerance else "the bench's tolerance")
+    return (table(["engine", "against ONNX Runtime", "max abs error", "max rel error"], rows) +
+            f'<p class="muted">Same seeded inputs for every engine; pass when |a - e| &le; atol + rtol |e| ({tol}).</p>')
+
+
+# ---- 3. direct ----------------------------------------------------------------------------------
+def direct(run: Run) -> str:
+    rows = [records.row(r) for r in run.ok(kind="latency")]
+    offline = [records.row(r) for r in run.ok(kind="offline")]
+    if not rows and not offline:
+        return '<p class="muted">No direct measurements in this run (add engines tvm / onnxruntime).</p>'
+    latency_table = table(["engine", "batch", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+                          [[esc(r["engine"]), r["batch"], num(r["p50_ms"]), num(r["p90_ms"]), num(r["p99_ms"]),
+                            num(r["max_ms"])] for r in rows])
+    offline_table = table(["engine", "batch", "samples/s", "p50 ms per batch"],
+                          [[esc(r["engine"]), r["batch"], num(r["throughput"]), num(r["p50_ms"])] for r in offline])
+    return (latency_table + image(figures.direct_latency(rows), "direct latency per batch size") +
+            "<h3>Offline throughput (back-to-back batches: the ceiling a server can reach here)</h3>" + offline_table)
+
+
+# ---- 4. served ----------------------------------------------------------------------------------
+def served(run: Run) -> str:
+    closed = [records.row(r) for r in run.ok(kind="closed")]
+    parts = []
+    if closed:
+        parts.append(table(["engine", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "stable",
+                            "generator CPU"],
+                           [[esc(r["engine"]), r["concurrency"], num(r["throughput"]), num(r["p50_ms"]),
+                             num(r["p99_ms"]), r["errors"], {True: "yes", False: '<span class="bad">no</span>',
+                                                             None: "-"}[r["stable"]],
+                             f"{r['generator_cpu']:.0%}" if r["generator_cpu"] is not None else "-"]
+                            for r in closed]))
+        parts.append(image(figures.served_vs_concurrency(closed), "served throughput and latency vs concurrency"))
+        top = max(r["concurrency"] for r in closed)
+        series = {r["engine"]: np.asarray(r["result"]["raw_latency_us"]) / 1000 for r in run.ok(kind="closed")
+                  if r["scenario"]["concurrency"] == top and r["result"].get("raw_latency_us")}
+        parts.append(image(figures.percentile_curves(series, top), f"latency percentiles at concurrency {top}"))
+    points, bound = {}, None
+    for r in run.ok(kind="open"):
+        points.setdefault(r["engine"], []).append((r["scenario"]["rate"], r["result"]["latency_ms"]["p99_ms"]))
+    for r in run.ok(kind="slo-search"):
+        bound = r["scenario"]["slo_p99_ms"]
+        points.setdefault(r["engine"], []).extend((t["rate"], t["p99_ms"]) for t in r["result"]["trials"])
+    if points:
+        parts.append(image(figures.rate_vs_p99(points, bound), "open-loop rate against p99"))
+    if not parts:
+        return '<p class="muted">No served measurements in this run (add engines flask-naive / server-*).</p>'
+    return "".join(parts)
+
+
+# ---- 5. tuning ----------------------------------------------------------------------------------
+def cumulative_curve(sessions: list[dict]) -> list[tuple[float, int, float]]:
+    """Sessions one after another: minutes and trials add up; the estimate (ms) where one exists."""
+    points, minutes, trials = [], 0.0, 0
+    for session in sessions:
+        for seconds, n, estimate in session.get("curve", []):
+            if estimate is not None:
+                points.append((minutes + seconds / 60, trials + n, estimate * 1000))
+        minutes += session.get("seconds", 0) / 60
+        trials += session.get("trials", 0)
+    return points
+
+
+def tuning(run: Run) -> str:
+    sessions = (run.context.get("tuning") or {}).get("sessions") or []
+    if not sessions:
+        return ('<p class="muted">No tuning sessions for this model and target in the database '
+                f'({esc((run.context.get("tuning") or {}).get("database", "unknown"))}): TVM ran with default '
+                "schedules. Run <code>workbench tune</code> first.</p>")
+    lines = {}
+    for engine in ("onnxruntime", "tvm"):
+        b1 = [r for r in run.ok(engine, "latency") if r["scenario"]["batch"] == 1]
+        if b1:
+            lines[f"{engine} measured b1 p50"] = (b1[0]["result"]["latency_ms"]["p50_ms"], engine)
+    total_trials = sum(s.get("trials", 0) for s in sessions)
+    total_minutes = sum(s.get("seconds", 0) for s in sessions) / 60
+    last = sessions[-1]
+    rows = []
+    for task in last.get("tasks", []):
+        best = task.get("best_s")
+        gflops = task["flops"] / best / 1e9 if best and task["flops"] else None
+        default = best is None or not task.get("trials")
+        rows.append([esc(task["name"]), num(task["flops"] / 1e6), num(best * 1000 if best else None),
+                     num(gflops), task.get("trials", 0),
+                     '<span class="bad">default schedule</span>' if default else "tuned"])
+    return (f"<p>{len(sessions)} session(s), {total_trials:,} trials in {total_minutes:.1f} minutes "
+            f"({total_trials / max(total_minutes, 1e-9):.1f} trials/min).</p>" +
+            image(figures.tuning_curve(cumulative_curve(sessions), lines), "tuning curve") +
+            f"<h3>Tasks after the latest session ({esc(last.get('started', ''))})</h3>" +
+            table(["task", "MFLOP", "best ms", "GFLOP/s", "trials", "state"], rows))
+
+
+# ---- 6. roofline --------------------------------------------------------------------------------
+def roofline(run: Run) -> str:
+    peak = run.context.get("machine_peak")
+    model = run.context.get("model") or {}
+    flops = model.get("flops_per_sample")
+    if not peak or not flops:
+        return '<p class="muted">Not available: this run has no measured machine peak or model FLOP count.</p>'
+    weight_bytes = 4 * (model.get("parameters") or 1)
+    rows, points = [], []
+    for r in run.ok(kind="latency") + run.ok(kind="offline"):
+        if r["engine"] == "null":
+            continue
+        batch = r["scenario"]["batch"]
+        seconds = (r["result"]["latency_ms"]["p50_ms"] / 1000 if r["scenario"]["kind"] == "latency"
+                   else batch / r["result"]["throughput_sps"])
+        achieved = flops * batch / seconds / 1e9
+        label = f"{r['engine']} {scenario_label(r)}"
+        rows.append([esc(label), num(achieved), f"{achieved / peak['peak_gflops']:.1%}"])
+        points.append((r["engine"], label, flops * batch / weight_bytes, achieved))
+    return (f"<p>Measured here: float32 peak <b>{peak['peak_gflops']:.1f} GFLOP/s</b>, memory bandwidth "
+            f"<b>{peak['bandwidth_gbs']:.1f} GB/s</b> ({esc(peak['method'])}). Model: {flops / 1e6:,.1f} MFLOP per "
+            f"sample, {model.get('parameters', 0):,} parameters.</p>" +
+            table(["engine / scenario", "achieved GFLOP/s", "of peak"], rows) +
+            image(figures.roofline(peak["peak_gflops"], peak["bandwidth_gbs"], points), "roofline"))
+
+
+# ---- 7. environment -----------------------------------------------------------------------------
+def environment(run: Run) -> str:
+    p = run.provenance
+    machine = p["machine"]
+    facts = [["fingerprint", esc(p["fingerprint_id"])], ["CPU", esc(machine["cpu_model"])],
+             ["cores", f"{machine['physical_cores']} physical, {machine['logical_cores']} logical"],
+             ["ISA", esc(", ".join(machine["cpu_flags"]))], ["GPUs", esc(", ".join(g["name"] for g in machine["gpus"]) or "none")],
+             ["OS", esc(machine["os"])], ["git commit", esc(p.get("git_commit") or "unknown")],
+             *[[esc(k), esc(v)] for k, v in p["versions"].items()]]
+    commands = sorted({r["command"] for r in run.records})
+    settings = {r["engine"]: r["settings"] for r in run.records}
+    stability = [[esc(r["engine"]), scenario_label(r),
+                  {True: "stable", False: '<span class="bad">unstable</span>', None: "-"}[
+                      ((r.get("result") or {}).get("stability") or {}).get("stable")],
+                  esc(((r.get("result") or {}).get("stability") or {}).get("reason") or "")]
+                 for r in run.records if (r.get("result") or {}).get("stability")]
+    return (table(["", ""], facts) + "<h3>Commands</h3>" + "".join(f"<pre>{esc(c)}</pre>" for c in commands) +
+            "<h3>Stability verdicts</h3>" + table(["engine", "scenario", "verdict", "reason"], stability) +
+            "<h3>Settings per engine</h3>" + f"<pre>{esc(json.dumps(settings, indent=1, default=str))}</pre>")
+
+
+def render(run: Run) -> str:
+    found = warnings(run)
+    warning_html = "".join(f'<div class="warn">&#9888; {esc(w)}</div>' for w in found)
+    bodies = {"verdict": verdict(run) + warning_html, "correctness": correctness(run), "direct": direct(run),
+              "served": served(run), "tuning": tuning(run), "roofline": roofline(run),
+              "environment": environment(run)}
+    model = run.records[0]["model"]["name"]
+    sections = "".join(f'<section id="{key}"><h2>{title}</h2>{bodies[key]}</section>' for key, title in SECTIONS)
+    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>workbench report: "
+            f"{esc(run.run_id)}</title><style>{CSS}</style></head><body><h1>{esc(model)} on "
+            f"{esc(run.records[0]['target'])}: {esc(run.run_id)}</h1>"
+            f'<p class="muted">Machine {esc(run.provenance["fingerprint_id"])} ({esc(run.provenance["machine"]["cpu_model"])}); '
+            f"{len(run.records)} records; {len(found)} warning(s).</p>{sections}</body></html>")

@@ -1,0 +1,94 @@
+"""A bench run as the report sees it: its records, a flat table of them, and the run's context."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbench import records
+from workbench.errors import WorkbenchError
+
+
+@dataclass
+class Run:
+    directory: Path
+    records: list[dict]
+    context: dict  # model FLOPs, machine peak, tuning sessions; {} for runs made before it existed
+
+    @property
+    def run_id(self) -> str:
+        return self.records[0]["run_id"]
+
+    @property
+    def provenance(self) -> dict:
+        return self.records[0]["provenance"]
+
+    def ok(self, engine: str | None = None, kind: str | None = None) -> list[dict]:
+        """Timed records that passed the correctness gate (or had none to pass, like null)."""
+        return [r for r in self.records if r.get("status") == "ok" and r.get("result")
+                and (r.get("correctness") or {}).get("passed", True)
+                and (engine is None or r["engine"] == engine) and (kind is None or r["scenario"]["kind"] == kind)]
+
+    def engines(self) -> list[str]:
+        return list(dict.fromkeys(r["engine"] for r in self.records))
+
+    def rows(self):
+        import pandas as pd
+
+        return pd.DataFrame([records.row(r) for r in self.records], columns=list(records.CSV_COLUMNS))
+
+
+def latest_run(reports_dir: Path) -> Path:
+    runs = sorted(p for p in reports_dir.glob("run-*") if p.is_dir())
+    if not runs:
+        raise WorkbenchError(f"no bench runs under {reports_dir}; run `workbench bench` first, or name a run "
+                             "directory: workbench report reports/<run-id>")
+    return runs[-1]
+
+
+def load_run(directory: Path) -> Run:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise WorkbenchError(f"no run directory at {directory}; pass a reports/<run-id> folder written by "
+                             "`workbench bench`")
+    paths = sorted((directory / "records").glob("*.json"))
+    if not paths:
+        raise WorkbenchError(f"{directory} has no records (records/*.json): the bench wrote nothing there, or was "
+                             "stopped before its first measurement; run `workbench bench` again")
+    loaded = []
+    for path in paths:
+        try:
+            record = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+            raise WorkbenchError(f"{path} is not a readable record ({exc}); remove it or rerun the bench") from None
+        if not isinstance(record, dict) or record.get("format") != records.RECORD_FORMAT:
+            found = record.get("format") if isinstance(record, dict) else None
+            raise WorkbenchError(f"{path} is a record of format {found!r}, and this report reads format "
+                                 f"{records.RECORD_FORMAT}; rerun `workbench bench` with this version")
+        loaded.append(record)
+    context = {}
+    if (directory / "context.json").exists():
+        try:
+            context = json.loads((directory / "context.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            context = {}
+    return Run(directory, loaded, context)
+
+
+def errors_of(correctness: dict | None) -> tuple[float, float] | None:
+    """Worst max abs and max rel error anywhere in a record's correctness block."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "max_abs_error" in node:
+                found.append((node["max_abs_error"], node["max_rel_error"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(correctness)
+    if not found:
+        return None
+    return max(a for a, _ in found), max(r for _, r in found)
