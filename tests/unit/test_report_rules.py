@@ -1,0 +1,31 @@
+"""Pure pieces of the report: the cumulative tuning curve and the comparison's statistics."""
+
+import numpy as np
+
+from workbench.report.compare import classify, ratio_interval
+from workbench.report.page import cumulative_curve
+from workbench.report.run import errors_of
+
+
+def test_cumulative_curve_adds_sessions_end_to_end():
+    sessions = [{"seconds": 60, "trials": 10, "curve": [[0, 0, None], [60, 10, 0.004]]},
+                {"seconds": 120, "trials": 20, "curve": [[30, 5, 0.003], [120, 20, 0.002]]}]
+    assert cumulative_curve(sessions) == [(1.0, 10, 4.0), (1.5, 15, 3.0), (3.0, 30, 2.0)]
+
+
+def test_ratio_interval_finds_a_doubling_and_classify_reads_it():
+    rng = np.random.default_rng(1)
+    a = rng.normal(10, 0.5, 400)
+    ratio, low, high = ratio_interval(a, 2 * a)
+    assert 1.95 < low <= ratio <= high < 2.05
+    assert classify(low, high, lower_is_better=True) == "regression"  # latency doubled
+    assert classify(low, high, lower_is_better=False) == "improvement"  # throughput doubled
+    ratio, low, high = ratio_interval(a, a.copy())
+    assert low < 1 < high and classify(low, high, True) == "no clear change"
+
+
+def test_errors_of_finds_the_worst_anywhere():
+    correctness = {"per_batch": {"1": {"outputs": [{"max_abs_error": 1e-6, "max_rel_error": 1e-4}]},
+                                 "8": {"outputs": [{"max_abs_error": 3e-6, "max_rel_error": 2e-5}]}}}
+    assert errors_of(correctness) == (3e-6, 1e-4)
+    assert errors_of({"passed": True}) is None
