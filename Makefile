@@ -3,9 +3,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test clean browser
 
 install: $(STAMP)
+
+# The report tests open pages in a real headless browser: Debian's chromium.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get install -y -q chromium >/dev/null; } || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; } || \
+	  echo "note: chromium is not installed and could not be (needs root); the browser tests will be skipped"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +23,7 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/workbench demo
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q tests
 
 clean:

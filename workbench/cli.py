@@ -347,17 +347,33 @@ def report(run: Annotated[Path | None, typer.Argument(help="A reports/<run-id> f
 @app.command()
 @_one_line_errors
 def demo(model: Annotated[str, typer.Option(help="Built-in model to run the flow on")] = "mlp",
-         trials: Annotated[int, typer.Option(help="Tuning trials")] = 64) -> None:
-    """The main job on a built-in model: tune on this CPU, compile, check against ONNX Runtime."""
+         trials: Annotated[int, typer.Option(help="Tuning trials")] = 64,
+         duration: Annotated[float, typer.Option(help="Measured seconds per bench scenario")] = 5.0) -> None:
+    """The main job on a built-in model: tune on this CPU, compile and check, bench every engine,
+    export a serving bundle, and write the HTML report."""
+    from workbench.bench import BenchConfig, run_bench
+    from workbench.benchview import BenchDisplay, print_tables
+    from workbench.bundle.export import ExportRequest, export_bundle
     from workbench.compiler.tuner import tune as run_tune
     from workbench.models import resolve
-    from workbench.paths import tuning_logs_dir
+    from workbench.paths import project_root, tuning_logs_dir
+    from workbench.report.write import write_report
     from workbench.targets import get_profile
 
     profile = get_profile("host")
     summary = run_tune(resolve(model), profile, trials, profile.batch_sizes, tuning_logs_dir() / "host")
     _print_tune_summary(summary)
     out_dir = compile_command(model, "host", None, None, None, 1e-4, 1e-5)
+    console.print("\n[bold]Bench[/bold] (every engine, concurrency 1 and 64)")
+    run_dir, records = run_bench(BenchConfig(model=model, target="host", concurrency=(1, 64), duration_s=duration,
+                                             warmup_s=1.0), BenchDisplay(enabled=True))
+    print_tables(records)
+    archive = export_bundle(ExportRequest(compile_request(model, "host", None, None, None, 1e-4, 1e-5),
+                                          project_root() / "bundles"))
+    report = write_report(run_dir)
     console.print("\n[bold]Outputs[/bold]")
     console.print(f"  tuning database: {summary.database}")
     console.print(f"  compiled model:  {out_dir} (manifest.json + one library per batch size)")
+    console.print(f"  bench records:   {run_dir / 'records'}")
+    console.print(f"  serving bundle:  {archive} (workbench serve {archive})")
+    console.print(f"  report:          {report}", soft_wrap=True)
