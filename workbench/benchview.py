@@ -76,4 +76,5 @@ def print_tables(records: list[dict]) -> None:
         table.add_row(r["engine"], label, _fmt(r["throughput"], 0) + unit,
                       *(_fmt(r[k]) for k in ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms")),
                       str(r["errors"]), {True: "yes", False: "NO", None: "-"}[r["stable"]], ok)
-    console.print(table)
+    # Piped output gets rich's 80 columns, which folds every cell; a log reads better wide.
+    console.print(table, width=None if console.is_terminal else 140)

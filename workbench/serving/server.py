@@ -130,6 +130,10 @@ def run(config: ServerConfig) -> None:
     the parent forwards SIGTERM/SIGINT to them and waits, so a graceful stop stays graceful."""
     import uvloop
 
+    # TVM's pool threads spin 300,000 times for the next task before sleeping. In a server they
+    # spin while the loop thread parses the next request, taking the cores it needs. Set before
+    # any engine loads, since TVM reads it once.
+    os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", "0")
     sock = listen(config.host, config.port)
     if config.workers <= 1:
         uvloop.run(serve(config, sock))
