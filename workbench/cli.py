@@ -134,7 +134,10 @@ def _print_tune_summary(summary) -> None:
 def tune(model: ModelOpt, target: TargetOpt,
          trials: Annotated[int | None, typer.Option(help="Total trials (default: the profile's budget)")] = None,
          batch_sizes: BatchOpt = None, database: DatabaseOpt = None,
-         seed: Annotated[int, typer.Option(help="Search seed")] = 0) -> None:
+         seed: Annotated[int, typer.Option(help="Search seed")] = 0,
+         rpc: Annotated[str | None, typer.Option(help="Measure on devices at this RPC tracker (host:port)")] = None,
+         rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
+         rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30) -> None:
     """Tune a model's kernels with MetaSchedule; records go to the target's shared database."""
     from workbench.compiler.tuner import tune as run_tune
 
@@ -143,15 +146,85 @@ def tune(model: ModelOpt, target: TargetOpt,
     from workbench.models import resolve
     from workbench.targets import get_profile
 
-    profile = get_profile(target)
+    profile = _with_rpc(get_profile(target), rpc, rpc_key)
     source = resolve(model)
     summary = run_tune(source, profile, profile.total_trials if trials is None else trials,
-                       parse_batch_sizes(batch_sizes, profile.batch_sizes), _database_dir(database, target), seed)
+                       parse_batch_sizes(batch_sizes, profile.batch_sizes), _database_dir(database, target), seed,
+                       rpc_wait)
     _print_tune_summary(summary)
     if summary.interrupted:
         err_console.print(f"interrupted: the {summary.records_after} records measured so far are kept; "
                           "rerun the same command to continue")
         raise typer.Exit(130)
+
+
+def _with_rpc(profile, rpc: str | None, rpc_key: str | None):
+    """The profile measured through a tracker: --rpc/--rpc-key override the profile's [rpc]."""
+    import dataclasses
+
+    from workbench.fleet import parse_tracker
+    from workbench.targets import RpcConfig
+
+    if rpc is None and rpc_key is None:
+        return profile
+    if rpc is None and profile.rpc is None:
+        raise WorkbenchError("--rpc-key needs --rpc host:port (or an [rpc] section in the profile)")
+    host, port = parse_tracker(rpc) if rpc else (profile.rpc.tracker_host, profile.rpc.tracker_port)
+    key = rpc_key or (profile.rpc.key if profile.rpc else None)
+    if not key:
+        raise WorkbenchError("--rpc needs --rpc-key, the key the devices registered under (e.g. cpu-local)")
+    return dataclasses.replace(profile, rpc=RpcConfig(host, port, key))
+
+
+fleet_app = typer.Typer(help="A local RPC tracker and servers (TVM's own) for distributed tuning.",
+                        no_args_is_help=True)
+app.add_typer(fleet_app, name="fleet")
+
+
+@fleet_app.command("up")
+@_one_line_errors
+def fleet_up(servers: Annotated[int, typer.Option(help="RPC servers to start")] = 2,
+             key: Annotated[str, typer.Option(help="Key the servers register under")] = "cpu-local",
+             port: Annotated[int | None, typer.Option(help="Tracker port (default: a free one)")] = None) -> None:
+    """Start a tracker and RPC servers on 127.0.0.1 in the background."""
+    from workbench import fleet
+
+    state = fleet.up(servers, key, port=port)
+    console.print(f"fleet up: tracker {state.tracker}, {state.servers} servers under key '{state.key}' "
+                  f"(supervisor pid {state.supervisor_pid})\nuse: workbench tune ... --rpc {state.tracker} "
+                  f"--rpc-key {state.key}; stop: workbench fleet down", soft_wrap=True)
+
+
+@fleet_app.command("status")
+@_one_line_errors
+def fleet_status(tracker: Annotated[str | None, typer.Option(help="host:port (default: the fleet that is up)")] = None) -> None:
+    """Keys, free and busy devices, and queued requests, as the tracker sees them."""
+    from workbench import fleet
+
+    if tracker is None:
+        state = fleet.read_state()
+        if state is None:
+            raise WorkbenchError("no fleet is up here; start one with `workbench fleet up`, or pass --tracker host:port")
+        tracker = state.tracker
+    host, port = fleet.parse_tracker(tracker)
+    info = fleet.summary(host, port)
+    table = Table("key", "devices", "free", "busy", "queued requests", title=f"tracker {host}:{port}")
+    for key, queue in sorted(info.get("queue_info", {}).items()):
+        total = fleet.registered(info, key)
+        free = int(queue.get("free", 0))
+        table.add_row(key, str(total), str(free), str(max(0, total - free)), str(queue.get("pending", 0)))
+    console.print(table)
+
+
+@fleet_app.command("down")
+@_one_line_errors
+def fleet_down() -> None:
+    """Stop the tracker and servers that `fleet up` started."""
+    from workbench import fleet
+
+    state = fleet.down()
+    console.print("no fleet was up" if state is None else f"fleet down: tracker {state.tracker} and "
+                  f"{state.servers} servers stopped")
 
 
 def compile_request(model: str, target: str, batch_sizes: str | None, database: Path | None, out: Path | None,

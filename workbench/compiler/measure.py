@@ -56,12 +56,13 @@ def reused_pool_builder(target_kind: str, max_workers: int, timeout_sec: float =
     return ReusedPoolBuilder()
 
 
-def runner_for(profile: TargetProfile):
-    """Local measurement, or the profile's RPC tracker for devices elsewhere."""
+def runner_for(profile: TargetProfile, devices: int = 1):
+    """Local measurement, or the profile's RPC tracker: one connection per device under the key,
+    so more devices measure more candidates at once."""
     from tvm.s_tir import meta_schedule as ms
 
     if profile.rpc is None:
         return ms.runner.LocalRunner(initializer=_ignore_ctrl_c)
     config = ms.runner.RPCConfig(tracker_host=profile.rpc.tracker_host, tracker_port=profile.rpc.tracker_port,
                                  tracker_key=profile.rpc.key, session_timeout_sec=120)
-    return ms.runner.RPCRunner(rpc_config=config)
+    return ms.runner.RPCRunner(rpc_config=config, max_workers=max(1, devices))

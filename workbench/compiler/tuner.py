@@ -87,22 +87,19 @@ class TuneSummary:
         return self.curve[-1][2] if self.curve else None
 
 
-def _check_can_measure(profile: TargetProfile) -> None:
+def _check_can_measure(profile: TargetProfile, rpc_wait_s: float) -> int:
+    """How many devices will measure candidates: 1 here, or those under the key at the tracker."""
     if profile.rpc is not None:
-        address = (profile.rpc.tracker_host, profile.rpc.tracker_port)
-        try:
-            socket.create_connection(address, timeout=3).close()
-        except OSError:
-            raise TargetError(f"cannot reach the RPC tracker at {address[0]}:{address[1]} for key "
-                              f"'{profile.rpc.key}'; start it (python -m tvm.exec.rpc_tracker --port "
-                              f"{address[1]}) and register a device under that key") from None
-        return
+        from workbench.fleet import wait_for_devices
+
+        return wait_for_devices(profile.rpc.tracker_host, profile.rpc.tracker_port, profile.rpc.key, rpc_wait_s)
     runs, why = profile.runs_here()
     if not runs:
         hint = (" Tune on a machine with the GPU, or measure on one over RPC by adding an [rpc] section "
                 "(tracker_host, tracker_port, key) to the profile." if profile.device == "cuda" else
                 " Tune on a machine that has it, or measure over RPC with an [rpc] section in the profile.")
         raise TargetError(f"cannot tune for '{profile.name}' here: {why}.{hint}")
+    return 1
 
 
 def _progress_callback(results: list[TaskResult], on_update, stop: threading.Event):
@@ -140,15 +137,15 @@ def _quiet_metaschedule_console() -> None:
 
 
 def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: tuple[int, ...],
-         database_dir: Path, seed: int = 0) -> TuneSummary:
+         database_dir: Path, seed: int = 0, rpc_wait_s: float = 30) -> TuneSummary:
     if trials <= 0:
         raise WorkbenchError(f"--trials must be a positive number (got {trials})")
-    _check_can_measure(profile)
+    devices = _check_can_measure(profile, rpc_wait_s)
     model = load(source)
     target_json = profile.resolved_target()
     database = TuningDatabase(database_dir, target_json)
     with database.exclusive():
-        return _tune_locked(source, profile, model, trials, batch_sizes, database, seed)
+        return _tune_locked(source, profile, model, trials, batch_sizes, database, seed, devices)
 
 
 class _Display:
@@ -195,7 +192,7 @@ def _first_ctrl_c_sets(stop: threading.Event, on_first):
 
 
 def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int, batch_sizes: tuple[int, ...],
-                 database: TuningDatabase, seed: int) -> TuneSummary:
+                 database: TuningDatabase, seed: int, devices: int = 1) -> TuneSummary:
     from tvm.s_tir import meta_schedule as ms
 
     records_before = database.validate()
@@ -226,7 +223,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
             ms.tune.tune_tasks(
                 tasks=contexts, task_weights=weights, work_dir=log_dir,
                 max_trials_global=budget.total, max_trials_per_task=budget.per_task,
-                num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile), database=db,
+                num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile, devices), database=db,
                 task_scheduler=join_each_batch_scheduler(),
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    _progress_callback(results, display.batch_done, stop)])
@@ -240,7 +237,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
     summary = TuneSummary(model=source.name, target=profile.name, database=database.directory, budget=budget,
                           tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
                           records_after=database.record_count(), interrupted=stop.is_set(), curve=display.curve)
-    database.append_session(_session_record(source, profile, batch_sizes, trials, summary))
+    database.append_session(_session_record(source, profile, batch_sizes, trials, summary, devices))
     return summary
 
 
@@ -253,7 +250,7 @@ def _as_extracted(tasks: list[Task], target):
 
 
 def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, trials: int,
-                    summary: TuneSummary) -> dict:
+                    summary: TuneSummary, devices: int = 1) -> dict:
     return {
         "format": 1,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -261,6 +258,8 @@ def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, tr
         "batch_sizes": list(batch_sizes), "trials_requested": trials, "trials": summary.trials,
         "errors": sum(t.errors for t in summary.tasks), "seconds": round(summary.seconds, 2),
         "trials_per_minute": round(summary.trials_per_minute, 2), "interrupted": summary.interrupted,
+        "measured_on": ({"rpc_tracker": f"{profile.rpc.tracker_host}:{profile.rpc.tracker_port}",
+                         "rpc_key": profile.rpc.key, "devices": devices} if profile.rpc else {"local": True}),
         "estimated_latency_s": summary.estimated_latency_after,
         "curve": [[round(s, 2), n, lat] for s, n, lat in summary.curve],
         "tasks": [{"name": t.name, "flops": t.flops, "weight": t.weight, "trials": t.trials, "errors": t.errors,
