@@ -6,6 +6,7 @@ by the in-process load generator: closed loop per concurrency, open loop at --ra
 An engine whose outputs differ from ONNX Runtime's is recorded as rejected and not timed.
 """
 
+import dataclasses
 import json
 import math
 import shlex
@@ -53,6 +54,9 @@ class BenchConfig:
     atol: float = 1e-5
     direct_spec: direct.DirectSpec = field(default_factory=direct.DirectSpec)
     reports_dir: Path | None = None
+    rpc: str | None = None  # tracker host:port: the tvm engine is timed on a device there
+    rpc_key: str | None = None
+    rpc_wait_s: float = 30.0
 
 
 def validate(config: BenchConfig) -> None:
@@ -199,6 +203,45 @@ class Bench:
         self.save(kind, {"kind": "offline", "batch": top, "duration_s": self.config.direct_spec.offline_s},
                   engine.settings, correctness, direct.offline(engine, self.sample(top), top, self.config.direct_spec))
 
+    def run_remote_direct(self) -> None:
+        """The tvm engine on a device at the tracker: checked against ONNX Runtime here, then timed
+        with TVM's device-side timer (per-repeat means, each repeat at least 10 ms)."""
+        from workbench.engines.remote import RemoteDevice
+        from workbench.fleet import wait_for_devices
+        from workbench.load.stats import summarize
+
+        rpc = self.profile.rpc
+        devices = wait_for_devices(rpc.tracker_host, rpc.tracker_port, rpc.key, self.config.rpc_wait_s)
+        build = json.loads((self.build_dir / "manifest.json").read_text())
+        names = [s["name"] for s in self.inputs_spec]
+        settings = {"build_dir": str(self.build_dir), "target": build["target"], "target_json": build["target_json"],
+                    "libraries_sha256": {b: e["sha256"] for b, e in build["libraries"].items()},
+                    "measured_on": {"rpc_tracker": f"{rpc.tracker_host}:{rpc.tracker_port}", "rpc_key": rpc.key,
+                                    "devices": devices},
+                    "timer": "TVM time_evaluator on the device; one value per repeat (mean of its calls)"}
+        self.display.phase("tvm", f"loading on a '{rpc.key}' device")
+        device = RemoteDevice(rpc, self.profile.device)
+        remote = {b: device.load(self.build_dir / build["libraries"][str(b)]["file"]) for b in self.batch_sizes}
+        checks = {b: self.check(remote[b]([self.sample(b)[n] for n in names]), b) for b in self.batch_sizes}
+        correctness = {"passed": all(c["passed"] for c in checks.values()),
+                       "per_batch": {str(b): c for b, c in checks.items()}}
+        if not correctness["passed"]:
+            self.save("tvm", {"kind": "latency", "batch": self.batch_sizes[0]}, settings, correctness, None,
+                      "rejected", "outputs on the remote device differ from ONNX Runtime; not timed")
+            return
+        repeats = self.config.direct_spec.min_runs
+        timed = {}
+        for b in self.batch_sizes:
+            self.display.phase("tvm", f"device latency, batch {b}")
+            timed[b] = remote[b].time([self.sample(b)[n] for n in names], repeats, min_repeat_ms=10)
+            self.save("tvm", {"kind": "latency", "batch": b, "repeats": repeats, "min_repeat_ms": 10}, settings,
+                      correctness, {"latency_ms": summarize(timed[b]), "runs": len(timed[b]),
+                                    "raw_latency_us": np.round(timed[b] * 1e6).astype(int).tolist()})
+        top = max(self.batch_sizes)
+        self.save("tvm", {"kind": "offline", "batch": top, "from": "device latency at the largest batch"}, settings,
+                  correctness, {"throughput_sps": top / float(np.median(timed[top])), "batch": top,
+                                "latency_ms": summarize(timed[top])})
+
     # ---- served --------------------------------------------------------------------------------
     def server_process(self, engine: str):
         from workbench.serving.process import ServerProcess, free_port, python_module
@@ -322,12 +365,22 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
     """Run every engine; a served engine that fails to start is recorded and the others still run."""
     from workbench.targets import get_profile
 
+    from workbench.fleet import profile_with_rpc
+
     validate(config)
-    profile = get_profile(config.target)
+    profile = profile_with_rpc(get_profile(config.target), config.rpc, config.rpc_key)
+    if profile.rpc is not None:
+        if config.engines == ENGINES:
+            config = dataclasses.replace(config, engines=("tvm",))
+        if config.engines != ("tvm",) or config.url:
+            raise WorkbenchError("--rpc times the tvm engine on the remote device; the other engines would run "
+                                 "here and not compare with it, so pass --engines tvm")
     bench = Bench(config, profile, display)
     engines = [REMOTE] if config.url else list(config.engines)
     needs_tvm = {"tvm", "server-tvm"} & set(engines)
-    if needs_tvm:
+    if needs_tvm and profile.rpc is not None:
+        bench.build_dir = bench.ensure_build()
+    elif needs_tvm:
         runs, why = profile.runs_here()
         if not runs:
             raise WorkbenchError(f"target '{profile.name}' cannot run on this machine ({why}); bench the "
@@ -339,7 +392,9 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
     display.start(bench.run_id)
     try:
         for engine in engines:
-            if engine in DIRECT_ENGINES:
+            if engine == "tvm" and profile.rpc is not None:
+                bench.run_remote_direct()
+            elif engine in DIRECT_ENGINES:
                 bench.run_direct(engine)
             elif engine == REMOTE:
                 bench.run_served(REMOTE, config.url.rstrip("/"), {"server": f"external at {config.url}"})

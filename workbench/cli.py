@@ -146,7 +146,9 @@ def tune(model: ModelOpt, target: TargetOpt,
     from workbench.models import resolve
     from workbench.targets import get_profile
 
-    profile = _with_rpc(get_profile(target), rpc, rpc_key)
+    from workbench.fleet import profile_with_rpc
+
+    profile = profile_with_rpc(get_profile(target), rpc, rpc_key)
     source = resolve(model)
     summary = run_tune(source, profile, profile.total_trials if trials is None else trials,
                        parse_batch_sizes(batch_sizes, profile.batch_sizes), _database_dir(database, target), seed,
@@ -156,24 +158,6 @@ def tune(model: ModelOpt, target: TargetOpt,
         err_console.print(f"interrupted: the {summary.records_after} records measured so far are kept; "
                           "rerun the same command to continue")
         raise typer.Exit(130)
-
-
-def _with_rpc(profile, rpc: str | None, rpc_key: str | None):
-    """The profile measured through a tracker: --rpc/--rpc-key override the profile's [rpc]."""
-    import dataclasses
-
-    from workbench.fleet import parse_tracker
-    from workbench.targets import RpcConfig
-
-    if rpc is None and rpc_key is None:
-        return profile
-    if rpc is None and profile.rpc is None:
-        raise WorkbenchError("--rpc-key needs --rpc host:port (or an [rpc] section in the profile)")
-    host, port = parse_tracker(rpc) if rpc else (profile.rpc.tracker_host, profile.rpc.tracker_port)
-    key = rpc_key or (profile.rpc.key if profile.rpc else None)
-    if not key:
-        raise WorkbenchError("--rpc needs --rpc-key, the key the devices registered under (e.g. cpu-local)")
-    return dataclasses.replace(profile, rpc=RpcConfig(host, port, key))
 
 
 fleet_app = typer.Typer(help="A local RPC tracker and servers (TVM's own) for distributed tuning.",
@@ -299,6 +283,9 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
           max_delay_ms: Annotated[float, typer.Option(help="workbench-server: longest wait for a batch to fill (0: a batch is what queued while the engine was busy)")] = 0.0,
           server_workers: Annotated[int, typer.Option(help="workbench-server: processes sharing the port")] = 1,
           seed: Annotated[int, typer.Option(help="Seed of the inputs and of the Poisson schedule")] = 0,
+          rpc: Annotated[str | None, typer.Option(help="Time the tvm engine on a device at this RPC tracker (host:port)")] = None,
+          rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
+          rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30,
           as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of tables")] = False) -> None:
     """Measure TVM, ONNX Runtime and served engines side by side; write reports/<run-id>/records and results.csv."""
     import json as jsonlib
@@ -312,7 +299,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
                          batch_sizes=parse_batch_sizes(batch_sizes, None),
                          rate=rate, slo_p99_ms=slo_p99_ms, duration_s=duration, warmup_s=warmup,
                          min_requests=min_requests, url=url, max_batch=max_batch, max_delay_ms=max_delay_ms,
-                         seed=seed, server_workers=server_workers, **({"engines": chosen} if chosen is not None else {}))
+                         seed=seed, server_workers=server_workers, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait, **({"engines": chosen} if chosen is not None else {}))
     run_dir, records = run_bench(config, BenchDisplay(enabled=not as_json))
     if as_json:
         print(jsonlib.dumps({"run_dir": str(run_dir), "results": [row(r) for r in records]}, indent=2))

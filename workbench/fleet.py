@@ -70,6 +70,23 @@ def parse_tracker(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def profile_with_rpc(profile, rpc: str | None, rpc_key: str | None):
+    """The profile measured through a tracker: --rpc/--rpc-key override the profile's [rpc]."""
+    import dataclasses
+
+    from workbench.targets import RpcConfig
+
+    if rpc is None and rpc_key is None:
+        return profile
+    if rpc is None and profile.rpc is None:
+        raise WorkbenchError("--rpc-key needs --rpc host:port (or an [rpc] section in the profile)")
+    host, port = parse_tracker(rpc) if rpc else (profile.rpc.tracker_host, profile.rpc.tracker_port)
+    key = rpc_key or (profile.rpc.key if profile.rpc else None)
+    if not key:
+        raise WorkbenchError("--rpc needs --rpc-key, the key the devices registered under (e.g. cpu-local)")
+    return dataclasses.replace(profile, rpc=RpcConfig(host, port, key))
+
+
 def summary(host: str, port: int, timeout_s: float = 5) -> dict:
     """The tracker's view: servers by key, and per key how many are free and how many requests wait."""
     from tvm import rpc
