@@ -57,9 +57,15 @@ class BenchConfig:
     rpc: str | None = None  # tracker host:port: the tvm engine is timed on a device there
     rpc_key: str | None = None
     rpc_wait_s: float = 30.0
+    wire: str = "json"  # workbench-server requests: v2 JSON tensors, or the binary tensor extension
 
 
 def validate(config: BenchConfig) -> None:
+    if config.wire not in ("json", "binary"):
+        raise WorkbenchError(f"--wire must be json or binary (got {config.wire!r})")
+    if config.wire == "binary" and "flask-naive" in config.engines and not config.url:
+        raise WorkbenchError("flask-naive speaks JSON only, so --wire binary would compare unequal requests; "
+                             "pass --engines without flask-naive, or --wire json")
     if not config.engines:
         raise WorkbenchError(f"--engines names no engine; choose from: {', '.join(ENGINES)}")
     unknown = [e for e in config.engines if e not in ENGINES]
@@ -77,6 +83,18 @@ def validate(config: BenchConfig) -> None:
         raise WorkbenchError("--seed and --min-requests must be non-negative integers")
     if config.max_batch < 1 or config.max_delay_ms < 0 or config.server_workers < 1:
         raise WorkbenchError("--max-batch and --server-workers must be at least 1, --max-delay-ms non-negative")
+
+
+def v2_binary_request(inputs: dict[str, np.ndarray]) -> tuple[bytes, dict[str, str]]:
+    """The binary tensor extension: a JSON header naming each input's byte count, the raw bytes
+    after it in input order, and binary outputs asked for. Returns the body and its header."""
+    from workbench.serving.protocol import DATATYPE_OF
+
+    header = orjson.dumps({"inputs": [{"name": n, "shape": list(a.shape), "datatype": DATATYPE_OF[str(a.dtype)],
+                                       "parameters": {"binary_data_size": a.nbytes}} for n, a in inputs.items()],
+                           "parameters": {"binary_data_output": True}})
+    body = header + b"".join(np.ascontiguousarray(a).tobytes() for a in inputs.values())
+    return body, {"Inference-Header-Content-Length": str(len(header))}
 
 
 def v2_request(inputs: dict[str, np.ndarray]) -> bytes:
@@ -270,7 +288,7 @@ class Bench:
             build = json.loads((self.build_dir / "manifest.json").read_text())
             libraries = {"libraries_sha256": {b: entry["sha256"] for b, entry in build["libraries"].items()}}
         return ServerProcess(engine, argv, port, log), {
-            "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": "json", **libraries,
+            "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": self.config.wire, **libraries,
             "workers": self.config.server_workers,
             "batching": {"max_batch": max_batch, "batch_sizes": sizes, "max_delay_ms": self.config.max_delay_ms}}
 
@@ -303,7 +321,10 @@ class Bench:
                           "served outputs differ from ONNX Runtime (or the check request failed); not timed")
                 return
         endpoint = Endpoint.parse(url, f"/v2/models/{self.source.name}/infer")
-        requests = [endpoint.post(v2_request(self.sample(1, i))) for i in range(N_PAYLOADS)]
+        if self.config.wire == "binary":
+            requests = [endpoint.post(*v2_binary_request(self.sample(1, i))) for i in range(N_PAYLOADS)]
+        else:
+            requests = [endpoint.post(v2_request(self.sample(1, i))) for i in range(N_PAYLOADS)]
         for concurrency in self.config.concurrency:
             if not alive():
                 self.save(engine, {"kind": "closed", "concurrency": concurrency}, settings, correctness, None,
@@ -397,7 +418,8 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
             elif engine in DIRECT_ENGINES:
                 bench.run_direct(engine)
             elif engine == REMOTE:
-                bench.run_served(REMOTE, config.url.rstrip("/"), {"server": f"external at {config.url}"})
+                bench.run_served(REMOTE, config.url.rstrip("/"), {"server": f"external at {config.url}",
+                                                                        "wire": config.wire})
             else:
                 _run_server_engine(bench, engine)
     finally:

@@ -283,6 +283,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
           max_delay_ms: Annotated[float, typer.Option(help="workbench-server: longest wait for a batch to fill (0: a batch is what queued while the engine was busy)")] = 0.0,
           server_workers: Annotated[int, typer.Option(help="workbench-server: processes sharing the port")] = 1,
           seed: Annotated[int, typer.Option(help="Seed of the inputs and of the Poisson schedule")] = 0,
+          wire: Annotated[str, typer.Option(help="workbench-server requests: json (v2 JSON tensors) or binary (the binary tensor extension)")] = "json",
           rpc: Annotated[str | None, typer.Option(help="Time the tvm engine on a device at this RPC tracker (host:port)")] = None,
           rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
           rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30,
@@ -299,7 +300,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
                          batch_sizes=parse_batch_sizes(batch_sizes, None),
                          rate=rate, slo_p99_ms=slo_p99_ms, duration_s=duration, warmup_s=warmup,
                          min_requests=min_requests, url=url, max_batch=max_batch, max_delay_ms=max_delay_ms,
-                         seed=seed, server_workers=server_workers, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait, **({"engines": chosen} if chosen is not None else {}))
+                         seed=seed, server_workers=server_workers, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait, wire=wire, **({"engines": chosen} if chosen is not None else {}))
     run_dir, records = run_bench(config, BenchDisplay(enabled=not as_json))
     if as_json:
         print(jsonlib.dumps({"run_dir": str(run_dir), "results": [row(r) for r in records]}, indent=2))

@@ -1,10 +1,11 @@
 """A short real bench on mlp with every engine: the records hold what the issue asks, no timing thresholds."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, workbench_cli
 from tests.integration.test_bad_inputs import invoke
 from workbench.bench import ENGINES, BenchConfig, run_bench
 from workbench.benchview import BenchDisplay
@@ -73,6 +74,8 @@ def test_slo_search_finds_a_rate_under_the_bound(project):
     (("--duration", "0"), "--duration must be positive"),
     (("--target", "nowhere"), "unknown target 'nowhere'"),
     (("--model", "missing.onnx"), "model 'missing.onnx' not found"),
+    (("--wire", "xml"), "--wire must be json or binary"),
+    (("--wire", "binary"), "flask-naive speaks JSON only"),
 ])
 def test_bench_bad_options_get_one_line(project, args, fragment):
     assert_one_line_error(*invoke("bench", "--model", "mlp", *args), fragment)
@@ -93,3 +96,15 @@ def test_bench_url_with_no_server_is_a_clear_error(project):
     url = f"http://127.0.0.1:{free_port()}"
     assert_one_line_error(*invoke("bench", "--model", "mlp", "--url", url, "--duration", "0.5"),
                           f"the check request to {url} failed", "is a server for 'mlp' running there?")
+
+
+def test_bench_binary_wire_serves_and_records_it(project):
+    result = workbench_cli("bench", "--model", "mlp", "--engines", "server-onnxruntime", "--wire", "binary",
+                           "--concurrency", "4", "--duration", "0.5", "--warmup", "0.1", "--min-requests", "20",
+                           "--json", home=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["status"] == "ok" and row["correct"] and row["errors"] == 0 and row["throughput"] > 0
+    run_dir = Path(json.loads(result.stdout)["run_dir"])
+    record = json.loads(next((run_dir / "records").glob("server-onnxruntime__*")).read_text())
+    assert record["settings"]["wire"] == "binary"
