@@ -425,9 +425,9 @@ def demo(model: Annotated[str, typer.Option(help="Built-in model to run the flow
     summary = run_tune(resolve(model), profile, trials, profile.batch_sizes, tuning_logs_dir() / "host")
     _print_tune_summary(summary)
     out_dir = compile_command(model, "host", None, None, None, 1e-4, 1e-5)
-    console.print("\n[bold]Bench[/bold] (every engine, concurrency 1 and 64)")
-    run_dir, records = run_bench(BenchConfig(model=model, target="host", concurrency=(1, 64), duration_s=duration,
-                                             warmup_s=1.0), BenchDisplay(enabled=True))
+    console.print("\n[bold]Bench[/bold] (every engine; closed loop at concurrency 1 and 64, open loop at 300 requests/s)")
+    run_dir, records = run_bench(BenchConfig(model=model, target="host", concurrency=(1, 64), rate=300.0,
+                                             duration_s=duration, warmup_s=1.0), BenchDisplay(enabled=True))
     print_tables(records)
     archive = export_bundle(ExportRequest(compile_request(model, "host", None, None, None, 1e-4, 1e-5),
                                           project_root() / "bundles"))
