@@ -9,14 +9,18 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def make_project(root: Path) -> Path:
+    """A fresh workbench project directory: the shipped targets, empty models/ and tuning_logs/."""
+    shutil.copytree(REPO / "targets", root / "targets")
+    (root / "models").mkdir()
+    (root / "tuning_logs").mkdir()
+    return root
+
+
 @pytest.fixture
 def project(tmp_path, monkeypatch) -> Path:
-    """A fresh workbench project directory (the shipped targets, empty models/ and tuning_logs/)."""
-    shutil.copytree(REPO / "targets", tmp_path / "targets")
-    (tmp_path / "models").mkdir()
-    (tmp_path / "tuning_logs").mkdir()
     monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path))
-    return tmp_path
+    return make_project(tmp_path)
 
 
 def workbench_cli(*args: str, home: Path, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:

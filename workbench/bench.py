@@ -30,7 +30,6 @@ SERVED_ENGINES = ("flask-naive", "server-tvm", "server-onnxruntime", "server-nul
 ENGINES = DIRECT_ENGINES + SERVED_ENGINES
 REMOTE = "remote"
 N_PAYLOADS = 8  # distinct seeded requests, cycled
-GENERATOR_SATURATED = 0.8
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ class Bench:
                   "correctness": correctness, "result": result, "status": status, "note": note}
         records.write_record(self.run_dir, record)
         self.records.append(record)
-        if result and result.get("generator_cpu", 0) > GENERATOR_SATURATED:
+        if result and result.get("generator_cpu", 0) > records.GENERATOR_SATURATED:
             warn(f"{engine}: the load generator used {result['generator_cpu']:.0%} of a core; "
                  "it may be the bottleneck, so this throughput is a lower bound")
         return record
@@ -169,9 +168,10 @@ class Bench:
                      lambda: self.display.phase("tvm", "compiling (no current build found)"))
         return out
 
-    def write_context(self) -> None:
-        """What the report needs beside the records: model FLOPs, the machine's measured peak, and
-        the tuning history of this model on this target (cumulative curves for the report)."""
+    def write_context(self, measure_peak: bool) -> None:
+        """What the report needs beside the records: model FLOPs, the machine's measured peak (~2 s;
+        only the roofline of direct measurements uses it), and the tuning history of this model on
+        this target (cumulative curves for the report)."""
         from workbench import machinepeak, modelstats
         from workbench.compiler.database import TuningDatabase
         from workbench.errors import ModelError
@@ -183,14 +183,13 @@ class Bench:
         except ModelError as exc:
             model = {"flops_per_sample": None, "parameters": None, "note": str(exc)}
         sessions = []
-        if self.profile.device == "cpu" or self.build_dir is not None:
-            directory = tuning_logs_dir() / self.profile.name
-            if directory.is_dir():
-                database = TuningDatabase(directory, self.profile.resolved_target())
-                sessions = [s for s in database.sessions() if s.get("model_sha256") == self.model_sha256]
+        directory = tuning_logs_dir() / self.profile.name
+        if directory.is_dir():
+            database = TuningDatabase(directory, self.profile.resolved_target())
+            sessions = [s for s in database.sessions() if s.get("model_sha256") == self.model_sha256]
         context = {"format": records.RECORD_FORMAT, "run_id": self.run_id, "model": {**self._common["model"], **model},
-                   "target": self.profile.name, "machine_peak": machinepeak.measure(),
-                   "tuning": {"database": str(tuning_logs_dir() / self.profile.name), "sessions": sessions},
+                   "target": self.profile.name, "machine_peak": machinepeak.measure() if measure_peak else None,
+                   "tuning": {"database": str(directory), "sessions": sessions},
                    "provenance": self._common["provenance"]}
         (self.run_dir / "context.json").write_text(json.dumps(context))
 
@@ -230,10 +229,11 @@ class Bench:
 
         rpc = self.profile.rpc
         devices = wait_for_devices(rpc.tracker_host, rpc.tracker_port, rpc.key, self.config.rpc_wait_s)
+        from workbench.engines.loaders import build_settings
+
         build = json.loads((self.build_dir / "manifest.json").read_text())
         names = [s["name"] for s in self.inputs_spec]
-        settings = {"build_dir": str(self.build_dir), "target": build["target"], "target_json": build["target_json"],
-                    "libraries_sha256": {b: e["sha256"] for b, e in build["libraries"].items()},
+        settings = {**build_settings(self.build_dir),
                     "measured_on": {"rpc_tracker": f"{rpc.tracker_host}:{rpc.tracker_port}", "rpc_key": rpc.key,
                                     "devices": devices},
                     "timer": "TVM time_evaluator on the device; one value per repeat (mean of its calls)"}
@@ -285,8 +285,9 @@ class Bench:
         max_batch = largest_batch(self.config.max_batch, sizes)
         libraries = {}
         if kind == "tvm":
-            build = json.loads((self.build_dir / "manifest.json").read_text())
-            libraries = {"libraries_sha256": {b: entry["sha256"] for b, entry in build["libraries"].items()}}
+            from workbench.engines.loaders import build_settings
+
+            libraries = {"libraries_sha256": build_settings(self.build_dir)["libraries_sha256"]}
         return ServerProcess(engine, argv, port, log), {
             "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": self.config.wire, **libraries,
             "workers": self.config.server_workers,
@@ -408,8 +409,10 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
                                  f"host target here, or drop the tvm engines with --engines")
         bench.build_dir = bench.ensure_build()
     bench.run_dir.mkdir(parents=True, exist_ok=True)
-    display.phase("machine", "measuring float32 peak and memory bandwidth")
-    bench.write_context()
+    direct_run = bool(set(engines) & set(DIRECT_ENGINES))
+    if direct_run:
+        display.phase("machine", "measuring float32 peak and memory bandwidth")
+    bench.write_context(measure_peak=direct_run)
     display.start(bench.run_id)
     try:
         for engine in engines:

@@ -318,7 +318,6 @@ def export(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, dat
            rtol: Annotated[float, typer.Option(help="Relative tolerance of the correctness gate")] = 1e-4,
            atol: Annotated[float, typer.Option(help="Absolute tolerance of the correctness gate")] = 1e-5) -> None:
     """Pack the compiled model (built now if missing or stale) as a serving bundle: <out>/<model>-<target>.tar.gz."""
-    from workbench.bundle.archive import directory_size
     from workbench.bundle.export import ExportRequest, export_bundle
 
     request = compile_request(model, target, batch_sizes, database, None, rtol, atol)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 from workbench.paths import project_root
+from workbench.serving.process import free_port
 
 _PR_SET_PDEATHSIG = 1
 
@@ -40,6 +41,10 @@ class FleetState:
 
 def state_path() -> Path:
     return project_root() / ".workbench" / "fleet.json"
+
+
+def log_path(state_file: Path) -> Path:
+    return state_file.with_name(state_file.name + ".log")
 
 
 def read_state() -> FleetState | None:
@@ -122,12 +127,6 @@ def registered(info: dict, key: str) -> int:
     return max(listed, int(info.get("queue_info", {}).get(key, {}).get("free", 0)))
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -152,7 +151,7 @@ def supervise(host: str, port: int, key: str, servers: int, state_file: Path) ->
                                   "--port-end", str(port + 1), "--silent"], preexec_fn=_die_with_parent)]
     _wait_listening(host, port, 30, children[0])
     for _ in range(servers):
-        server_port = _free_port(host)
+        server_port = free_port(host)
         children.append(subprocess.Popen(
             [python, "-m", "tvm.exec.rpc_server", "--host", host, "--port", str(server_port),
              "--port-end", str(server_port + 1), "--tracker", f"{host}:{port}", "--key", key, "--silent"],
@@ -171,7 +170,8 @@ def supervise(host: str, port: int, key: str, servers: int, state_file: Path) ->
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    state = FleetState(os.getpid(), host, port, key, servers, [c.pid for c in children[1:]], str(state_file) + ".log")
+    state = FleetState(os.getpid(), host, port, key, servers, [c.pid for c in children[1:]],
+                       str(log_path(state_file)))
     state_file.write_text(json.dumps(asdict(state)))
     while True:
         signal.pause()
@@ -183,17 +183,19 @@ def up(servers: int, key: str, host: str = "127.0.0.1", port: int | None = None,
     if (existing := read_state()) is not None:
         raise WorkbenchError(f"a fleet is already up (tracker {existing.tracker}, key '{existing.key}', "
                              f"{existing.servers} servers); run `workbench fleet down` first")
-    port = port or _free_port(host)
+    port = port or free_port(host)
     path = state_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    log = open(str(path) + ".log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "workbench.fleet", host, str(port), key, str(servers), str(path)],
-                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    log = log_path(path)
+    with open(log, "wb") as out:  # the supervisor keeps its own descriptor
+        process = subprocess.Popen([sys.executable, "-m", "workbench.fleet", host, str(port), key, str(servers),
+                                    str(path)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise WorkbenchError(f"the fleet supervisor exited with code {process.returncode}; log {log.name}")
+            raise WorkbenchError(f"the fleet supervisor exited with code {process.returncode}; log {log}")
         if path.exists():
             try:
                 if registered(summary(host, port, timeout_s=2), key) >= servers:
@@ -202,7 +204,7 @@ def up(servers: int, key: str, host: str = "127.0.0.1", port: int | None = None,
                 pass
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGTERM)
-    raise WorkbenchError(f"the fleet did not come up within {timeout_s:g} s; log {log.name}")
+    raise WorkbenchError(f"the fleet did not come up within {timeout_s:g} s; log {log}")
 
 
 def down() -> FleetState | None:

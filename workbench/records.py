@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 RECORD_FORMAT = 1
+GENERATOR_SATURATED = 0.8  # of one core: above it the generator may be what limits throughput
 CSV_COLUMNS = ("engine", "scenario", "concurrency", "rate", "batch", "throughput", "throughput_unit",
                "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms", "errors", "stable",
                "correct", "generator_cpu", "missed_slots", "server_rss_start_mb", "server_rss_end_mb", "status")

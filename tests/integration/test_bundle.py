@@ -4,7 +4,6 @@ models, a fresh virtual environment), and refuse tampered, truncated, unsafe or 
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, assert_one_line_error, workbench_cli
+from tests.conftest import assert_one_line_error, make_project, workbench_cli
 from tests.integration.test_server import call
 from workbench import models, reference
 from workbench.bench import v2_request
@@ -24,11 +23,7 @@ from workbench.serving.process import ServerProcess, free_port
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("bundle-home")
-    shutil.copytree(REPO / "targets", home / "targets")
-    (home / "models").mkdir()
-    (home / "tuning_logs").mkdir()
-    return home
+    return make_project(tmp_path_factory.mktemp("bundle-home"))
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +119,7 @@ def _flip_a_byte(root: Path) -> None:
     (lambda root: (root / "lib" / "extra.so").write_bytes(b"x"), "lib/extra.so is not in the manifest"),
     (lambda root: (root / "manifest.json").unlink(), "not a workbench bundle (no manifest.json)"),
     (lambda root: (root / "manifest.json").write_text("{"), "manifest.json is not valid JSON"),
+    (lambda root: (root / "manifest.json").write_text('{"bundle_format": 1}'), "manifest.json lacks name"),
 ])
 def test_a_modified_bundle_is_refused_by_verify_and_serve(archive, home, tmp_path, change, fragment):
     changed = _rewrite_archive(archive, tmp_path, change)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import chromium, inspect
-from tests.conftest import REPO, assert_one_line_error, workbench_cli
+from tests.conftest import assert_one_line_error, make_project, workbench_cli
 from workbench.report.page import SECTIONS
 
 # CI sets WORKBENCH_REQUIRE_BROWSER so a missing browser fails there instead of skipping quietly.
@@ -18,11 +18,7 @@ pytestmark = pytest.mark.skipif(chromium() is None and not os.environ.get("WORKB
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("report-home")
-    shutil.copytree(REPO / "targets", home / "targets")
-    (home / "models").mkdir()
-    (home / "tuning_logs").mkdir()
-    return home
+    return make_project(tmp_path_factory.mktemp("report-home"))
 
 
 @pytest.fixture(scope="module")

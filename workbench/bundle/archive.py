@@ -2,7 +2,6 @@
 that this machine can run the code in it. Nothing in a bundle is unpickled or executed here."""
 
 import json
-import os
 import platform
 import shutil
 import tarfile
@@ -15,6 +14,9 @@ from workbench.bundle import FORMAT, MANIFEST
 from workbench.errors import WorkbenchError
 
 ARCHIVE_SUFFIX = ".tar.gz"
+# What loading, serving and verifying read from a manifest.
+REQUIRED_KEYS = ("name", "model", "target", "device", "requires", "inputs", "outputs", "batch_sizes", "libraries",
+                 "tolerance", "samples", "files")
 
 
 class BundleError(WorkbenchError):
@@ -27,10 +29,6 @@ class Bundle:
     manifest: dict
     source: Path  # what the user named: the archive or the directory
     _temporary: Path | None = field(default=None, repr=False)
-
-    @property
-    def name(self) -> str:
-        return self.manifest["name"]
 
     def close(self) -> None:
         if self._temporary is not None:
@@ -103,6 +101,9 @@ def _read_manifest(root: Path, source: Path) -> dict:
         found = manifest.get("bundle_format") if isinstance(manifest, dict) else None
         raise BundleError(f"{source}: bundle format {found!r} is not supported (this workbench reads format "
                           f"{FORMAT}); export it again with this version")
+    missing = [key for key in REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise BundleError(f"{source}: {MANIFEST} lacks {', '.join(missing)}; the bundle is damaged, so export it again")
     return manifest
 
 
@@ -168,7 +169,3 @@ def open_bundle(path: Path, check_target: bool = True) -> Bundle:
             shutil.rmtree(temporary, ignore_errors=True)
         raise
     return Bundle(root, manifest, path, temporary)
-
-
-def directory_size(root: Path) -> int:
-    return sum(os.path.getsize(p) for p in root.rglob("*") if p.is_file())

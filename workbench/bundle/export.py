@@ -87,9 +87,10 @@ def perf_card(reports_dir: Path, model_sha256: str, libraries_sha256: dict[str, 
 
 
 def _same_libraries(record: dict, libraries_sha256: dict[str, str]) -> bool:
+    """The record timed at least one of these libraries, and no other build at those batch sizes."""
     timed = (record.get("settings") or {}).get("libraries_sha256") or {}
-    return bool(timed) and all(libraries_sha256.get(b) == sha for b, sha in timed.items()
-                               if b in libraries_sha256) and bool(set(timed) & set(libraries_sha256))
+    shared = set(timed) & set(libraries_sha256)
+    return bool(shared) and all(timed[b] == libraries_sha256[b] for b in shared)
 
 
 def _write_samples(root: Path, model, source_path: Path, batch_sizes) -> dict[str, str]:

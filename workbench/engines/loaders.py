@@ -27,6 +27,16 @@ def onnxruntime_engine(model_path: Path, providers: tuple[str, ...] = ("CPUExecu
     return Engine("onnxruntime", run, None, settings, tuple(o.name for o in session.get_outputs()))
 
 
+def build_settings(build_dir: Path) -> dict:
+    """What a record says about a compiled build, including what a perf card matches on: the
+    sha256 of each library, so figures belong to these exact libraries."""
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    return {"build_dir": str(build_dir), "target": manifest["target"], "target_json": manifest["target_json"],
+            "tuning_records": manifest["tuning"].get("records"),
+            "kernels_from_records": manifest["tuning"].get("kernels_from_records"),
+            "libraries_sha256": {b: entry["sha256"] for b, entry in manifest["libraries"].items()}}
+
+
 def tvm_engine(build_dir: Path) -> Engine:
     """The libraries `compile` wrote, one per batch size; a call runs the one for its batch."""
     from workbench.compiler.runtime import CompiledModel
@@ -44,12 +54,7 @@ def tvm_engine(build_dir: Path) -> Engine:
             raise WorkbenchError(f"no library compiled for batch {batch} (compiled: {sorted(libraries)})")
         return library([inputs[n] for n in names])
 
-    settings = {"build_dir": str(build_dir), "target": manifest["target"], "target_json": manifest["target_json"],
-                "tuning_records": manifest["tuning"].get("records"),
-                "kernels_from_records": manifest["tuning"].get("kernels_from_records"),
-                # what a perf card matches on: the figures belong to these exact libraries
-                "libraries_sha256": {b: entry["sha256"] for b, entry in manifest["libraries"].items()}}
-    return Engine("tvm", run, tuple(sorted(libraries)), settings, tuple(s["name"] for s in manifest["outputs"]),
+    return Engine("tvm", run, tuple(sorted(libraries)), build_settings(build_dir), tuple(s["name"] for s in manifest["outputs"]),
                   on_loop_thread=True)
 
 

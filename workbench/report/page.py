@@ -22,7 +22,6 @@ th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 SECTIONS = (("verdict", "1. Verdict"), ("correctness", "2. Correctness"), ("direct", "3. Direct latency"),
             ("served", "4. Served"), ("tuning", "5. Tuning"), ("roofline", "6. Roofline"),
             ("environment", "7. Environment and provenance"))
-GENERATOR_SATURATED = 0.8
 
 
 def esc(value) -> str:
@@ -69,9 +68,10 @@ def _factor(value: float, reference: float | None, lower_is_better: bool) -> str
 
 def verdict(run: Run) -> str:
     rows = []
-    direct_b1 = [(r["engine"], r["result"]["latency_ms"]["p50_ms"]) for r in run.ok(kind="latency")
-                 if r["scenario"]["batch"] == min(x["scenario"]["batch"] for x in run.ok(kind="latency"))
-                 and r["engine"] != "null"]
+    latency = [r for r in run.ok(kind="latency") if r["engine"] != "null"]
+    smallest = min((r["scenario"]["batch"] for r in latency), default=None)
+    direct_b1 = [(r["engine"], r["result"]["latency_ms"]["p50_ms"]) for r in latency
+                 if r["scenario"]["batch"] == smallest]
     closed = run.ok(kind="closed")
     c_low = min((r["scenario"]["concurrency"] for r in closed), default=None)
     c_high = max((r["scenario"]["concurrency"] for r in closed), default=None)
@@ -124,7 +124,7 @@ def warnings(run: Run) -> list[str]:
             found.append(f"{label}: {r['status']}: {r.get('note') or ''}")
         if (result.get("stability") or {}).get("stable") is False:
             found.append(f"{label}: unstable windows ({result['stability'].get('reason')}); treat as indicative")
-        if (result.get("generator_cpu") or 0) > GENERATOR_SATURATED:
+        if (result.get("generator_cpu") or 0) > records.GENERATOR_SATURATED:
             found.append(f"{label}: the load generator used {result['generator_cpu']:.0%} of a core, so it may be "
                          "the bottleneck; this throughput is a lower bound")
         if sum((result.get("errors") or {}).values()):
