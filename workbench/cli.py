@@ -122,7 +122,7 @@ def _print_tune_summary(summary) -> None:
                   f"{est(summary.estimated_latency_before)} before this run -> "
                   f"[bold]{est(summary.estimated_latency_after)}[/bold]")
     console.print(f"Trials: {summary.trials} of a budget of {summary.budget.total} "
-                  f"({summary.budget.per_task} per task) in {summary.seconds / 60:.1f} min = "
+                  f"(at most {summary.budget.per_task} per task) in {summary.seconds / 60:.1f} min = "
                   f"[bold]{summary.trials_per_minute:.1f} trials/min[/bold]; records "
                   f"{summary.records_before} -> {summary.records_after} in {summary.database}")
     if note := task_budget_note(summary):

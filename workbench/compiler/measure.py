@@ -56,13 +56,30 @@ def reused_pool_builder(target_kind: str, max_workers: int, timeout_sec: float =
     return ReusedPoolBuilder()
 
 
+# Each timing repeats the kernel until it has run for this long (TVM's default is 100 ms). A
+# candidate's fixed cost (load, allocate) is ~0.1 s, so at 100 ms a third of the tuning time went
+# to timing; 40 ms still averages a 5 ms convolution over 8 runs.
+MIN_REPEAT_MS = 40
+# The evolutionary search's population and rounds (TVM: 512 and 4). Search took 46% of a
+# convolution's tuning time on 2 cores; see docs/BENCHMARKS.md for what the smaller search cost.
+POPULATION = 256
+GENETIC_ROUNDS = 3
+
+
+def search_strategy():
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.search_strategy.EvolutionarySearch(population_size=POPULATION, genetic_num_iters=GENETIC_ROUNDS)
+
+
 def runner_for(profile: TargetProfile, devices: int = 1):
     """Local measurement, or the profile's RPC tracker: one connection per device under the key,
     so more devices measure more candidates at once."""
     from tvm.s_tir import meta_schedule as ms
 
+    evaluator = ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=MIN_REPEAT_MS)
     if profile.rpc is None:
-        return ms.runner.LocalRunner(initializer=_ignore_ctrl_c)
+        return ms.runner.LocalRunner(evaluator_config=evaluator, initializer=_ignore_ctrl_c)
     config = ms.runner.RPCConfig(tracker_host=profile.rpc.tracker_host, tracker_port=profile.rpc.tracker_port,
                                  tracker_key=profile.rpc.key, session_timeout_sec=120)
-    return ms.runner.RPCRunner(rpc_config=config, max_workers=max(1, devices))
+    return ms.runner.RPCRunner(rpc_config=config, evaluator_config=evaluator, max_workers=max(1, devices))

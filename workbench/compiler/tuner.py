@@ -14,7 +14,7 @@ from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
 from workbench.compiler.intrinsics import register_tensor_intrinsics
 from workbench.compiler.measure import reused_pool_builder, runner_for
-from workbench.compiler.scheduler import join_each_batch_scheduler
+from workbench.compiler.scheduler import share_of_time_scheduler
 from workbench.compiler.tasks import Task, estimated_latency, extract, prepared_modules
 from workbench.console import warn
 from workbench.errors import TargetError, WorkbenchError
@@ -30,16 +30,19 @@ class Budget:
 
 
 def plan_budget(num_tasks: int, total: int, per_task_cap: int) -> Budget:
-    """Split the trials evenly so every task leaves TVM's (very slow) default schedule.
+    """Batch size and caps for the share-of-time scheduler (compiler/scheduler.py).
 
-    Each task is capped at its even share, so no task can eat another's trials; a total below the
-    task count is raised to one trial per task.
+    Every task first gets one batch so it leaves TVM's (very slow) default schedule; batches are
+    sized so that first round takes at most half the trials (and at most TVM's usual 64), leaving
+    the rest for the tasks that hold the time. A total below the task count is raised to one trial
+    per task; the profile's trials_per_task caps any one task.
     """
     if total <= 0:
         raise WorkbenchError(f"--trials must be a positive number (got {total})")
     total = max(total, num_tasks)
-    per_task = max(1, min(per_task_cap, total // num_tasks))
-    return Budget(total=min(total, per_task * num_tasks), per_task=per_task, per_iter=min(64, per_task))
+    per_iter = max(1, min(64, total // (2 * num_tasks)))
+    per_task = max(per_iter, min(per_task_cap, total))
+    return Budget(total=min(total, per_task * num_tasks), per_task=per_task, per_iter=per_iter)
 
 
 @dataclass
@@ -205,7 +208,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
         warn(f"--trials {trials} is below the number of tasks ({len(tasks)}); giving every task one trial")
     elif budget.total < trials:
         warn(f"running {budget.total} of {trials} trials: {len(tasks)} tasks x at most {budget.per_task} each "
-             f"(the even share, capped by trials_per_task = {profile.trials_per_task} in {profile.path.name})")
+             f"(trials_per_task = {profile.trials_per_task} in {profile.path.name})")
 
     db = database.open()
     results = [TaskResult(t.name, t.flops, t.weight, best, best) for t, best in ((t, t.best_seconds(db)) for t in tasks)]
@@ -224,7 +227,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
                 tasks=contexts, task_weights=weights, work_dir=log_dir,
                 max_trials_global=budget.total, max_trials_per_task=budget.per_task,
                 num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile, devices), database=db,
-                task_scheduler=join_each_batch_scheduler(),
+                task_scheduler=share_of_time_scheduler(lambda i: results[i].best_after),
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    _progress_callback(results, display.batch_done, stop)])
         except KeyboardInterrupt:
