@@ -1,8 +1,11 @@
 """Trials per minute: TVM's stock `static_shape_tuning` pipeline against `workbench tune`.
 
-Same model, batch size, target and trial budget, one after the other, each into a fresh
+Same model, batch size 1, target and trial budget, one after the other, each into a fresh
 database. The stock pipeline is what TVM's docs show: LocalBuilder, LocalRunner, the gradient
 task scheduler and default search settings, with max_trials_per_task set so every task is tuned.
+It runs in a child process stopped after --stock-minutes (its first batches can take that long
+here); its counts come from its scheduler log: candidates sent to the builder, and those that
+built and went to the runner ("valid").
 
     python scripts/trial_throughput.py --model resnet18 --trials 608 --per-task 32
 """
@@ -17,27 +20,39 @@ import time
 from pathlib import Path
 
 
-def stock(model_path: Path, target_json: dict, trials: int, per_task: int, work_dir: Path) -> tuple[int, float]:
-    import onnx
+def run_stock(model: str, trials: int, per_task: int, work_dir: Path) -> None:
     from tvm import relax
 
     from workbench.compiler.importer import import_model, make_target
+    from workbench.models import load, resolve
+    from workbench.targets import get_profile
 
-    mod = import_model(onnx.load(model_path), 1)
-    start = time.monotonic()
-    relax.get_pipeline("static_shape_tuning", total_trials=trials, target=make_target(target_json),
+    mod = import_model(load(resolve(model)), 1)
+    relax.get_pipeline("static_shape_tuning", total_trials=trials, target=make_target(get_profile("host").resolved_target()),
                        work_dir=str(work_dir), max_trials_per_task=per_task)(mod)
+
+
+def stock(args, work_dir: Path) -> tuple[int, int, float]:
+    start = time.monotonic()
+    try:
+        subprocess.run([sys.executable, __file__, "--stock-child", str(work_dir), "--model", args.model,
+                        "--trials", str(args.trials), "--per-task", str(args.per_task)],
+                       timeout=args.stock_minutes * 60, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        subprocess.run(["pkill", "-f", "tvm.exec.popen_worker"], check=False)
     seconds = time.monotonic() - start
     log = (work_dir / "logs" / "tvm.s_tir.meta_schedule.logging.task_scheduler.log").read_text()
-    return int(re.findall(r"Total trials: (\d+)", log)[-1]), seconds
+    sent = sum(int(n) for n in re.findall(r"Sending (\d+) sample\(s\) to builder", log))
+    valid = sum(int(n) for n in re.findall(r"Sending (\d+) valid sample\(s\) to runner", log))
+    return sent, valid, seconds
 
 
-def ours(model: str, trials: int, database: Path) -> tuple[int, float]:
-    subprocess.run([sys.executable, "-m", "workbench", "tune", "--model", model, "--target", "host",
-                    "--trials", str(trials), "--batch-sizes", "1", "--database", str(database)],
+def ours(args, database: Path) -> tuple[int, int, float]:
+    subprocess.run([sys.executable, "-m", "workbench", "tune", "--model", args.model, "--target", "host",
+                    "--trials", str(args.trials), "--batch-sizes", "1", "--database", str(database)],
                    check=True, stdout=subprocess.DEVNULL)
     session = json.loads((database / "sessions.jsonl").read_text().splitlines()[-1])
-    return session["trials"], session["seconds"]
+    return session["trials"], session["trials"] - session["errors"], session["seconds"]
 
 
 def main() -> None:
@@ -45,21 +60,23 @@ def main() -> None:
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--trials", type=int, default=608)
     parser.add_argument("--per-task", type=int, default=32, help="the stock pipeline's max_trials_per_task")
+    parser.add_argument("--stock-minutes", type=float, default=12)
+    parser.add_argument("--stock-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    from workbench.models import resolve
-    from workbench.targets import get_profile
+    if args.stock_child:
+        run_stock(args.model, args.trials, args.per_task, args.stock_child)
+        return
 
     root = Path(tempfile.mkdtemp(prefix="throughput-"))
-    rows = {}
-    rows["stock static_shape_tuning"] = stock(resolve(args.model).path, get_profile("host").resolved_target(),
-                                              args.trials, args.per_task, root / "stock")
-    rows["workbench tune"] = ours(args.model, args.trials, root / "ours")
+    rows = {"stock static_shape_tuning": stock(args, root / "stock"), "workbench tune": ours(args, root / "ours")}
     rates = {}
-    for name, (trials, seconds) in rows.items():
-        rates[name] = trials / (seconds / 60)
-        print(f"{name:26s} {trials:5d} trials in {seconds / 60:5.1f} min = {rates[name]:6.1f} trials/min")
-    print(f"ratio: {rates['workbench tune'] / rates['stock static_shape_tuning']:.2f}x   (logs: {root})")
+    for name, (sent, valid, seconds) in rows.items():
+        rates[name] = valid / (seconds / 60)
+        print(f"{name:26s} {sent:5d} trials, {valid:5d} valid, in {seconds / 60:5.1f} min = "
+              f"{sent / (seconds / 60):6.1f} trials/min, {rates[name]:6.1f} valid/min")
+    stock_rate = rates["stock static_shape_tuning"]
+    ratio = f"{rates['workbench tune'] / stock_rate:.1f}x" if stock_rate else "stock had no valid trial"
+    print(f"valid trials per minute, workbench over stock: {ratio}   (logs: {root})")
 
 
 if __name__ == "__main__":

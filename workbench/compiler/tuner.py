@@ -13,7 +13,7 @@ from workbench import fingerprint
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
 from workbench.compiler.intrinsics import register_tensor_intrinsics
-from workbench.compiler.measure import reused_pool_builder, runner_for
+from workbench.compiler.measure import reused_pool_builder, runner_for, search_strategy
 from workbench.compiler.scheduler import share_of_time_scheduler
 from workbench.compiler.tasks import Task, estimated_latency, extract, prepared_modules
 from workbench.console import warn
@@ -217,7 +217,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
     register_tensor_intrinsics(kind)  # before TuneContext imports them all
     log_dir = str(database.directory / "logs")
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        _as_extracted(tasks, target), work_dir=log_dir, num_threads="physical", seed=seed)
+        _as_extracted(tasks, target), work_dir=log_dir, strategy=search_strategy(), num_threads="physical", seed=seed)
     _quiet_metaschedule_console()
     builder = reused_pool_builder(kind, max_workers=fingerprint.physical_cores())
     stop = threading.Event()

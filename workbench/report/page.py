@@ -214,17 +214,23 @@ def cumulative_curve(sessions: list[dict]) -> list[tuple[float, int, float]]:
     return points
 
 
+def tuning_figure(run: Run) -> str | None:
+    """The cumulative tuning curve with each direct engine's measured batch-1 p50 as a line."""
+    lines = {}
+    for engine in ("onnxruntime", "tvm"):
+        b1 = [r for r in run.ok(engine, "latency") if r["scenario"]["batch"] == 1]
+        if b1:
+            lines[f"{engine} measured b1 p50"] = (b1[0]["result"]["latency_ms"]["p50_ms"], engine)
+    sessions = (run.context.get("tuning") or {}).get("sessions") or []
+    return figures.tuning_curve(cumulative_curve(sessions), lines)
+
+
 def tuning(run: Run) -> str:
     sessions = (run.context.get("tuning") or {}).get("sessions") or []
     if not sessions:
         return ('<p class="muted">No tuning sessions for this model and target in the database '
                 f'({esc((run.context.get("tuning") or {}).get("database", "unknown"))}): TVM ran with default '
                 "schedules. Run <code>workbench tune</code> first.</p>")
-    lines = {}
-    for engine in ("onnxruntime", "tvm"):
-        b1 = [r for r in run.ok(engine, "latency") if r["scenario"]["batch"] == 1]
-        if b1:
-            lines[f"{engine} measured b1 p50"] = (b1[0]["result"]["latency_ms"]["p50_ms"], engine)
     total_trials = sum(s.get("trials", 0) for s in sessions)
     total_minutes = sum(s.get("seconds", 0) for s in sessions) / 60
     last = sessions[-1]
@@ -238,7 +244,7 @@ def tuning(run: Run) -> str:
                      '<span class="bad">default schedule</span>' if default else "tuned"])
     return (f"<p>{len(sessions)} session(s), {total_trials:,} trials in {total_minutes:.1f} minutes "
             f"({total_trials / max(total_minutes, 1e-9):.1f} trials/min).</p>" +
-            image(figures.tuning_curve(cumulative_curve(sessions), lines), "tuning curve") +
+            image(tuning_figure(run), "tuning curve") +
             f"<h3>Tasks after the latest session ({esc(last.get('started', ''))})</h3>" +
             table(["task", "MFLOP", "best ms", "GFLOP/s", "trials", "state"], rows))
 

@@ -1,0 +1,25 @@
+"""Save a bench run's tuning curve (as `workbench report` draws it) as a PNG, for docs.
+
+    python scripts/tuning_curve.py reports/<run-id> docs/img/tuning-resnet18.png
+"""
+
+import base64
+import sys
+from pathlib import Path
+
+from workbench.report.page import tuning_figure
+from workbench.report.run import load_run
+
+
+def main() -> None:
+    run_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+    uri = tuning_figure(load_run(run_dir))
+    if uri is None:
+        sys.exit(f"{run_dir} has no tuning sessions for its model; bench after `workbench tune`")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(base64.b64decode(uri.split(",", 1)[1]))
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
