@@ -56,9 +56,9 @@ def reused_pool_builder(target_kind: str, max_workers: int, timeout_sec: float =
     return ReusedPoolBuilder()
 
 
-# Each timing repeats the kernel until it has run for this long (TVM's default is 100 ms). A
-# candidate's fixed cost (load, allocate) is ~0.1 s, so at 100 ms a third of the tuning time went
-# to timing; 40 ms still averages a 5 ms convolution over 8 runs.
+# Each timing repeats the kernel until it has run for this long (TVM's default is 100 ms). At
+# 100 ms timing took 23% of a convolution's tuning time (0.84 of 3.7 min for 192 trials); at 40 ms
+# 0.49 min, and a 5 ms convolution is still averaged over 8 runs.
 MIN_REPEAT_MS = 40
 # The evolutionary search's population and rounds (TVM: 512 and 4). Search took 46% of a
 # convolution's tuning time on 2 cores; see docs/BENCHMARKS.md for what the smaller search cost.
