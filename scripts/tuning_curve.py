@@ -15,7 +15,8 @@ def main() -> None:
     run_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     uri = tuning_figure(load_run(run_dir))
     if uri is None:
-        sys.exit(f"{run_dir} has no tuning sessions for its model; bench after `workbench tune`")
+        sys.exit(f"{run_dir} has no tuning curve: no session of its model in which every task had a valid "
+                 "schedule (an estimate needs them all)")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(base64.b64decode(uri.split(",", 1)[1]))
     print(out)
