@@ -12,7 +12,9 @@ built and went to the runner ("valid").
 
 import argparse
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,12 +36,15 @@ def run_stock(model: str, trials: int, per_task: int, work_dir: Path) -> None:
 
 def stock(args, work_dir: Path) -> tuple[int, int, float]:
     start = time.monotonic()
+    # Its own process group, so stopping it also stops its build and run workers, and nothing else.
+    child = subprocess.Popen([sys.executable, __file__, "--stock-child", str(work_dir), "--model", args.model,
+                              "--trials", str(args.trials), "--per-task", str(args.per_task)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        subprocess.run([sys.executable, __file__, "--stock-child", str(work_dir), "--model", args.model,
-                        "--trials", str(args.trials), "--per-task", str(args.per_task)],
-                       timeout=args.stock_minutes * 60, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child.wait(timeout=args.stock_minutes * 60)
     except subprocess.TimeoutExpired:
-        subprocess.run(["pkill", "-f", "tvm.exec.popen_worker"], check=False)
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
     seconds = time.monotonic() - start
     log = (work_dir / "logs" / "tvm.s_tir.meta_schedule.logging.task_scheduler.log").read_text()
     sent = sum(int(n) for n in re.findall(r"Sending (\d+) sample\(s\) to builder", log))

@@ -7,13 +7,19 @@ import base64
 import sys
 from pathlib import Path
 
+from workbench.errors import WorkbenchError
 from workbench.report.page import tuning_figure
 from workbench.report.run import load_run
 
 
 def main() -> None:
+    if len(sys.argv) != 3:
+        sys.exit(f"usage: python {sys.argv[0]} reports/<run-id> <out.png>")
     run_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
-    uri = tuning_figure(load_run(run_dir))
+    try:
+        uri = tuning_figure(load_run(run_dir))
+    except WorkbenchError as exc:
+        sys.exit(str(exc))
     if uri is None:
         sys.exit(f"{run_dir} has no tuning curve: no session of its model in which every task had a valid "
                  "schedule (an estimate needs them all)")

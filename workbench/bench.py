@@ -82,6 +82,10 @@ def validate(config: BenchConfig) -> None:
         raise WorkbenchError("--seed and --min-requests must be non-negative integers")
     if config.max_batch < 1 or config.max_delay_ms < 0 or config.server_workers < 1:
         raise WorkbenchError("--max-batch and --server-workers must be at least 1, --max-delay-ms non-negative")
+    if config.rpc is not None:
+        from workbench.fleet import check_wait
+
+        check_wait(config.rpc_wait_s)  # before the build, not after it
 
 
 def v2_binary_request(inputs: dict[str, np.ndarray]) -> tuple[bytes, dict[str, str]]:
@@ -223,14 +227,13 @@ class Bench:
     def run_remote_direct(self) -> None:
         """The tvm engine on a device at the tracker: checked against ONNX Runtime here, then timed
         with TVM's device-side timer (per-repeat means, each repeat at least 10 ms)."""
+        from workbench.engines.loaders import build_settings
         from workbench.engines.remote import RemoteDevice
         from workbench.fleet import wait_for_devices
         from workbench.load.stats import summarize
 
         rpc = self.profile.rpc
         devices = wait_for_devices(rpc.tracker_host, rpc.tracker_port, rpc.key, self.config.rpc_wait_s)
-        from workbench.engines.loaders import build_settings
-
         build = json.loads((self.build_dir / "manifest.json").read_text())
         names = [s["name"] for s in self.inputs_spec]
         settings = {**build_settings(self.build_dir),
@@ -400,11 +403,9 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
     bench = Bench(config, profile, display)
     engines = [REMOTE] if config.url else list(config.engines)
     needs_tvm = {"tvm", "server-tvm"} & set(engines)
-    if needs_tvm and profile.rpc is not None:
-        bench.build_dir = bench.ensure_build()
-    elif needs_tvm:
+    if needs_tvm:
         runs, why = profile.runs_here()
-        if not runs:
+        if not runs and profile.rpc is None:  # over RPC the device runs it, not this machine
             raise WorkbenchError(f"target '{profile.name}' cannot run on this machine ({why}); bench the "
                                  f"host target here, or drop the tvm engines with --engines")
         bench.build_dir = bench.ensure_build()

@@ -104,8 +104,15 @@ def summary(host: str, port: int, timeout_s: float = 5) -> dict:
                              "start one with `workbench fleet up` or python -m tvm.exec.rpc_tracker") from None
 
 
+def check_wait(timeout_s: float) -> None:
+    """--rpc-wait: NaN would never reach the deadline, so a missing device would hang the run."""
+    if not 0 <= timeout_s < float("inf"):
+        raise WorkbenchError(f"--rpc-wait must be a non-negative number of seconds (got {timeout_s})")
+
+
 def wait_for_devices(host: str, port: int, key: str, timeout_s: float) -> int:
     """How many devices are registered under key, waiting up to timeout_s for at least one."""
+    check_wait(timeout_s)
     deadline = time.monotonic() + timeout_s
     while True:
         info = summary(host, port)

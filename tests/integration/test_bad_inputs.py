@@ -127,6 +127,11 @@ def test_fixed_batch_model_refuses_other_batch_sizes(project):
     (("compile", "--model", "mlp", "--target", "host", "--database", "no/such/db"), "no tuning database at"),
     (("compile", "--model", "mlp", "--target", "host", "--rtol", "-1"), "--rtol and --atol must be non-negative"),
     (("compile", "--model", "mlp", "--target", "host", "--batch-sizes", "[/x]"), "--batch-sizes must be"),
+    # NaN never reaches the wait's deadline: without the check a missing device hung the run.
+    (("tune", "--model", "mlp", "--target", "host", "--rpc", "127.0.0.1:1", "--rpc-key", "k", "--rpc-wait", "nan"),
+     "--rpc-wait must be a non-negative number"),
+    (("bench", "--model", "mlp", "--engines", "tvm", "--rpc", "127.0.0.1:1", "--rpc-key", "k", "--rpc-wait", "-1"),
+     "--rpc-wait must be a non-negative number"),
 ])
 def test_bad_options(project, args, message):
     assert_one_line_error(*invoke(*args), message)
