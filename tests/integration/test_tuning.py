@@ -132,3 +132,26 @@ def test_cuda_gate_on_a_gpu(project):
     manifest = compile_model(CompileRequest(resolve("mlp"), get_profile("cuda"), (1, 8),
                                             project / "tuning_logs" / "cuda", project / "build" / "mlp" / "cuda"))
     assert manifest["correctness"]["checked"]
+
+
+def test_gather_counts_negative_indices_from_the_end_and_never_reads_outside_the_table(project):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = np.arange(12, dtype=np.float32).reshape(6, 2)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["rows"], axis=0)], "embed",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 4])],
+        [helper.make_tensor_value_info("rows", TensorProto.FLOAT, ["batch", 4, 2])],
+        [numpy_helper.from_array(table, "table")])
+    path = project / "models" / "embed.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    out = project / "build" / "embed"
+    manifest = compile_model(CompileRequest(resolve(str(path)), get_profile("host"), (1,),
+                                            project / "tuning_logs" / "host", out))
+    model = CompiledModel(out / manifest["libraries"]["1"]["file"])
+    (rows,) = model([np.array([[-1, 0, 5, -6]], dtype=np.int64)])
+    assert np.array_equal(rows[0], table[[-1, 0, 5, -6]])  # ONNX's (and numpy's) meaning of negative indices
+    (rows,) = model([np.array([[6, 1000, -7, 2]], dtype=np.int64)])  # invalid ids: wrapped, not a crash
+    assert np.array_equal(rows[0], table[[0, 1000 % 6, -7 % 6, 2]])

@@ -31,6 +31,17 @@ def import_model(model: onnx.ModelProto, batch: int):
         raise ModelError(f"TVM could not import the model at batch {batch}: {first_line(exc)}") from None
 
 
+def _take_wrapping_indices(bb, call):
+    """Relax's default "fast" take reads outside the table on an out-of-range index (the importer
+    already maps ONNX's negative indices). A served model then answered a bad token id with
+    garbage read from memory or a crash, and MetaSchedule's random test inputs never gave
+    bert-mini's embedding lookup one valid run. "wrap" changes nothing for valid indices and keeps
+    every read inside the table."""
+    from tvm import topi
+
+    return bb.call_te(topi.take, call.args[0], call.args[1], call.attrs.axis, mode="wrap")
+
+
 def prepare(mod, target):
     """Inference-only rewrites run before task extraction and before the build, so workloads match."""
     import tvm
@@ -41,6 +52,7 @@ def prepare(mod, target):
             return tvm.transform.Sequential([
                 relax.transform.DecomposeOpsForInference(),
                 relax.transform.CanonicalizeBindings(),
+                relax.transform.LegalizeOps({"relax.take": _take_wrapping_indices}),
                 relax.get_pipeline("zero"),
             ])(mod)
     except Exception as exc:
