@@ -1,6 +1,9 @@
 """A short real bench on mlp with every engine: the records hold what the issue asks, no timing thresholds."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ from tests.conftest import assert_one_line_error, workbench_cli
 from tests.integration.test_bad_inputs import invoke
 from workbench.bench import ENGINES, BenchConfig, run_bench
 from workbench.benchview import BenchDisplay
+from workbench.fingerprint import physical_cores
 from workbench.load.direct import DirectSpec
 from workbench.records import CSV_COLUMNS, read_csv, read_records
 
@@ -45,6 +49,8 @@ def test_bench_all_engines_writes_records_and_csv(project):
     assert server_tvm["settings"]["batching"]["batch_sizes"] == [1, 8]
     onnxruntime = next(r for r in on_disk if r["engine"] == "onnxruntime")
     assert onnxruntime["settings"]["graph_optimization_level"] == "ORT_ENABLE_ALL"
+    tvm = next(r for r in on_disk if r["engine"] == "tvm")  # both engines get every physical core
+    assert tvm["settings"]["threads"] == onnxruntime["settings"]["intra_op_num_threads"] == physical_cores()
     table = read_csv(run_dir)
     assert set(table.engine) == set(ENGINES)
     assert list(table.columns) == list(CSV_COLUMNS) and len(table) == len(records)
@@ -108,3 +114,16 @@ def test_bench_binary_wire_serves_and_records_it(project):
     run_dir = Path(json.loads(result.stdout)["run_dir"])
     record = json.loads(next((run_dir / "records").glob("server-onnxruntime__*")).read_text())
     assert record["settings"]["wire"] == "binary"
+
+
+def test_tvm_gets_one_thread_per_physical_core_unless_the_user_sets_tvm_num_threads():
+    """TVM alone would take half the hardware threads: one core of two on a machine without SMT."""
+    env = {k: v for k, v in os.environ.items() if k != "TVM_NUM_THREADS"}
+    code = "import workbench, tvm; print(tvm.get_global_func('runtime.NumThreads')())"
+
+    def threads(extra: dict) -> int:
+        return int(subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True,
+                                  text=True, check=True).stdout)
+
+    assert threads({}) == physical_cores()
+    assert threads({"TVM_NUM_THREADS": "1"}) == 1

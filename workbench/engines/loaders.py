@@ -54,7 +54,10 @@ def tvm_engine(build_dir: Path) -> Engine:
             raise WorkbenchError(f"no library compiled for batch {batch} (compiled: {sorted(libraries)})")
         return library([inputs[n] for n in names])
 
-    return Engine("tvm", run, tuple(sorted(libraries)), build_settings(build_dir), tuple(s["name"] for s in manifest["outputs"]),
+    import tvm
+
+    settings = {**build_settings(build_dir), "threads": int(tvm.get_global_func("runtime.NumThreads")())}
+    return Engine("tvm", run, tuple(sorted(libraries)), settings, tuple(s["name"] for s in manifest["outputs"]),
                   on_loop_thread=True)
 
 
