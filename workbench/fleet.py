@@ -157,12 +157,16 @@ def supervise(host: str, port: int, key: str, servers: int, state_file: Path) ->
     children = [subprocess.Popen([python, "-m", "tvm.exec.rpc_tracker", "--host", host, "--port", str(port),
                                   "--port-end", str(port + 1), "--silent"], preexec_fn=_die_with_parent)]
     _wait_listening(host, port, 30, children[0])
+    # The servers share this machine's cores, and MetaSchedule measures on all of them at once:
+    # split TVM's threads between them so one server's timing does not steal another's core.
+    threads = max(1, int(os.environ.get("TVM_NUM_THREADS", "1")) // servers)
+    env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
     for _ in range(servers):
         server_port = free_port(host)
         children.append(subprocess.Popen(
             [python, "-m", "tvm.exec.rpc_server", "--host", host, "--port", str(server_port),
              "--port-end", str(server_port + 1), "--tracker", f"{host}:{port}", "--key", key, "--silent"],
-            preexec_fn=_die_with_parent))
+            env=env, preexec_fn=_die_with_parent))
 
     def stop(signum, _frame):
         for child in children:

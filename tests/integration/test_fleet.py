@@ -34,6 +34,10 @@ def test_tune_through_two_servers_survives_one_dying(project):
     try:
         status = workbench_cli("fleet", "status", home=project)
         assert status.returncode == 0 and "cpu-test" in status.stdout and "│ 2 " in status.stdout, status.stdout
+        from workbench.fingerprint import physical_cores
+
+        split = f"TVM_NUM_THREADS={max(1, physical_cores() // 2)}".encode()  # two servers share the cores
+        assert all(split in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in state["server_pids"])
         database = project / "tuning_logs" / "host"
         exe = str(Path(sys.executable).parent / "workbench")
         tune = subprocess.Popen([exe, "tune", "--model", "mlp", "--target", "host", "--trials", "36",
