@@ -137,7 +137,9 @@ def tune(model: ModelOpt, target: TargetOpt,
          seed: Annotated[int, typer.Option(help="Search seed")] = 0,
          rpc: Annotated[str | None, typer.Option(help="Measure on devices at this RPC tracker (host:port)")] = None,
          rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
-         rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30) -> None:
+         rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30,
+         minutes: Annotated[float | None, typer.Option(
+             help="Stop after the batch that passes this many minutes (everything measured is kept)")] = None) -> None:
     """Tune a model's kernels with MetaSchedule; records go to the target's shared database."""
     from workbench.compiler.tuner import tune as run_tune
 
@@ -152,8 +154,10 @@ def tune(model: ModelOpt, target: TargetOpt,
     source = resolve(model)
     summary = run_tune(source, profile, profile.total_trials if trials is None else trials,
                        parse_batch_sizes(batch_sizes, profile.batch_sizes), _database_dir(database, target), seed,
-                       rpc_wait)
+                       rpc_wait, minutes)
     _print_tune_summary(summary)
+    if summary.out_of_time:
+        console.print(f"stopped at the --minutes {minutes:g} limit; rerun to continue from the records")
     if summary.interrupted:
         err_console.print(f"interrupted: the {summary.records_after} records measured so far are kept; "
                           "rerun the same command to continue")

@@ -124,6 +124,8 @@ def test_fixed_batch_model_refuses_other_batch_sizes(project):
 
 @pytest.mark.parametrize("args, message", [
     (("tune", "--model", "mlp", "--target", "host", "--trials", "4", "--seed", "-1"), "--seed must be between"),
+    (("tune", "--model", "mlp", "--target", "host", "--minutes", "nan"), "--minutes must be a positive number"),
+    (("tune", "--model", "mlp", "--target", "host", "--minutes", "0"), "--minutes must be a positive number"),
     (("compile", "--model", "mlp", "--target", "host", "--database", "no/such/db"), "no tuning database at"),
     (("compile", "--model", "mlp", "--target", "host", "--rtol", "-1"), "--rtol and --atol must be non-negative"),
     (("compile", "--model", "mlp", "--target", "host", "--batch-sizes", "[/x]"), "--batch-sizes must be"),

@@ -56,6 +56,16 @@ def test_tune_twice_resumes_then_compile_passes_gate(project):
     assert check.passed and actual[0].shape == (4, 10)
 
 
+def test_time_limit_stops_after_the_batch_that_passes_it(project):
+    profile, source, db_dir = get_profile("host"), resolve("mlp"), project / "tuning_logs" / "host"
+    summary = tune(source, profile, 30, (1,), db_dir, minutes=1e-4)  # passed as soon as the first batch ends
+    assert summary.out_of_time and not summary.interrupted
+    assert summary.trials == summary.budget.per_iter < summary.budget.total
+    assert summary.records_after == records_in(db_dir) > 0  # what was measured is kept
+    (session,) = TuningDatabase(db_dir, profile.resolved_target()).sessions()
+    assert session["out_of_time"] and session["minutes_limit"] == 1e-4 and not session["interrupted"]
+
+
 def _start_tune(project, trials: int) -> subprocess.Popen:
     env = {**os.environ, "WORKBENCH_HOME": str(project)}
     exe = os.path.join(os.path.dirname(sys.executable), "workbench")

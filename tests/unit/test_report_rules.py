@@ -3,7 +3,7 @@
 import numpy as np
 
 from workbench.report.compare import classify, ratio_interval
-from workbench.report.page import cumulative_curve
+from workbench.report.page import cumulative_curve, time_to_parity
 from workbench.report.run import errors_of
 
 
@@ -11,6 +11,13 @@ def test_cumulative_curve_adds_sessions_end_to_end():
     sessions = [{"seconds": 60, "trials": 10, "curve": [[0, 0, None], [60, 10, 0.004]]},
                 {"seconds": 120, "trials": 20, "curve": [[30, 5, 0.003], [120, 20, 0.002]]}]
     assert cumulative_curve(sessions) == [(1.0, 10, 4.0), (1.5, 15, 3.0), (3.0, 30, 2.0)]
+
+
+def test_time_to_parity_is_the_first_point_at_or_below_the_reference():
+    points = [(1.0, 10, 4.0), (1.5, 15, 3.0), (2.0, 20, 3.5), (3.0, 30, 2.0)]
+    assert time_to_parity(points, 3.0) == (1.5, 15)  # at the reference counts
+    assert time_to_parity(points, 2.5) == (3.0, 30)
+    assert time_to_parity(points, 1.0) is None and time_to_parity([], 5.0) is None
 
 
 def test_ratio_interval_finds_a_doubling_and_classify_reads_it():

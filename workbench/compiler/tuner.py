@@ -71,6 +71,7 @@ class TuneSummary:
     records_before: int
     records_after: int
     interrupted: bool
+    out_of_time: bool = False  # stopped by --minutes, after the batch that crossed the limit
     curve: list[tuple[float, int, float | None]] = field(default_factory=list)
 
     @property
@@ -105,7 +106,8 @@ def _check_can_measure(profile: TargetProfile, rpc_wait_s: float) -> int:
     return 1
 
 
-def _progress_callback(results: list[TaskResult], on_update, stop: threading.Event):
+def _progress_callback(results: list[TaskResult], on_update, stop: threading.Event, deadline: float | None,
+                       out_of_time: threading.Event):
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
 
@@ -122,9 +124,11 @@ def _progress_callback(results: list[TaskResult], on_update, stop: threading.Eve
                 if result.best_after is None or secs < result.best_after:
                     result.best_after = secs
             on_update(task_id)
-            if stop.is_set():
-                # Ctrl-C: this batch's records are already in the database (AddToDatabase runs
-                # first); unwinding the scheduler from here loses nothing measured.
+            if deadline is not None and time.monotonic() >= deadline:
+                out_of_time.set()
+            if stop.is_set() or out_of_time.is_set():
+                # Ctrl-C or the time limit: this batch's records are already in the database
+                # (AddToDatabase runs first); unwinding the scheduler from here loses nothing measured.
                 raise KeyboardInterrupt
 
     return ProgressCallback()
@@ -140,15 +144,17 @@ def _quiet_metaschedule_console() -> None:
 
 
 def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: tuple[int, ...],
-         database_dir: Path, seed: int = 0, rpc_wait_s: float = 30) -> TuneSummary:
+         database_dir: Path, seed: int = 0, rpc_wait_s: float = 30, minutes: float | None = None) -> TuneSummary:
     if trials <= 0:
         raise WorkbenchError(f"--trials must be a positive number (got {trials})")
+    if minutes is not None and not 0 < minutes < float("inf"):  # NaN fails both comparisons
+        raise WorkbenchError(f"--minutes must be a positive number (got {minutes})")
     devices = _check_can_measure(profile, rpc_wait_s)
     model = load(source)
     target_json = profile.resolved_target()
     database = TuningDatabase(database_dir, target_json)
     with database.exclusive():
-        return _tune_locked(source, profile, model, trials, batch_sizes, database, seed, devices)
+        return _tune_locked(source, profile, model, trials, batch_sizes, database, seed, devices, minutes)
 
 
 class _Display:
@@ -195,7 +201,7 @@ def _first_ctrl_c_sets(stop: threading.Event, on_first):
 
 
 def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int, batch_sizes: tuple[int, ...],
-                 database: TuningDatabase, seed: int, devices: int = 1) -> TuneSummary:
+                 database: TuningDatabase, seed: int, devices: int = 1, minutes: float | None = None) -> TuneSummary:
     from tvm.s_tir import meta_schedule as ms
 
     records_before = database.validate()
@@ -220,7 +226,8 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
         _as_extracted(tasks, target), work_dir=log_dir, strategy=search_strategy(), num_threads="physical", seed=seed)
     _quiet_metaschedule_console()
     builder = reused_pool_builder(kind, max_workers=fingerprint.physical_cores())
-    stop = threading.Event()
+    stop, out_of_time = threading.Event(), threading.Event()
+    deadline = display.start + minutes * 60 if minutes is not None else None
     with display.progress, _first_ctrl_c_sets(stop, display.stopping):
         try:
             ms.tune.tune_tasks(
@@ -229,18 +236,20 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
                 num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile, devices), database=db,
                 task_scheduler=share_of_time_scheduler(lambda i: results[i].best_after),
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                                   _progress_callback(results, display.batch_done, stop)])
+                                   _progress_callback(results, display.batch_done, stop, deadline, out_of_time)])
         except KeyboardInterrupt:
-            stop.set()
+            if not out_of_time.is_set():
+                stop.set()
         except Exception:
-            if not stop.is_set():  # the interrupt, re-raised through TVM's C++ frames as another type
+            if not (stop.is_set() or out_of_time.is_set()):  # our stop, re-raised through TVM's C++ frames
                 raise
         finally:
             builder.shutdown()
     summary = TuneSummary(model=source.name, target=profile.name, database=database.directory, budget=budget,
                           tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
-                          records_after=database.record_count(), interrupted=stop.is_set(), curve=display.curve)
-    database.append_session(_session_record(source, profile, batch_sizes, trials, summary, devices))
+                          records_after=database.record_count(), interrupted=stop.is_set(), out_of_time=out_of_time.is_set(),
+                          curve=display.curve)
+    database.append_session(_session_record(source, profile, batch_sizes, trials, summary, devices, minutes))
     return summary
 
 
@@ -253,7 +262,7 @@ def _as_extracted(tasks: list[Task], target):
 
 
 def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, trials: int,
-                    summary: TuneSummary, devices: int = 1) -> dict:
+                    summary: TuneSummary, devices: int = 1, minutes: float | None = None) -> dict:
     return {
         "format": 1,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -261,6 +270,7 @@ def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, tr
         "batch_sizes": list(batch_sizes), "trials_requested": trials, "trials": summary.trials,
         "errors": sum(t.errors for t in summary.tasks), "seconds": round(summary.seconds, 2),
         "trials_per_minute": round(summary.trials_per_minute, 2), "interrupted": summary.interrupted,
+        "minutes_limit": minutes, "out_of_time": summary.out_of_time,
         "measured_on": ({"rpc_tracker": f"{profile.rpc.tracker_host}:{profile.rpc.tracker_port}",
                          "rpc_key": profile.rpc.key, "devices": devices} if profile.rpc else {"local": True}),
         "estimated_latency_s": summary.estimated_latency_after,

@@ -214,15 +214,37 @@ def cumulative_curve(sessions: list[dict]) -> list[tuple[float, int, float]]:
     return points
 
 
+def time_to_parity(points: list[tuple[float, int, float]], reference_ms: float) -> tuple[float, int] | None:
+    """Minutes and trials at the first point of the curve at or below the reference, if any."""
+    return next(((minutes, trials) for minutes, trials, ms in points if ms <= reference_ms), None)
+
+
+def _b1_p50(run: Run, engine: str) -> float | None:
+    b1 = [r for r in run.ok(engine, "latency") if r["scenario"]["batch"] == 1]
+    return b1[0]["result"]["latency_ms"]["p50_ms"] if b1 else None
+
+
 def tuning_figure(run: Run) -> str | None:
     """The cumulative tuning curve with each direct engine's measured batch-1 p50 as a line."""
-    lines = {}
-    for engine in ("onnxruntime", "tvm"):
-        b1 = [r for r in run.ok(engine, "latency") if r["scenario"]["batch"] == 1]
-        if b1:
-            lines[f"{engine} measured b1 p50"] = (b1[0]["result"]["latency_ms"]["p50_ms"], engine)
+    lines = {f"{engine} measured b1 p50": (p50, engine)
+             for engine in ("onnxruntime", "tvm") if (p50 := _b1_p50(run, engine)) is not None}
     sessions = (run.context.get("tuning") or {}).get("sessions") or []
     return figures.tuning_curve(cumulative_curve(sessions), lines)
+
+
+def parity_line(run: Run) -> str:
+    """When the tuning estimate first reached ONNX Runtime's measured batch-1 p50 in this run."""
+    reference = _b1_p50(run, "onnxruntime")
+    points = cumulative_curve((run.context.get("tuning") or {}).get("sessions") or [])
+    if reference is None or not points:
+        return ""
+    what = (f"the tuning estimate (sum of best kernel times x calls, batch 1) against ONNX Runtime's "
+            f"measured b1 p50 of {reference:.2f} ms")
+    if reached := time_to_parity(points, reference):
+        return f"<p>Time to parity, {what}: <b>{reached[0]:.1f} minutes, {reached[1]:,} trials</b>.</p>"
+    minutes, trials, best = min(points, key=lambda p: p[2])
+    return (f'<p>Time to parity, {what}: <span class="bad">not reached</span>; best estimate {best:.2f} ms '
+            f"({best / reference:.2f}x) after {minutes:.1f} minutes, {trials:,} trials.</p>")
 
 
 def tuning(run: Run) -> str:
@@ -244,7 +266,7 @@ def tuning(run: Run) -> str:
                      '<span class="bad">default schedule</span>' if default else "tuned"])
     return (f"<p>{len(sessions)} session(s), {total_trials:,} trials in {total_minutes:.1f} minutes "
             f"({total_trials / max(total_minutes, 1e-9):.1f} trials/min).</p>" +
-            image(tuning_figure(run), "tuning curve") +
+            parity_line(run) + image(tuning_figure(run), "tuning curve") +
             f"<h3>Tasks after the latest session ({esc(last.get('started', ''))})</h3>" +
             table(["task", "MFLOP", "best ms", "GFLOP/s", "trials", "state"], rows))
 
