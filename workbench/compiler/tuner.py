@@ -134,6 +134,17 @@ def _progress_callback(results: list[TaskResult], on_update, stop: threading.Eve
     return ProgressCallback()
 
 
+def _drop_unnamed_metaschedule_handlers() -> None:
+    """MetaSchedule rebuilds its logging config from the names of its logger's handlers and fails
+    on one without a name (seen in the test suite, where another in-process session left one);
+    each session adds its own console and file handlers again, so nothing is lost."""
+    import logging
+
+    logger = logging.getLogger("tvm.s_tir.meta_schedule")
+    for handler in [h for h in logger.handlers if h.get_name() is None]:
+        logger.removeHandler(handler)
+
+
 def _quiet_metaschedule_console() -> None:
     """MetaSchedule logs every round to stdout; keep its full logs in files and our display on screen."""
     import logging
@@ -222,6 +233,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
     kind = database.target["kind"]
     register_tensor_intrinsics(kind)  # before TuneContext imports them all
     log_dir = str(database.directory / "logs")
+    _drop_unnamed_metaschedule_handlers()
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         _as_extracted(tasks, target), work_dir=log_dir, strategy=search_strategy(), num_threads="physical", seed=seed)
     _quiet_metaschedule_console()
