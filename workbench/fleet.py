@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.fingerprint import physical_cores
 from workbench.paths import project_root
 from workbench.serving.process import free_port
 
@@ -151,6 +152,13 @@ def _wait_listening(host: str, port: int, timeout_s: float, process: subprocess.
     raise WorkbenchError(f"the RPC tracker did not listen on {host}:{port} within {timeout_s:g} s")
 
 
+def _tvm_threads() -> int:
+    """TVM's thread count for this process; a value that is not a positive integer means TVM's own
+    default, as TVM reads it (atoi), which workbench/__init__.py replaces with the physical cores."""
+    value = os.environ.get("TVM_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else physical_cores()
+
+
 def supervise(host: str, port: int, key: str, servers: int, state_file: Path) -> None:
     """The supervisor: tracker, then servers; writes the state with every pid; stops all on SIGTERM."""
     python = sys.executable
@@ -159,7 +167,7 @@ def supervise(host: str, port: int, key: str, servers: int, state_file: Path) ->
     _wait_listening(host, port, 30, children[0])
     # The servers share this machine's cores, and MetaSchedule measures on all of them at once:
     # split TVM's threads between them so one server's timing does not steal another's core.
-    threads = max(1, int(os.environ.get("TVM_NUM_THREADS", "1")) // servers)
+    threads = max(1, _tvm_threads() // servers)
     env = {**os.environ, "TVM_NUM_THREADS": str(threads)}
     for _ in range(servers):
         server_port = free_port(host)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import assert_one_line_error, records_in, workbench_cli
+from workbench.fingerprint import physical_cores
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +35,6 @@ def test_tune_through_two_servers_survives_one_dying(project):
     try:
         status = workbench_cli("fleet", "status", home=project)
         assert status.returncode == 0 and "cpu-test" in status.stdout and "│ 2 " in status.stdout, status.stdout
-        from workbench.fingerprint import physical_cores
-
         split = f"TVM_NUM_THREADS={max(1, physical_cores() // 2)}".encode()  # two servers share the cores
         assert all(split in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") for pid in state["server_pids"])
         database = project / "tuning_logs" / "host"

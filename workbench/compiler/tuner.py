@@ -72,6 +72,7 @@ class TuneSummary:
     records_after: int
     interrupted: bool
     out_of_time: bool = False  # stopped by --minutes, after the batch that crossed the limit
+    minutes_limit: float | None = None
     curve: list[tuple[float, int, float | None]] = field(default_factory=list)
 
     @property
@@ -260,8 +261,8 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
     summary = TuneSummary(model=source.name, target=profile.name, database=database.directory, budget=budget,
                           tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
                           records_after=database.record_count(), interrupted=stop.is_set(), out_of_time=out_of_time.is_set(),
-                          curve=display.curve)
-    database.append_session(_session_record(source, profile, batch_sizes, trials, summary, devices, minutes))
+                          minutes_limit=minutes, curve=display.curve)
+    database.append_session(_session_record(source, profile, batch_sizes, trials, summary, devices))
     return summary
 
 
@@ -274,7 +275,7 @@ def _as_extracted(tasks: list[Task], target):
 
 
 def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, trials: int,
-                    summary: TuneSummary, devices: int = 1, minutes: float | None = None) -> dict:
+                    summary: TuneSummary, devices: int = 1) -> dict:
     return {
         "format": 1,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -282,7 +283,7 @@ def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, tr
         "batch_sizes": list(batch_sizes), "trials_requested": trials, "trials": summary.trials,
         "errors": sum(t.errors for t in summary.tasks), "seconds": round(summary.seconds, 2),
         "trials_per_minute": round(summary.trials_per_minute, 2), "interrupted": summary.interrupted,
-        "minutes_limit": minutes, "out_of_time": summary.out_of_time,
+        "minutes_limit": summary.minutes_limit, "out_of_time": summary.out_of_time,
         "measured_on": ({"rpc_tracker": f"{profile.rpc.tracker_host}:{profile.rpc.tracker_port}",
                          "rpc_key": profile.rpc.key, "devices": devices} if profile.rpc else {"local": True}),
         "estimated_latency_s": summary.estimated_latency_after,

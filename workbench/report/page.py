@@ -214,6 +214,10 @@ def cumulative_curve(sessions: list[dict]) -> list[tuple[float, int, float]]:
     return points
 
 
+def _sessions(run: Run) -> list[dict]:
+    return (run.context.get("tuning") or {}).get("sessions") or []
+
+
 def time_to_parity(points: list[tuple[float, int, float]], reference_ms: float) -> tuple[float, int] | None:
     """Minutes and trials at the first point of the curve at or below the reference, if any."""
     return next(((minutes, trials) for minutes, trials, ms in points if ms <= reference_ms), None)
@@ -228,14 +232,14 @@ def tuning_figure(run: Run) -> str | None:
     """The cumulative tuning curve with each direct engine's measured batch-1 p50 as a line."""
     lines = {f"{engine} measured b1 p50": (p50, engine)
              for engine in ("onnxruntime", "tvm") if (p50 := _b1_p50(run, engine)) is not None}
-    sessions = (run.context.get("tuning") or {}).get("sessions") or []
+    sessions = _sessions(run)
     return figures.tuning_curve(cumulative_curve(sessions), lines)
 
 
 def parity_line(run: Run) -> str:
     """When the tuning estimate first reached ONNX Runtime's measured batch-1 p50 in this run."""
     reference = _b1_p50(run, "onnxruntime")
-    points = cumulative_curve((run.context.get("tuning") or {}).get("sessions") or [])
+    points = cumulative_curve(_sessions(run))
     if reference is None or not points:
         return ""
     what = (f"the tuning estimate (sum of best kernel times x calls, batch 1) against ONNX Runtime's "
@@ -252,7 +256,7 @@ def parity_line(run: Run) -> str:
 
 
 def tuning(run: Run) -> str:
-    sessions = (run.context.get("tuning") or {}).get("sessions") or []
+    sessions = _sessions(run)
     if not sessions:
         return ('<p class="muted">No tuning sessions for this model and target in the database '
                 f'({esc((run.context.get("tuning") or {}).get("database", "unknown"))}): TVM ran with default '
