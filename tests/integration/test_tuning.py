@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -175,3 +176,44 @@ def test_bert_mini_lowers_erf_and_softmax_to_branch_free_approximations(project)
     script = prepare(import_model(load(resolve("bert-mini")), 1), target).script()
     assert "T.erf(" not in script and "fast_erf" in script
     assert "fast_softmax" in script
+
+
+def _conv_model(path):
+    """Plain, strided, grouped (depthwise) and 1x1 convolutions, as resnet and mobilenet use them."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    weights = {"w_stem": (8, 3, 3, 3), "w_dw": (8, 1, 3, 3), "w_pw": (16, 8, 1, 1)}
+    inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n) for n, s in weights.items()]
+    inits.append(numpy_helper.from_array(rng.standard_normal(16).astype(np.float32), "b_pw"))
+    nodes = [
+        helper.make_node("Conv", ["x", "w_stem"], ["stem"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["stem"], ["act"]),
+        helper.make_node("Conv", ["act", "w_dw"], ["dw"], group=8, pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["dw", "w_pw", "b_pw"], ["pw"]),
+        helper.make_node("Add", ["pw", "pw"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 17, 17])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16, 9, 9])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return resolve(str(path))
+
+
+def test_cpu_convolutions_run_channels_last_and_keep_the_models_layout_outside(project):
+    """NHWC/HWIO inside on CPUs (weights transposed once, at build time); NCHW in and out, and on GPUs."""
+    from workbench.compiler.importer import import_model, make_target, prepare
+
+    source = _conv_model(project / "models" / "convs.onnx")
+    model = load(source)
+    for profile, layout in (("host", "conv2d_nhwc"), ("cuda-sm90", "conv2d_nchw")):
+        script = prepare(import_model(model, 1), make_target(get_profile(profile).resolved_target())).script()
+        assert len(re.findall(rf'T.sblock\("(group_)?{layout}"', script)) == 3, profile
+    out = project / "build" / "convs"
+    manifest = compile_model(CompileRequest(source, get_profile("host"), (2,), project / "tuning_logs" / "host", out))
+    assert manifest["correctness"]["checked"]  # the gate compared every output with ONNX Runtime's
+    inputs = sample_inputs(model, 2, seed=5)
+    (y,) = CompiledModel(out / manifest["libraries"]["2"]["file"])([inputs["x"]])
+    (check,) = compare(["y"], [y], run_reference(source.path, inputs), rtol=1e-4, atol=1e-5)
+    assert check.passed and y.shape == (2, 16, 9, 9)

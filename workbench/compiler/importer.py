@@ -42,6 +42,21 @@ def _take_wrapping_indices(bb, call):
     return bb.call_te(topi.take, call.args[0], call.args[1], call.attrs.axis, mode="wrap")
 
 
+# Convolutions on CPUs run channels-last: NHWC activations, HWIO weights. The output channels are
+# then the innermost, contiguous axis of the weights and the result, which the tuned kernels
+# vectorize and block in registers. Measured on resnet18's 512-channel 3x3 convolution (2-core
+# AVX-512 host, 128 trials each, re-timed as a median of 15): NCHW 3.39 ms (68 GFLOP/s), NHWC
+# 1.13 ms (205 GFLOP/s). The weight transposes fold into the constants at build time; only the
+# model's input and output are transposed at run time.
+CPU_CONV_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "HWIO"]}
+
+
+def _layout_passes(target) -> list:
+    from tvm import relax
+
+    return [relax.transform.ConvertLayout(CPU_CONV_LAYOUTS)] if target.kind.name == "llvm" else []
+
+
 def prepare(mod, target):
     """Inference-only rewrites run before task extraction and before the build, so workloads match."""
     import tvm
@@ -52,6 +67,7 @@ def prepare(mod, target):
             return tvm.transform.Sequential([
                 relax.transform.DecomposeOpsForInference(),
                 relax.transform.CanonicalizeBindings(),
+                *_layout_passes(target),
                 # erf, exp, tanh and softmax as TVM's branch-free approximations. The default erf
                 # calls libm once per element: bert-mini's GELU matmul ran 2.2 ms a call in the
                 # model against 1.3 ms when tuned, because libm takes a shortcut on the large
