@@ -179,7 +179,8 @@ def test_bert_mini_lowers_erf_and_softmax_to_branch_free_approximations(project)
 
 
 def _conv_model(path):
-    """Plain, strided, grouped (depthwise) and 1x1 convolutions, as resnet and mobilenet use them."""
+    """Plain, strided, grouped (depthwise) and 1x1 convolutions, as resnet and mobilenet use them,
+    with mobilenet's ReLU6 (Clip with constant bounds) and a Clip with only a lower bound."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -188,12 +189,14 @@ def _conv_model(path):
     weights = {"w_stem": (8, 3, 3, 3), "w_dw": (8, 1, 3, 3), "w_pw": (16, 8, 1, 1)}
     inits = [numpy_helper.from_array(rng.standard_normal(s).astype(np.float32), n) for n, s in weights.items()]
     inits.append(numpy_helper.from_array(rng.standard_normal(16).astype(np.float32), "b_pw"))
+    inits += [numpy_helper.from_array(np.array(v, dtype=np.float32), n) for n, v in (("zero", 0.0), ("six", 6.0))]
     nodes = [
         helper.make_node("Conv", ["x", "w_stem"], ["stem"], strides=[2, 2], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["stem"], ["act"]),
+        helper.make_node("Clip", ["stem", "zero", "six"], ["act"]),
         helper.make_node("Conv", ["act", "w_dw"], ["dw"], group=8, pads=[1, 1, 1, 1]),
         helper.make_node("Conv", ["dw", "w_pw", "b_pw"], ["pw"]),
-        helper.make_node("Add", ["pw", "pw"], ["y"]),
+        helper.make_node("Clip", ["pw", "zero"], ["floor"]),
+        helper.make_node("Add", ["floor", "pw"], ["y"]),
     ]
     graph = helper.make_graph(nodes, "convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 17, 17])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16, 9, 9])], inits)
@@ -207,9 +210,13 @@ def test_cpu_convolutions_run_channels_last_and_keep_the_models_layout_outside(p
 
     source = _conv_model(project / "models" / "convs.onnx")
     model = load(source)
-    for profile, layout in (("host", "conv2d_nhwc"), ("cuda-sm90", "conv2d_nchw")):
-        script = prepare(import_model(model, 1), make_target(get_profile(profile).resolved_target())).script()
-        assert len(re.findall(rf'T.sblock\("(group_)?{layout}"', script)) == 3, profile
+    for profile, layout, transposes in (("host", "conv2d_nhwc", 2), ("cuda-sm90", "conv2d_nchw", 0)):
+        mod = prepare(import_model(model, 1), make_target(get_profile(profile).resolved_target()))
+        assert len(re.findall(rf'T.sblock\("(group_)?{layout}"', mod.script())) == 3, profile
+        kernels = [gv.name_hint for gv in mod.functions]
+        # Only the model's input and output are transposed, and the ReLU6 fused into its convolution.
+        assert sum("transpose" in k for k in kernels) == transposes, kernels
+        assert any("conv2d" in k and k.endswith("maximum_minimum") for k in kernels), kernels
     out = project / "build" / "convs"
     manifest = compile_model(CompileRequest(source, get_profile("host"), (2,), project / "tuning_logs" / "host", out))
     assert manifest["correctness"]["checked"]  # the gate compared every output with ONNX Runtime's
@@ -217,3 +224,23 @@ def test_cpu_convolutions_run_channels_last_and_keep_the_models_layout_outside(p
     (y,) = CompiledModel(out / manifest["libraries"]["2"]["file"])([inputs["x"]])
     (check,) = compare(["y"], [y], run_reference(source.path, inputs), rtol=1e-4, atol=1e-5)
     assert check.passed and y.shape == (2, 16, 9, 9)
+
+
+def test_clip_with_bounds_known_only_at_run_time_keeps_the_importers_lowering(project):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Clip", ["x", "low"], ["y"])], "clip",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4]),
+         helper.make_tensor_value_info("low", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])])
+    path = project / "models" / "clip.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    out = project / "build" / "clip"
+    manifest = compile_model(CompileRequest(resolve(str(path)), get_profile("host"), (1,),
+                                            project / "tuning_logs" / "host", out))
+    (y,) = CompiledModel(out / manifest["libraries"]["1"]["file"])(
+        [np.array([[-2, -0.5, 0.5, 2]], dtype=np.float32), np.array(0.25, dtype=np.float32)])  # a scalar input
+    assert np.array_equal(y, [[0.25, 0.25, 0.5, 2]])

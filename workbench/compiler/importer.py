@@ -1,6 +1,7 @@
 """ONNX -> Relax, one static-shape module per batch size, prepared identically for tuning and build."""
 
 import json
+from contextlib import contextmanager
 
 import onnx
 
@@ -15,6 +16,61 @@ def unsupported_operators(model: onnx.ModelProto) -> list[str]:
     return sorted({n.op_type for n in model.graph.node if n.op_type not in supported})
 
 
+def _constant_bound(expr) -> float | None:
+    """A Clip bound the importer holds as a constant scalar (not NaN), else None."""
+    import numpy as np
+
+    value = getattr(expr, "value", None)
+    array = value.numpy() if hasattr(value, "numpy") else None
+    return float(array) if array is not None and array.size == 1 and not np.isnan(array).any() else None
+
+
+def _clamp(bb, x, low: float, high: float):
+    """max(x, low) then min(., high) as relax's broadcasting ops; an infinite bound is left out."""
+    from tvm import relax
+
+    if low != -float("inf"):
+        x = bb.normalize(relax.op.maximum(x, relax.const(low, x.ty.dtype)))
+    if high != float("inf"):
+        x = bb.normalize(relax.op.minimum(x, relax.const(high, x.ty.dtype)))
+    return x
+
+
+@contextmanager
+def _clip_as_relax_ops():
+    """The importer lowers Clip (mobilenetv2's ReLU6) straight to TIR kernels, which the layout
+    pass cannot see into: channels-last wrapped every ReLU6 in a transpose to NCHW and back, and
+    no ReLU6 fused into its convolution. With constant bounds Clip becomes relax's maximum and
+    minimum, which every pass understands; any other Clip keeps the importer's own lowering. The
+    importer has no hook for one operator, so its table is swapped for the one import."""
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    is_float = onnx_frontend._relax_dtype_is_floating_point
+    inf = float("inf")
+
+    class ClipWithConstantBounds(onnx_frontend.Clip):
+        @classmethod
+        def _impl_v1(cls, bb, inputs, attr, params):
+            if not is_float(inputs[0].ty.dtype):
+                return super()._impl_v1(bb, inputs, attr, params)
+            return _clamp(bb, inputs[0], float(attr.get("min", -inf)), float(attr.get("max", inf)))
+
+        @classmethod
+        def _impl_v13(cls, bb, inputs, attr, params):
+            bounds = (list(inputs[1:3]) + [None, None])[:2]
+            values = [_constant_bound(b) if b is not None else default for b, default in zip(bounds, (-inf, inf))]
+            if not is_float(inputs[0].ty.dtype) or None in values:
+                return super()._impl_v13(bb, inputs, attr, params)
+            return _clamp(bb, inputs[0], *values)
+
+    original = onnx_frontend._get_convert_map
+    onnx_frontend._get_convert_map = lambda: {**original(), "Clip": ClipWithConstantBounds}
+    try:
+        yield
+    finally:
+        onnx_frontend._get_convert_map = original
+
+
 def import_model(model: onnx.ModelProto, batch: int):
     """The Relax module for one batch size, weights bound as constants so they fold at build time."""
     from tvm.relax.frontend.onnx import from_onnx
@@ -26,7 +82,8 @@ def import_model(model: onnx.ModelProto, batch: int):
     shapes = {spec.name: list(spec.with_batch(batch)) for spec in input_specs(model)}
     dtypes = {spec.name: spec.dtype for spec in input_specs(model)}
     try:
-        return from_onnx(model, shape_dict=shapes, dtype_dict=dtypes)
+        with _clip_as_relax_ops():
+            return from_onnx(model, shape_dict=shapes, dtype_dict=dtypes)
     except Exception as exc:  # the importer raises bare TVM errors
         raise ModelError(f"TVM could not import the model at batch {batch}: {first_line(exc)}") from None
 

@@ -28,13 +28,15 @@ class CompiledModel:
     def _arguments(self, inputs: list[np.ndarray]) -> list:
         import tvm
 
+        # np.asarray, not np.ascontiguousarray: that one turns a scalar input into a 1-element vector.
+
         if len(self._inputs) != len(inputs) or any(t.shape != x.shape or t.dtype != str(x.dtype)
                                                    for t, x in zip(self._inputs, inputs)):
-            self._inputs = [tvm.runtime.tensor(np.ascontiguousarray(x), self.device) for x in inputs]
+            self._inputs = [tvm.runtime.tensor(np.asarray(x, order="C"), self.device) for x in inputs]
             self._views = [np.from_dlpack(t) for t in self._inputs] if self._cpu else []
             return self._inputs
         for tensor, x in zip(self._inputs, inputs):
-            tensor.copyfrom(np.ascontiguousarray(x))
+            tensor.copyfrom(np.asarray(x, order="C"))
         return self._inputs
 
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
