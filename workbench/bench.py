@@ -172,12 +172,23 @@ class Bench:
                      lambda: self.display.phase("tvm", "compiling (no current build found)"))
         return out
 
+    def _built_kernels(self) -> dict | None:
+        """The kernel digests of this model's current build, None without one (or one from before them)."""
+        from workbench.compiler.builder import MANIFEST
+        from workbench.paths import build_dir
+
+        manifest = build_dir() / self.source.name / self.profile.name / MANIFEST
+        if not manifest.exists():
+            return None
+        return json.loads(manifest.read_text()).get("tuning", {}).get("kernels")
+
     def write_context(self, measure_peak: bool) -> None:
         """What the report needs beside the records: model FLOPs, the machine's measured peak (~2 s;
         only the roofline of direct measurements uses it), and the tuning history of this model on
         this target (cumulative curves for the report)."""
         from workbench import machinepeak, modelstats
         from workbench.compiler.database import TuningDatabase
+        from workbench.compiler.tasks import same_kernels
         from workbench.errors import ModelError
         from workbench.paths import tuning_logs_dir
 
@@ -190,7 +201,9 @@ class Bench:
         directory = tuning_logs_dir() / self.profile.name
         if directory.is_dir():
             database = TuningDatabase(directory, self.profile.resolved_target())
-            sessions = [s for s in database.sessions() if s.get("model_sha256") == self.model_sha256]
+            built = self._built_kernels()
+            sessions = [s for s in database.sessions()
+                        if s.get("model_sha256") == self.model_sha256 and same_kernels(s.get("kernels"), built)]
         context = {"format": records.RECORD_FORMAT, "run_id": self.run_id, "model": {**self._common["model"], **model},
                    "target": self.profile.name, "machine_peak": machinepeak.measure() if measure_peak else None,
                    "tuning": {"database": str(directory), "sessions": sessions},

@@ -48,6 +48,8 @@ def test_tune_twice_resumes_then_compile_passes_gate(project):
     # The build really used the records: every batch-1 kernel was scheduled from the database.
     assert manifest["tuning"]["kernels_from_records"] == {"1": 3, "4": 0}
     assert json.loads((out / "manifest.json").read_text())["model_sha256"] == source.sha256()
+    # The build's kernels are the ones tuned: the report adds these sessions to its tuning curve.
+    assert sessions[0]["kernels"]["1"] == manifest["tuning"]["kernels"]["1"] != manifest["tuning"]["kernels"]["4"]
 
     # The exported library is usable on its own, and agrees with ONNX Runtime at batch 4.
     model = load(source)

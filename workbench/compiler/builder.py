@@ -9,7 +9,7 @@ from pathlib import Path
 from workbench import fingerprint, reference
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
-from workbench.compiler.tasks import extract, prepared_modules
+from workbench.compiler.tasks import extract, kernel_digests, prepared_modules
 from workbench.console import warn
 from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError, first_line
 from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
@@ -59,7 +59,7 @@ def _coverage(modules: dict, request: CompileRequest, target, db) -> dict:
              f"{', '.join(t.name for t in untuned[:6])}{' ...' if len(untuned) > 6 else ''}. "
              f"Run: workbench tune --model {request.source.name} --target {request.profile.name}")
     return {"tasks": len(tasks), "tasks_tuned": len(tasks) - len(untuned), "untuned_flops_share": share,
-            "untuned_tasks": [t.name for t in untuned]}
+            "untuned_tasks": [t.name for t in untuned], "kernels": kernel_digests(tasks)}
 
 
 def _check(request: CompileRequest, model, libraries: dict[int, Path]) -> dict:

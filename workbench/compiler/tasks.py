@@ -1,5 +1,6 @@
 """Tuning tasks of a model (its fused kernels) and what the database knows about each."""
 
+import hashlib
 from dataclasses import dataclass
 
 from workbench.compiler.importer import import_model, prepare
@@ -55,3 +56,26 @@ def estimated_latency(tasks: list[Task], best: list[float | None]) -> float | No
     if not chosen or any(b is None for _, b in chosen):
         return None
     return sum(t.weight * b for t, b in chosen)
+
+
+def kernel_digests(tasks: list[Task]) -> dict[str, str]:
+    """Per batch size, one digest of the kernels tuning sees. A change to how models are lowered
+    (a layout, a fusion) changes the kernels, and the sessions tuned before it no longer describe
+    the build: the report's tuning curve must not add them up with the new ones."""
+    from tvm_ffi import structural_hash
+
+    per_batch: dict[int, list[str]] = {}
+    for task in tasks:
+        per_batch.setdefault(task.batch, []).append(f"{structural_hash(task.mod):x}")
+    return {str(batch): hashlib.sha256(",".join(sorted(hashes)).encode()).hexdigest()[:16]
+            for batch, hashes in sorted(per_batch.items())}
+
+
+def same_kernels(session: dict | None, build: dict | None) -> bool:
+    """Whether a tuning session tuned the kernels of a build: equal digests at every batch size
+    both have, and at least one shared. A build from before digests existed matches any session;
+    a session from before them matches no build that has them."""
+    if build is None:
+        return True
+    shared = set(session or {}) & set(build)
+    return bool(shared) and all(session[b] == build[b] for b in shared)

@@ -15,7 +15,7 @@ from workbench.compiler.importer import make_target
 from workbench.compiler.intrinsics import register_tensor_intrinsics
 from workbench.compiler.measure import reused_pool_builder, runner_for, search_strategy
 from workbench.compiler.scheduler import share_of_time_scheduler
-from workbench.compiler.tasks import Task, estimated_latency, extract, prepared_modules
+from workbench.compiler.tasks import Task, estimated_latency, extract, kernel_digests, prepared_modules
 from workbench.console import warn
 from workbench.errors import TargetError, WorkbenchError
 from workbench.models import ModelSource, load
@@ -73,6 +73,7 @@ class TuneSummary:
     interrupted: bool
     out_of_time: bool = False  # stopped by --minutes, after the batch that crossed the limit
     minutes_limit: float | None = None
+    kernels: dict[str, str] = field(default_factory=dict)  # kernel_digests of the tuned tasks
     curve: list[tuple[float, int, float | None]] = field(default_factory=list)
 
     @property
@@ -261,7 +262,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
     summary = TuneSummary(model=source.name, target=profile.name, database=database.directory, budget=budget,
                           tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
                           records_after=database.record_count(), interrupted=stop.is_set(), out_of_time=out_of_time.is_set(),
-                          minutes_limit=minutes, curve=display.curve)
+                          minutes_limit=minutes, kernels=kernel_digests(tasks), curve=display.curve)
     database.append_session(_session_record(source, profile, batch_sizes, trials, summary, devices))
     return summary
 
@@ -283,7 +284,7 @@ def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, tr
         "batch_sizes": list(batch_sizes), "trials_requested": trials, "trials": summary.trials,
         "errors": sum(t.errors for t in summary.tasks), "seconds": round(summary.seconds, 2),
         "trials_per_minute": round(summary.trials_per_minute, 2), "interrupted": summary.interrupted,
-        "minutes_limit": summary.minutes_limit, "out_of_time": summary.out_of_time,
+        "minutes_limit": summary.minutes_limit, "out_of_time": summary.out_of_time, "kernels": summary.kernels,
         "measured_on": ({"rpc_tracker": f"{profile.rpc.tracker_host}:{profile.rpc.tracker_port}",
                          "rpc_key": profile.rpc.key, "devices": devices} if profile.rpc else {"local": True}),
         "estimated_latency_s": summary.estimated_latency_after,
