@@ -164,20 +164,25 @@ class Bench:
     def ensure_build(self) -> Path:
         """The compiled model for this target, built now (with the records there are) if missing or stale."""
         from workbench.compiler.builder import CompileRequest, ensure_build
-        from workbench.paths import build_dir, tuning_logs_dir
+        from workbench.paths import tuning_logs_dir
 
-        out = build_dir() / self.source.name / self.profile.name
+        out = self._default_build_dir()
         ensure_build(CompileRequest(self.source, self.profile, self.batch_sizes, tuning_logs_dir() / self.profile.name,
                                     out, self.config.rtol, self.config.atol),
                      lambda: self.display.phase("tvm", "compiling (no current build found)"))
         return out
 
-    def _built_kernels(self) -> dict | None:
-        """The kernel digests of this model's current build, None without one (or one from before them)."""
-        from workbench.compiler.builder import MANIFEST
+    def _default_build_dir(self) -> Path:
         from workbench.paths import build_dir
 
-        manifest = build_dir() / self.source.name / self.profile.name / MANIFEST
+        return build_dir() / self.source.name / self.profile.name
+
+    def _built_kernels(self) -> dict | None:
+        """The kernel digests of this model's build (the one this run uses, else the one on disk),
+        None without one or with one from before digests existed."""
+        from workbench.compiler.builder import MANIFEST
+
+        manifest = (self.build_dir or self._default_build_dir()) / MANIFEST
         if not manifest.exists():
             return None
         return json.loads(manifest.read_text()).get("tuning", {}).get("kernels")

@@ -29,7 +29,6 @@ class CompiledModel:
         import tvm
 
         # np.asarray, not np.ascontiguousarray: that one turns a scalar input into a 1-element vector.
-
         if len(self._inputs) != len(inputs) or any(t.shape != x.shape or t.dtype != str(x.dtype)
                                                    for t, x in zip(self._inputs, inputs)):
             self._inputs = [tvm.runtime.tensor(np.asarray(x, order="C"), self.device) for x in inputs]
