@@ -125,6 +125,11 @@ def _print_tune_summary(summary) -> None:
                   f"(at most {summary.budget.per_task} per task) in {summary.seconds / 60:.1f} min = "
                   f"[bold]{summary.trials_per_minute:.1f} trials/min[/bold]; records "
                   f"{summary.records_before} -> {summary.records_after} in {summary.database}")
+    if summary.retimed:
+        slower = sum(1 for r in summary.retimed if r.retimed_s > r.stored_s)
+        console.print(f"Re-timed the best records of {len(summary.retimed)} tasks side by side in "
+                      f"{summary.retime_seconds:.0f} s: {slower} task(s) slower than their stored best "
+                      "(the estimate above uses the re-timed figures)")
     if note := task_budget_note(summary):
         err_console.print(f"[yellow]warning:[/yellow] {note}")
 
@@ -139,7 +144,10 @@ def tune(model: ModelOpt, target: TargetOpt,
          rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
          rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30,
          minutes: Annotated[float | None, typer.Option(
-             help="Stop after the batch that passes this many minutes (everything measured is kept)")] = None) -> None:
+             help="Stop after the batch that passes this many minutes (everything measured is kept)")] = None,
+         retime_top: Annotated[int, typer.Option(
+             help="After tuning, re-time this many best records per task side by side and store the "
+                  "medians (0: off)")] = 3) -> None:
     """Tune a model's kernels with MetaSchedule; records go to the target's shared database."""
     from workbench.compiler.tuner import tune as run_tune
 
@@ -154,7 +162,7 @@ def tune(model: ModelOpt, target: TargetOpt,
     source = resolve(model)
     summary = run_tune(source, profile, profile.total_trials if trials is None else trials,
                        parse_batch_sizes(batch_sizes, profile.batch_sizes), _database_dir(database, target), seed,
-                       rpc_wait, minutes)
+                       rpc_wait, minutes, retime_top)
     _print_tune_summary(summary)
     if summary.out_of_time:
         console.print(f"stopped at the --minutes {minutes:g} limit; rerun to continue from the records")

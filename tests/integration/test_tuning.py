@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import records_in
 from workbench.compiler.builder import CompileRequest, compile_model
 from workbench.compiler.database import TuningDatabase
+from workbench.compiler.importer import make_target
+from workbench.compiler.tasks import extract, prepared_modules
 from workbench.compiler.runtime import CompiledModel
 from workbench.compiler.tuner import tune
 from workbench.errors import CorrectnessError
@@ -36,8 +38,19 @@ def test_tune_twice_resumes_then_compile_passes_gate(project):
     assert all(t.best_before is not None for t in second.tasks)
     assert second.records_before == first.records_after < second.records_after
     assert second.estimated_latency_before is not None
-    sessions = TuningDatabase(db_dir, profile.resolved_target()).sessions()
+    database = TuningDatabase(db_dir, profile.resolved_target())
+    sessions = database.sessions()
     assert [s["trials"] for s in sessions] == [9, 9] and sessions[0]["machine"]["physical_cores"] >= 1
+    # Each session ends by re-timing every task's best records; the files now hold those medians,
+    # so the database's best of each task is the re-timed figure, and no record was added or lost.
+    retimed = {r["name"]: r for r in sessions[1]["retime"]["tasks"]}
+    assert sorted(retimed) == sorted(t.name for t in second.tasks) and sessions[1]["retime"]["seconds"] > 0
+    fresh = database.open()
+    for task, result in zip(extract(prepared_modules(load(source), (1,), make_target(database.target)),
+                                    make_target(database.target)), second.tasks):
+        assert task.best_seconds(fresh) == pytest.approx(retimed[task.name]["retimed_s"]) == result.best_after
+        assert retimed[task.name]["records"] >= 1
+    assert records_in(db_dir) == second.records_after
 
     out = project / "build" / "mlp" / "host"
     manifest = compile_model(CompileRequest(source, profile, (1, 4), db_dir, out))

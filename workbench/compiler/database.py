@@ -70,6 +70,20 @@ def _check_lines(path: Path, check) -> list:
     return values
 
 
+def trace_key(value) -> str:
+    """One spelling of a trace: the file writes its flags as 1/0, TVM's as_json gives True/False."""
+    def plain(v):
+        if isinstance(v, bool):
+            return int(v)
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return json.dumps(plain(value), separators=(",", ":"), sort_keys=True)
+
+
 def _check_session(session) -> None:
     if not isinstance(session, dict) or not isinstance(session.get("machine", {}), dict):
         raise ValueError
@@ -169,6 +183,35 @@ class TuningDatabase:
             return 0
         with open(self.records_path) as f:
             return sum(1 for line in f if line.strip())
+
+    @staticmethod
+    def record_key(record) -> tuple[str, str]:
+        """A MetaSchedule TuningRecord as the records file names it: its workload's structural hash
+        and its trace."""
+        return str(record.workload.as_json()[0]), trace_key(record.as_json()[0])
+
+    def replace_run_secs(self, new_times: dict[tuple[str, str], list[float]]) -> int:
+        """Give the records named by record_key new measured times; every other line is kept as
+        it was. The file is rewritten beside itself and swapped in, so a kill leaves either the old
+        file or the new one. Returns how many lines changed."""
+        if not new_times or not self.records_path.exists():
+            return 0
+        with open(self.workloads_path) as f:
+            hashes = [str(json.loads(line)[0]) for line in f if line.strip()]
+        lines, changed = [], 0
+        with open(self.records_path) as f:
+            for line in f:
+                record = json.loads(line) if line.strip() else None
+                secs = record and new_times.get((hashes[record[0]], trace_key(record[1][0])))
+                if secs is not None:
+                    record[1][1] = secs
+                    line = json.dumps(record, separators=(",", ":")) + "\n"
+                    changed += 1
+                lines.append(line)
+        staging = self.records_path.with_name(self.records_path.name + ".new")
+        staging.write_text("".join(lines))
+        os.replace(staging, self.records_path)
+        return changed
 
     def append_session(self, session: dict) -> None:
         with open(self.sessions_path, "a") as f:

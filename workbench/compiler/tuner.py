@@ -14,6 +14,7 @@ from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
 from workbench.compiler.intrinsics import register_tensor_intrinsics
 from workbench.compiler.measure import reused_pool_builder, runner_for, search_strategy
+from workbench.compiler.retime import TOP_K, RetimedTask, retime_tasks
 from workbench.compiler.scheduler import share_of_time_scheduler
 from workbench.compiler.tasks import Task, estimated_latency, extract, kernel_digests, prepared_modules
 from workbench.console import warn
@@ -74,6 +75,8 @@ class TuneSummary:
     out_of_time: bool = False  # stopped by --minutes, after the batch that crossed the limit
     minutes_limit: float | None = None
     kernels: dict[str, str] = field(default_factory=dict)  # kernel_digests of the tuned tasks
+    retimed: list[RetimedTask] = field(default_factory=list)
+    retime_seconds: float = 0.0
     curve: list[tuple[float, int, float | None]] = field(default_factory=list)
 
     @property
@@ -157,9 +160,12 @@ def _quiet_metaschedule_console() -> None:
 
 
 def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: tuple[int, ...],
-         database_dir: Path, seed: int = 0, rpc_wait_s: float = 30, minutes: float | None = None) -> TuneSummary:
+         database_dir: Path, seed: int = 0, rpc_wait_s: float = 30, minutes: float | None = None,
+         retime_top: int = TOP_K) -> TuneSummary:
     if trials <= 0:
         raise WorkbenchError(f"--trials must be a positive number (got {trials})")
+    if retime_top < 0:
+        raise WorkbenchError(f"--retime-top must be 0 (off) or a positive number of records per task (got {retime_top})")
     if minutes is not None and not 0 < minutes < float("inf"):  # NaN fails both comparisons
         raise WorkbenchError(f"--minutes must be a positive number (got {minutes})")
     devices = _check_can_measure(profile, rpc_wait_s)
@@ -167,7 +173,7 @@ def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: 
     target_json = profile.resolved_target()
     database = TuningDatabase(database_dir, target_json)
     with database.exclusive():
-        return _tune_locked(source, profile, model, trials, batch_sizes, database, seed, devices, minutes)
+        return _tune_locked(source, profile, model, trials, batch_sizes, database, seed, devices, minutes, retime_top)
 
 
 class _Display:
@@ -183,14 +189,21 @@ class _Display:
                                  TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
         self.bar = self.progress.add_task("tune", total=total, status="searching")
 
+    def add_point(self) -> float | None:
+        est = estimated_latency(self.tasks, [r.best_after for r in self.results])
+        self.curve.append((time.monotonic() - self.start, sum(r.trials for r in self.results), est))
+        return est
+
     def batch_done(self, task_id: int) -> None:
         done = sum(r.trials for r in self.results)
-        est = estimated_latency(self.tasks, [r.best_after for r in self.results])
-        self.curve.append((time.monotonic() - self.start, done, est))
+        est = self.add_point()
         r = self.results[task_id]
         best = f"{r.best_after * 1e6:.1f} µs" if r.best_after else "no valid schedule yet"
         e2e = f" · est. end-to-end {est * 1e3:.2f} ms" if est else ""
         self.progress.update(self.bar, completed=done, status=f"{r.name}: best {best}{e2e}")
+
+    def status(self, text: str) -> None:
+        self.progress.update(self.bar, status=text)
 
     def stopping(self) -> None:
         self.progress.update(self.bar, status="[yellow]Ctrl-C: stopping after this batch (again to abort)[/yellow]")
@@ -214,7 +227,8 @@ def _first_ctrl_c_sets(stop: threading.Event, on_first):
 
 
 def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int, batch_sizes: tuple[int, ...],
-                 database: TuningDatabase, seed: int, devices: int = 1, minutes: float | None = None) -> TuneSummary:
+                 database: TuningDatabase, seed: int, devices: int = 1, minutes: float | None = None,
+                 retime_top: int = TOP_K) -> TuneSummary:
     from tvm.s_tir import meta_schedule as ms
 
     records_before = database.validate()
@@ -259,10 +273,21 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
                 raise
         finally:
             builder.shutdown()
+        retimed, retime_seconds = [], 0.0
+        if retime_top and not stop.is_set() and profile.rpc is None:
+            display.status(f"re-timing the best {retime_top} schedules of each task")
+            began = time.monotonic()
+            retimed = retime_tasks(tasks, db, database, target, profile.device, retime_top, stop.is_set)
+            retime_seconds = time.monotonic() - began
+            fresh = database.open()  # the bests as the files now hold them
+            for task, result in zip(tasks, results):
+                result.best_after = task.best_seconds(fresh)
+            display.add_point()
     summary = TuneSummary(model=source.name, target=profile.name, database=database.directory, budget=budget,
                           tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
                           records_after=database.record_count(), interrupted=stop.is_set(), out_of_time=out_of_time.is_set(),
-                          minutes_limit=minutes, kernels=kernel_digests(tasks), curve=display.curve)
+                          minutes_limit=minutes, kernels=kernel_digests(tasks), retimed=retimed,
+                          retime_seconds=retime_seconds, curve=display.curve)
     database.append_session(_session_record(source, profile, batch_sizes, trials, summary, devices))
     return summary
 
@@ -288,6 +313,9 @@ def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, tr
         "measured_on": ({"rpc_tracker": f"{profile.rpc.tracker_host}:{profile.rpc.tracker_port}",
                          "rpc_key": profile.rpc.key, "devices": devices} if profile.rpc else {"local": True}),
         "estimated_latency_s": summary.estimated_latency_after,
+        "retime": {"seconds": round(summary.retime_seconds, 2),
+                   "tasks": [{"name": r.name, "stored_s": r.stored_s, "retimed_s": r.retimed_s, "records": r.records}
+                             for r in summary.retimed]},
         "curve": [[round(s, 2), n, lat] for s, n, lat in summary.curve],
         "tasks": [{"name": t.name, "flops": t.flops, "weight": t.weight, "trials": t.trials, "errors": t.errors,
                    "best_s": t.best_after} for t in summary.tasks],
