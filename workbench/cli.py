@@ -126,10 +126,10 @@ def _print_tune_summary(summary) -> None:
                   f"[bold]{summary.trials_per_minute:.1f} trials/min[/bold]; records "
                   f"{summary.records_before} -> {summary.records_after} in {summary.database}")
     if summary.retimed:
-        slower = sum(1 for r in summary.retimed if r.retimed_s > r.stored_s)
-        console.print(f"Re-timed the best records of {len(summary.retimed)} tasks side by side in "
-                      f"{summary.retime_seconds:.0f} s: {slower} task(s) slower than their stored best "
-                      "(the estimate above uses the re-timed figures)")
+        other = sum(1 for r in summary.retimed if r.rank != 0)
+        console.print(f"Chose the schedules of {len(summary.retimed)} tasks by timing their best records side "
+                      f"by side as the model runs them ({summary.retime_seconds:.0f} s): {other} differ from "
+                      "tuning's best; 'best now' and the estimate are those timings")
     if note := task_budget_note(summary):
         err_console.print(f"[yellow]warning:[/yellow] {note}")
 
@@ -145,9 +145,9 @@ def tune(model: ModelOpt, target: TargetOpt,
          rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30,
          minutes: Annotated[float | None, typer.Option(
              help="Stop after the batch that passes this many minutes (everything measured is kept)")] = None,
-         retime_top: Annotated[int, typer.Option(
-             help="After tuning, re-time this many best records per task side by side and store the "
-                  "medians (0: off)")] = 3) -> None:
+         retime_pool: Annotated[int, typer.Option(
+             help="After tuning, choose each task's schedule among this many of its best records, timed "
+                  "side by side with cold weights (0: off)")] = 8) -> None:
     """Tune a model's kernels with MetaSchedule; records go to the target's shared database."""
     from workbench.compiler.tuner import tune as run_tune
 
@@ -162,7 +162,7 @@ def tune(model: ModelOpt, target: TargetOpt,
     source = resolve(model)
     summary = run_tune(source, profile, profile.total_trials if trials is None else trials,
                        parse_batch_sizes(batch_sizes, profile.batch_sizes), _database_dir(database, target), seed,
-                       rpc_wait, minutes, retime_top)
+                       rpc_wait, minutes, retime_pool)
     _print_tune_summary(summary)
     if summary.out_of_time:
         console.print(f"stopped at the --minutes {minutes:g} limit; rerun to continue from the records")

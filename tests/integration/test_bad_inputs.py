@@ -126,7 +126,7 @@ def test_fixed_batch_model_refuses_other_batch_sizes(project):
     (("tune", "--model", "mlp", "--target", "host", "--trials", "4", "--seed", "-1"), "--seed must be between"),
     (("tune", "--model", "mlp", "--target", "host", "--minutes", "nan"), "--minutes must be a positive number"),
     (("tune", "--model", "mlp", "--target", "host", "--minutes", "0"), "--minutes must be a positive number"),
-    (("tune", "--model", "mlp", "--target", "host", "--retime-top", "-1"), "--retime-top must be 0 (off)"),
+    (("tune", "--model", "mlp", "--target", "host", "--retime-pool", "-1"), "--retime-pool must be 0 (off)"),
     (("compile", "--model", "mlp", "--target", "host", "--database", "no/such/db"), "no tuning database at"),
     (("compile", "--model", "mlp", "--target", "host", "--rtol", "-1"), "--rtol and --atol must be non-negative"),
     (("compile", "--model", "mlp", "--target", "host", "--batch-sizes", "[/x]"), "--batch-sizes must be"),

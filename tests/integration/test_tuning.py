@@ -41,15 +41,13 @@ def test_tune_twice_resumes_then_compile_passes_gate(project):
     database = TuningDatabase(db_dir, profile.resolved_target())
     sessions = database.sessions()
     assert [s["trials"] for s in sessions] == [9, 9] and sessions[0]["machine"]["physical_cores"] >= 1
-    # Each session ends by re-timing every task's best records; the files now hold those medians,
-    # so the database's best of each task is the re-timed figure, and no record was added or lost.
+    # Each session ends by choosing every task's schedule among its best records timed side by
+    # side; the choices sit in the overlay, and the summary's bests are their timings.
     retimed = {r["name"]: r for r in sessions[1]["retime"]["tasks"]}
-    assert sorted(retimed) == sorted(t.name for t in second.tasks) and sessions[1]["retime"]["seconds"] > 0
-    fresh = database.open()
-    for task, result in zip(extract(prepared_modules(load(source), (1,), make_target(database.target)),
-                                    make_target(database.target)), second.tasks):
-        assert task.best_seconds(fresh) == pytest.approx(retimed[task.name]["retimed_s"]) == result.best_after
-        assert retimed[task.name]["records"] >= 1
+    assert sorted(retimed) == sorted(t.name for t in second.tasks) and sessions[1]["retime"]["weights_flushed"]
+    assert all(retimed[t.name]["retimed_s"] == t.best_after for t in second.tasks)
+    selected = database.selected_records()
+    assert len(selected) == 3 and all(retimed[n]["records"] >= 1 for n in retimed)
     assert records_in(db_dir) == second.records_after
 
     out = project / "build" / "mlp" / "host"
@@ -59,7 +57,7 @@ def test_tune_twice_resumes_then_compile_passes_gate(project):
     assert manifest["tuning"]["tasks_tuned"] == 3 and manifest["tuning"]["untuned_tasks"] == [
         t for t in manifest["tuning"]["untuned_tasks"] if t.endswith("@b4")]
     # The build really used the records: every batch-1 kernel was scheduled from the database.
-    assert manifest["tuning"]["kernels_from_records"] == {"1": 3, "4": 0}
+    assert manifest["tuning"]["kernels_from_records"] == {"1": 3, "4": 0} and manifest["tuning"]["selected"] == 3
     assert json.loads((out / "manifest.json").read_text())["model_sha256"] == source.sha256()
     # The build's kernels are the ones tuned: the report adds these sessions to its tuning curve.
     assert sessions[0]["kernels"]["1"] == manifest["tuning"]["kernels"]["1"] != manifest["tuning"]["kernels"]["4"]
@@ -70,6 +68,23 @@ def test_tune_twice_resumes_then_compile_passes_gate(project):
     actual = CompiledModel(out / manifest["libraries"]["4"]["file"])([inputs[s.name] for s in input_specs(model)])
     (check,) = compare(["logits"], actual, run_reference(source.path, inputs), rtol=1e-4, atol=1e-5)
     assert check.passed and actual[0].shape == (4, 10)
+
+
+def test_builds_take_the_overlays_choice_over_tunings_best(project):
+    profile, source, db_dir = get_profile("host"), resolve("mlp"), project / "tuning_logs" / "host"
+    tune(source, profile, 12, (1,), db_dir, retime_pool=0)
+    database = TuningDatabase(db_dir, profile.resolved_target())
+    assert not database.selected_dir.exists()  # --retime-pool 0: no choosing
+    target = make_target(database.target)
+    task = max(extract(prepared_modules(load(source), (1,), target), target), key=lambda t: t.flops)
+    db = database.open()
+    records = db.get_top_k(db.commit_workload(task.mod), 3)
+    digest = database.digest()
+    database.write_selected({database.workload_key(records[-1].workload): (records[-1], 1.0)})
+    assert database.digest() != digest  # a build made before the choice is stale
+    name = task.name.split("@")[0]
+    assert str(database.open_for_build().query_tuning_record(task.mod, target, name).trace) == str(records[-1].trace)
+    assert str(db.query_tuning_record(task.mod, target, name).trace) == str(records[0].trace) != str(records[-1].trace)
 
 
 def test_time_limit_stops_after_the_batch_that_passes_it(project):

@@ -4,6 +4,8 @@ One MetaSchedule JSON database per target profile, shared by every model tuned f
 (a fused kernel at given shapes) tuned once serves every model that contains it. The files are
 append-only JSON lines, so a killed run loses at most its last half-written line, which we set
 aside (never delete) before MetaSchedule reads the file. sessions.jsonl records each tuning run.
+selected/ is a second, small database: per workload, the record chosen by re-timing the best few
+side by side as the model runs them (compiler/retime.py); builds look there first.
 """
 
 import fcntl
@@ -21,6 +23,7 @@ from workbench.paths import make_directory
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
 SESSIONS = "sessions.jsonl"
+SELECTED = "selected"  # the overlay of records chosen by re-timing (compiler/retime.py)
 LOCK = ".lock"
 
 # Target keys that change the code generated; num-cores only changes the parallel split.
@@ -70,18 +73,10 @@ def _check_lines(path: Path, check) -> list:
     return values
 
 
-def trace_key(value) -> str:
-    """One spelling of a trace: the file writes its flags as 1/0, TVM's as_json gives True/False."""
-    def plain(v):
-        if isinstance(v, bool):
-            return int(v)
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return json.dumps(plain(value), separators=(",", ":"), sort_keys=True)
+def mean_run_secs(run_secs) -> float:
+    """A record's time as MetaSchedule ranks it: the mean of its timings."""
+    secs = [float(s) for s in run_secs]
+    return sum(secs) / len(secs)
 
 
 def _check_session(session) -> None:
@@ -176,7 +171,11 @@ class TuningDatabase:
                                 "move the directory aside to start afresh") from None
 
     def digest(self) -> str | None:
-        return sha256_file(self.records_path) if self.records_path.exists() else None
+        """Of what a build reads: tuning's records and the overlay's choices."""
+        if not self.records_path.exists():
+            return None
+        selected = self.selected_dir / RECORDS
+        return sha256_file(self.records_path) + (f"+{sha256_file(selected)}" if selected.exists() else "")
 
     def record_count(self) -> int:
         if not self.records_path.exists():
@@ -186,32 +185,63 @@ class TuningDatabase:
 
     @staticmethod
     def record_key(record) -> tuple[str, str]:
-        """A MetaSchedule TuningRecord as the records file names it: its workload's structural hash
-        and its trace."""
-        return str(record.workload.as_json()[0]), trace_key(record.as_json()[0])
+        """What tells two MetaSchedule records apart: their workload and their trace."""
+        return TuningDatabase.workload_key(record.workload), json.dumps(record.as_json()[0])
 
-    def replace_run_secs(self, new_times: dict[tuple[str, str], list[float]]) -> int:
-        """Give the records named by record_key new measured times; every other line is kept as
-        it was. The file is rewritten beside itself and swapped in, so a kill leaves either the old
-        file or the new one. Returns how many lines changed."""
-        if not new_times or not self.records_path.exists():
-            return 0
-        with open(self.workloads_path) as f:
-            hashes = [str(json.loads(line)[0]) for line in f if line.strip()]
-        lines, changed = [], 0
-        with open(self.records_path) as f:
-            for line in f:
-                record = json.loads(line) if line.strip() else None
-                secs = record and new_times.get((hashes[record[0]], trace_key(record[1][0])))
-                if secs is not None:
-                    record[1][1] = secs
-                    line = json.dumps(record, separators=(",", ":")) + "\n"
-                    changed += 1
-                lines.append(line)
-        staging = self.records_path.with_name(self.records_path.name + ".new")
-        staging.write_text("".join(lines))
-        os.replace(staging, self.records_path)
-        return changed
+    @staticmethod
+    def workload_key(workload) -> str:
+        return str(workload.as_json()[0])
+
+    @property
+    def selected_dir(self) -> Path:
+        return self.directory / SELECTED
+
+    def _open_selected(self):
+        from tvm.s_tir import meta_schedule as ms
+
+        if not (self.selected_dir / RECORDS).exists():
+            return None
+        return ms.database.JSONDatabase(work_dir=str(self.selected_dir), module_equality="structural")
+
+    def selected_records(self) -> dict:
+        """The overlay's record per workload (compiler/retime.py chooses them)."""
+        overlay = self._open_selected()
+        return {self.workload_key(r.workload): r for r in overlay.get_all_tuning_records()} if overlay else {}
+
+    def write_selected(self, chosen: dict) -> None:
+        """Store {workload key: (record, seconds)} in the overlay, keeping the other workloads'
+        choices. Written whole beside the old overlay and swapped in: a kill leaves the old one or
+        none (then builds take tuning's bests), never a half-written one."""
+        import shutil
+
+        from tvm.s_tir import meta_schedule as ms
+
+        if not chosen:
+            return
+        merged = {key: (record, mean_run_secs(record.run_secs)) for key, record in self.selected_records().items()}
+        merged.update(chosen)
+        staging, old = self.directory / (SELECTED + ".new"), self.directory / (SELECTED + ".old")
+        for path in (staging, old):
+            shutil.rmtree(path, ignore_errors=True)
+        staging.mkdir()
+        overlay = ms.database.JSONDatabase(work_dir=str(staging), module_equality="structural")
+        for record, seconds in merged.values():
+            workload = overlay.commit_workload(record.workload.mod)
+            overlay.commit_tuning_record(ms.database.TuningRecord(record.trace, workload, [seconds], record.target,
+                                                                   record.args_info))
+        del overlay
+        if self.selected_dir.exists():
+            self.selected_dir.rename(old)
+        staging.rename(self.selected_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def open_for_build(self):
+        """What a build schedules from: the overlay's choice where it has one, else tuning's best."""
+        from tvm.s_tir import meta_schedule as ms
+
+        main = self.open()
+        overlay = self._open_selected()
+        return ms.database.OrderedUnionDatabase(overlay, main) if overlay else main
 
     def append_session(self, session: dict) -> None:
         with open(self.sessions_path, "a") as f:

@@ -1,49 +1,42 @@
-"""Re-timing each task's best schedules before they count.
+"""Choosing each task's schedule by re-timing its best few side by side, as the model runs them.
 
-Tuning times every candidate once (one window of at least MIN_REPEAT_MS). On a shared 2-core
-machine whose measured peak moved by a third within an hour, the best of hundreds of single
-timings is the luckiest timing, not the fastest schedule: one resnet18 convolution was stored at
-1,054 µs and re-timed at 1,305-1,506 µs, and 20 more minutes of tuning made the model slower.
-So after tuning, each task's top records are built again and timed in interleaved rounds
-(A B C A B C ...: a slow spell of the machine hits all of them alike), and their stored times
-are replaced by the medians. A record that drops out of the top lets the next one in, which is
-re-timed in turn, until the top of every task is made of re-timed records.
+Tuning times every candidate once, over and over on the same inputs, so a kernel's weights sit
+warm in the caches. Inside the model they do not: resnet18's weights (47 MB) are read once per
+inference, and its 512-channel convolutions ran at twice their tuned times there (4.40 ms for two
+calls tuned at 1.17 ms each). Candidates differ in how badly cold weights hurt them: of one
+convolution's eight best, the fastest warm took 2.25 ms with its weights flushed and the fifth
+1.61 ms. And on a shared machine whose speed drifts within minutes, the best of hundreds of
+single timings is partly the luckiest.
+
+So after tuning, each task's best POOL records (and the one chosen before, if any) are built
+again and timed in interleaved rounds (A B C A B C ...: a slow spell hits them all alike), on a
+CPU with every argument but the input flushed from the caches before each call. The fastest
+median is the task's choice, kept in the database's selected/ overlay that builds read first.
+Tuning's own records are left as measured.
 """
 
 import statistics
 from dataclasses import dataclass
 from typing import Callable
 
-from workbench.compiler.measure import MIN_REPEAT_MS
+from workbench.compiler.database import mean_run_secs
 
-TOP_K = 3  # records per task re-timed together
-ROUNDS = 5  # interleaved timings per record; the median counts
-POOL = 16  # stored bests a task's top can be refilled from
-MAX_PASSES = 4  # re-timing passes per task before we take what we have
-FAILED_SECONDS = 1e10  # what MetaSchedule stores for a candidate that did not run
+POOL = 8  # best records per task timed against each other
+ROUNDS = 5  # interleaved rounds; the median counts
+CALLS = 3  # timed calls per record per round (each after a flush, on a CPU)
+MIN_WARM_MS = 10  # on a GPU, where nothing is flushed: one timing lasts at least this long
+# TVM's own preprocessing: flush every argument but the first (the activation the previous
+# kernel just wrote, warm in the model too) out of the CPU caches before each timed call.
+FLUSH_WEIGHTS = "cache_flush_cpu_non_first_arg"
 
 
 @dataclass
 class RetimedTask:
     name: str
-    stored_s: float  # the best stored time before re-timing
-    retimed_s: float  # the best median after
-    records: int  # how many records were re-timed
-
-
-def rank_by_retiming(stored: list[float], measure: Callable[[list[int]], dict[int, float]],
-                     k: int = TOP_K, max_passes: int = MAX_PASSES) -> dict[int, float]:
-    """Re-time the top k by stored time; while the top k (re-timed figures where they exist)
-    holds a record not re-timed, re-time the whole top k again, so the ones compared are timed
-    side by side. Returns the re-timed seconds per index into `stored`."""
-    retimed: dict[int, float] = {}
-    for _ in range(max_passes):
-        current = {i: retimed.get(i, s) for i, s in enumerate(stored)}
-        top = sorted(current, key=current.get)[:k]
-        if retimed and all(i in retimed for i in top):
-            break
-        retimed.update(measure(top))
-    return retimed
+    stored_s: float  # the best time tuning stored (warm, one timing)
+    retimed_s: float  # the chosen record's median under the model's conditions
+    records: int  # how many records were timed against each other
+    rank: int  # the chosen record's place in tuning's order (0: tuning's best)
 
 
 def interleaved_medians(timers: dict[int, Callable[[], float]], rounds: int = ROUNDS) -> dict[int, float]:
@@ -54,76 +47,59 @@ def interleaved_medians(timers: dict[int, Callable[[], float]], rounds: int = RO
     return {i: statistics.median(s) for i, s in samples.items()}
 
 
-class _Candidates:
-    """The built, loaded and argument-ready form of a task's records, built once each."""
+def _timer(record, target, device, cold: bool) -> Callable[[], float] | None:
+    """One timing of a record's schedule, built, exported and loaded back as tuning's runner does."""
+    import tvm
+    from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default_export
+    from tvm.s_tir.meta_schedule.runner.local_runner import default_alloc_argument
 
-    def __init__(self, records, target, device):
-        self.records, self.target, self.device = records, target, device
-        self._timers: dict[int, Callable[[], float]] = {}
+    try:
+        schedule = tvm.s_tir.Schedule(record.workload.mod)
+        record.trace.apply_to_schedule(schedule, remove_postproc=False)
+        module = tvm.runtime.load_module(default_export(default_build(schedule.mod, target, None)))
+        args = default_alloc_argument(device, [a.as_json() for a in record.args_info], 1)[0]
+        if cold:
+            evaluator = module.time_evaluator(module.entry_name, device, number=1, repeat=CALLS,
+                                              f_preproc=FLUSH_WEIGHTS)
+        else:
+            evaluator = module.time_evaluator(module.entry_name, device, number=1, repeat=1, min_repeat_ms=MIN_WARM_MS)
+    except Exception:  # a schedule that no longer builds here is not chosen
+        return None
 
-    def timer(self, index: int) -> Callable[[], float] | None:
-        if index not in self._timers:
-            self._timers[index] = self._build(self.records[index])
-        return self._timers[index]
+    def run() -> float:
+        device.sync()
+        return statistics.median(float(s) for s in evaluator(*args).results)
 
-    def _build(self, record) -> Callable[[], float] | None:
-        import tvm
-        from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default_export
-        from tvm.s_tir.meta_schedule.runner.local_runner import default_alloc_argument
-
-        try:
-            schedule = tvm.s_tir.Schedule(record.workload.mod)
-            record.trace.apply_to_schedule(schedule, remove_postproc=False)
-            # Exported and loaded back, as the runner does: a module timed straight from the
-            # build can run differently from the one tuning measured.
-            module = tvm.runtime.load_module(default_export(default_build(schedule.mod, self.target, None)))
-            args = default_alloc_argument(self.device, [a.as_json() for a in record.args_info], 1)[0]
-            evaluator = module.time_evaluator(module.entry_name, self.device, number=1, repeat=1,
-                                              min_repeat_ms=MIN_REPEAT_MS)
-        except Exception:  # a schedule that no longer builds here is ranked last, as a failed run
-            return None
-
-        def run() -> float:
-            self.device.sync()
-            return float(evaluator(*args).mean)
-
-        return run
-
-    def measure(self, indices: list[int]) -> dict[int, float]:
-        timers = {i: t for i in indices if (t := self.timer(i)) is not None}
-        medians = interleaved_medians(timers) if timers else {}
-        return {i: medians.get(i, FAILED_SECONDS) for i in indices}
+    return run
 
 
-def _mean(run_secs) -> float:
-    secs = [float(s) for s in run_secs]
-    return sum(secs) / len(secs) if secs else FAILED_SECONDS
-
-
-def retime_tasks(tasks, db, database, target, device_type: str, top_k: int = TOP_K,
-                 should_stop: Callable[[], bool] = lambda: False) -> list[RetimedTask]:
-    """Re-time the top records of each task and store the medians in the database's files.
-    Returns what changed per task; tasks without records are skipped, and a stop request ends it
-    after the current task, keeping what was re-timed."""
+def select_schedules(tasks, db, database, target, device_type: str, pool: int = POOL,
+                     should_stop: Callable[[], bool] = lambda: False) -> list[RetimedTask]:
+    """Choose each tuned task's record as the module docstring says and store the choices in the
+    database's overlay. A stop request ends it after the current task, keeping the choices made."""
     import tvm
 
     device = tvm.runtime.device(device_type, 0)
-    new_times: dict[tuple[str, str], list[float]] = {}
-    changed = []
+    previous = database.selected_records()
+    chosen, report = {}, []
     for task in tasks:
         if should_stop():
             break
         if not db.has_workload(task.mod):
             continue
         workload = db.commit_workload(task.mod)
-        records = [r for r in db.get_top_k(workload, POOL) if r.run_secs]
+        records = [r for r in db.get_top_k(workload, pool) if r.run_secs]
         if not records:
             continue
-        stored = [_mean(r.run_secs) for r in records]
-        retimed = rank_by_retiming(stored, _Candidates(records, target, device).measure, top_k)
-        for i, seconds in retimed.items():
-            new_times[database.record_key(records[i])] = [seconds]
-        best_now = min(retimed.get(i, s) for i, s in enumerate(stored))
-        changed.append(RetimedTask(task.name, min(stored), best_now, len(retimed)))
-    database.replace_run_secs(new_times)
-    return changed
+        key = database.workload_key(workload)
+        if key in previous and all(database.record_key(previous[key]) != database.record_key(r) for r in records):
+            records.append(previous[key])
+        timers = {i: t for i, r in enumerate(records) if (t := _timer(r, target, device, device_type == "cpu"))}
+        if not timers:
+            continue
+        medians = interleaved_medians(timers)
+        best = min(medians, key=medians.get)
+        chosen[key] = (records[best], medians[best])
+        report.append(RetimedTask(task.name, mean_run_secs(records[0].run_secs), medians[best], len(timers), best))
+    database.write_selected(chosen)
+    return report

@@ -3,6 +3,7 @@
 import hashlib
 from dataclasses import dataclass
 
+from workbench.compiler.database import mean_run_secs
 from workbench.compiler.importer import import_model, prepare
 from workbench.errors import first_line
 from workbench.errors import ModelError
@@ -23,8 +24,7 @@ class Task:
         top = database.get_top_k(database.commit_workload(self.mod), 1)
         if not top or not top[0].run_secs:
             return None
-        secs = [float(s) for s in top[0].run_secs]
-        return sum(secs) / len(secs)
+        return mean_run_secs(top[0].run_secs)
 
 
 def prepared_modules(model, batch_sizes: tuple[int, ...], target) -> dict[int, object]:

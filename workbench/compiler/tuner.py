@@ -14,7 +14,7 @@ from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
 from workbench.compiler.intrinsics import register_tensor_intrinsics
 from workbench.compiler.measure import reused_pool_builder, runner_for, search_strategy
-from workbench.compiler.retime import TOP_K, RetimedTask, retime_tasks
+from workbench.compiler.retime import POOL, RetimedTask, select_schedules
 from workbench.compiler.scheduler import share_of_time_scheduler
 from workbench.compiler.tasks import Task, estimated_latency, extract, kernel_digests, prepared_modules
 from workbench.console import warn
@@ -161,11 +161,11 @@ def _quiet_metaschedule_console() -> None:
 
 def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: tuple[int, ...],
          database_dir: Path, seed: int = 0, rpc_wait_s: float = 30, minutes: float | None = None,
-         retime_top: int = TOP_K) -> TuneSummary:
+         retime_pool: int = POOL) -> TuneSummary:
     if trials <= 0:
         raise WorkbenchError(f"--trials must be a positive number (got {trials})")
-    if retime_top < 0:
-        raise WorkbenchError(f"--retime-top must be 0 (off) or a positive number of records per task (got {retime_top})")
+    if retime_pool < 0:
+        raise WorkbenchError(f"--retime-pool must be 0 (off) or a positive number of records per task (got {retime_pool})")
     if minutes is not None and not 0 < minutes < float("inf"):  # NaN fails both comparisons
         raise WorkbenchError(f"--minutes must be a positive number (got {minutes})")
     devices = _check_can_measure(profile, rpc_wait_s)
@@ -173,7 +173,7 @@ def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: 
     target_json = profile.resolved_target()
     database = TuningDatabase(database_dir, target_json)
     with database.exclusive():
-        return _tune_locked(source, profile, model, trials, batch_sizes, database, seed, devices, minutes, retime_top)
+        return _tune_locked(source, profile, model, trials, batch_sizes, database, seed, devices, minutes, retime_pool)
 
 
 class _Display:
@@ -228,7 +228,7 @@ def _first_ctrl_c_sets(stop: threading.Event, on_first):
 
 def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int, batch_sizes: tuple[int, ...],
                  database: TuningDatabase, seed: int, devices: int = 1, minutes: float | None = None,
-                 retime_top: int = TOP_K) -> TuneSummary:
+                 retime_pool: int = POOL) -> TuneSummary:
     from tvm.s_tir import meta_schedule as ms
 
     records_before = database.validate()
@@ -274,14 +274,14 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
         finally:
             builder.shutdown()
         retimed, retime_seconds = [], 0.0
-        if retime_top and not stop.is_set() and profile.rpc is None:
-            display.status(f"re-timing the best {retime_top} schedules of each task")
+        if retime_pool and not stop.is_set() and profile.rpc is None:  # over RPC the device is elsewhere
+            display.status(f"choosing among the best {retime_pool} schedules of each task, timed side by side")
             began = time.monotonic()
-            retimed = retime_tasks(tasks, db, database, target, profile.device, retime_top, stop.is_set)
+            retimed = select_schedules(tasks, db, database, target, profile.device, retime_pool, stop.is_set)
             retime_seconds = time.monotonic() - began
-            fresh = database.open()  # the bests as the files now hold them
-            for task, result in zip(tasks, results):
-                result.best_after = task.best_seconds(fresh)
+            chosen = {r.name: r.retimed_s for r in retimed}
+            for result in results:  # the estimate from here on is of what a build will run
+                result.best_after = chosen.get(result.name, result.best_after)
             display.add_point()
     summary = TuneSummary(model=source.name, target=profile.name, database=database.directory, budget=budget,
                           tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
@@ -313,9 +313,9 @@ def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, tr
         "measured_on": ({"rpc_tracker": f"{profile.rpc.tracker_host}:{profile.rpc.tracker_port}",
                          "rpc_key": profile.rpc.key, "devices": devices} if profile.rpc else {"local": True}),
         "estimated_latency_s": summary.estimated_latency_after,
-        "retime": {"seconds": round(summary.retime_seconds, 2),
-                   "tasks": [{"name": r.name, "stored_s": r.stored_s, "retimed_s": r.retimed_s, "records": r.records}
-                             for r in summary.retimed]},
+        "retime": {"seconds": round(summary.retime_seconds, 2), "weights_flushed": profile.device == "cpu",
+                   "tasks": [{"name": r.name, "stored_s": r.stored_s, "retimed_s": r.retimed_s, "records": r.records,
+                              "rank": r.rank} for r in summary.retimed]},
         "curve": [[round(s, 2), n, lat] for s, n, lat in summary.curve],
         "tasks": [{"name": t.name, "flops": t.flops, "weight": t.weight, "trials": t.trials, "errors": t.errors,
                    "best_s": t.best_after} for t in summary.tasks],
