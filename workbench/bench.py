@@ -216,7 +216,9 @@ class Bench:
         (self.run_dir / "context.json").write_text(json.dumps(context))
 
     # ---- direct --------------------------------------------------------------------------------
-    def run_direct(self, kind: str) -> None:
+    def run_direct(self, kind: str):
+        """Latency per batch size and offline throughput; returns the engine and its correctness if its
+        outputs passed."""
         from workbench.engines.loaders import open_engine
 
         sizes = self.batch_sizes
@@ -231,7 +233,7 @@ class Bench:
                 for b in sizes:
                     self.save(kind, {"kind": "latency", "batch": b}, engine.settings, correctness, None, "rejected",
                               "outputs differ from ONNX Runtime beyond the tolerance; not timed")
-                return
+                return None
         for b in sizes:
             self.display.phase(kind, f"direct latency, batch {b}")
             self.save(kind, {"kind": "latency", "batch": b, "min_runs": self.config.direct_spec.min_runs,
@@ -241,6 +243,18 @@ class Bench:
         self.display.phase(kind, f"offline throughput, batch {top}")
         self.save(kind, {"kind": "offline", "batch": top, "duration_s": self.config.direct_spec.offline_s},
                   engine.settings, correctness, direct.offline(engine, self.sample(top), top, self.config.direct_spec))
+        return (engine, correctness) if correctness else None
+
+    def run_paired(self, engines: dict) -> None:
+        """The engines again, in alternating blocks at each batch size, ONNX Runtime last as the
+        reference: the ratio that holds up when the machine's speed drifts between phases."""
+        spec = self.config.direct_spec
+        for b in self.batch_sizes:
+            self.display.phase(" vs ".join(engines), f"paired latency, batch {b}")
+            results = direct.paired({kind: engine for kind, (engine, _) in engines.items()}, self.sample(b), spec)
+            for kind, (engine, correctness) in engines.items():
+                self.save(kind, {"kind": "paired", "batch": b, "engines": list(engines), "block": spec.paired_block,
+                                 "min_time_s": spec.paired_s}, engine.settings, correctness, results[kind])
 
     def run_remote_direct(self) -> None:
         """The tvm engine on a device at the tracker: checked against ONNX Runtime here, then timed
@@ -434,16 +448,20 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
     bench.write_context(measure_peak=direct_run)
     display.start(bench.run_id)
     try:
+        passed = {}  # direct engines whose outputs agreed with ONNX Runtime, for the paired run
         for engine in engines:
             if engine == "tvm" and profile.rpc is not None:
                 bench.run_remote_direct()
             elif engine in DIRECT_ENGINES:
-                bench.run_direct(engine)
+                if (opened := bench.run_direct(engine)) is not None and engine != "null":
+                    passed[engine] = opened
             elif engine == REMOTE:
                 bench.run_served(REMOTE, config.url.rstrip("/"), {"server": f"external at {config.url}",
                                                                         "wire": config.wire})
             else:
                 _run_server_engine(bench, engine)
+        if len(passed) > 1:
+            bench.run_paired(dict(sorted(passed.items(), key=lambda e: e[0] == "onnxruntime")))
     finally:
         display.stop()
         if bench.records:

@@ -69,11 +69,15 @@ def print_tables(records: list[dict]) -> None:
         table.add_column(column, justify="left" if column in ("engine", "scenario") else "right")
     for r in map(row, records):
         label = {"latency": f"latency b{r['batch']}", "offline": f"offline b{r['batch']}",
+                 "paired": f"paired b{r['batch']}",
                  "closed": f"closed c{r['concurrency']}", "open": f"open {_fmt(r['rate'], 0)}/s",
                  "slo-search": "SLO max rate"}.get(r["scenario"], r["scenario"])
         unit = {"samples/s": " sps", "requests/s": " rps"}.get(r["throughput_unit"], "")
         ok = {True: "yes", False: "NO", None: "n/a"}[r["correct"]] if r["status"] == "ok" else r["status"]
-        table.add_row(r["engine"], label, _fmt(r["throughput"], 0) + unit,
+        # A paired row's figure is its p50 over the reference's, measured in alternating blocks.
+        figure = (f"{r['ratio_to_reference']:.2f}x ref" if r["ratio_to_reference"] is not None
+                  else _fmt(r["throughput"], 0) + unit)
+        table.add_row(r["engine"], label, figure,
                       *(_fmt(r[k]) for k in ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms")),
                       str(r["errors"]), {True: "yes", False: "NO", None: "-"}[r["stable"]], ok)
     # Piped output gets rich's 80 columns, which folds every cell; a log reads better wide.

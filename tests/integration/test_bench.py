@@ -17,7 +17,7 @@ from workbench.load.direct import DirectSpec
 from workbench.records import CSV_COLUMNS, read_csv, read_records
 
 QUICK = dict(duration_s=1.0, warmup_s=0.2, min_requests=5, concurrency=(1, 4),
-             direct_spec=DirectSpec(min_runs=5, min_time_s=0.1, offline_s=0.5))
+             direct_spec=DirectSpec(min_runs=5, min_time_s=0.1, offline_s=0.5, paired_s=0.1))
 
 
 @pytest.mark.slow
@@ -29,6 +29,11 @@ def test_bench_all_engines_writes_records_and_csv(project):
              for r in on_disk}
     for engine in ("tvm", "onnxruntime", "null"):
         assert {(engine, "latency", 1), (engine, "latency", 8), (engine, "offline", 8)} <= kinds
+    for engine in ("tvm", "onnxruntime"):  # null measures the harness: it is not paired
+        assert {(engine, "paired", 1), (engine, "paired", 8)} <= kinds
+    paired = [r for r in on_disk if r["scenario"]["kind"] == "paired"]
+    assert len(paired) == 4 and all(r["result"]["reference"] == "onnxruntime" for r in paired)
+    assert all(r["result"]["ratio_p50"] == 1.0 for r in paired if r["engine"] == "onnxruntime")
     for engine in ("flask-naive", "server-tvm", "server-onnxruntime", "server-null"):
         assert {(engine, "closed", 1), (engine, "closed", 4), (engine, "open", None)} <= kinds
     assert {r["engine"] for r in on_disk} == set(ENGINES)

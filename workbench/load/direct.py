@@ -2,7 +2,10 @@
 
 Latency: warm-up calls first (discarded), then calls until both a minimum count and a minimum time
 are reached. Offline throughput: back-to-back batches at the largest size for a fixed time, the
-ceiling a server on this machine can approach.
+ceiling a server on this machine can approach. Paired: two or more engines called in alternating
+short blocks, so that a slow spell of a shared machine (they last seconds to minutes here, and
+made one engine's figure 1.4x another run's) falls on all of them alike; their ratio is the
+median of the per-round ratios.
 """
 
 import time
@@ -22,6 +25,8 @@ class DirectSpec:
     min_time_s: float = 1.0
     max_time_s: float = 30.0  # a slow engine stops here even below min_runs (recorded)
     offline_s: float = 5.0
+    paired_s: float = 6.0
+    paired_block: int = 5  # timed calls per engine per round, after one untimed call
 
 
 def _timed_calls(call: Callable, inputs, min_runs: int, min_time_s: float, max_time_s: float):
@@ -56,3 +61,40 @@ def offline(call: Callable, inputs, batch: int, spec: DirectSpec) -> dict:
     return {"throughput_sps": len(ends) * batch / elapsed, "batches": len(ends), "batch": batch,
             "latency_ms": summarize(ends - starts), "window_s": window_s, "windows": per_window,
             "stability": stability(per_window)}
+
+
+def paired(calls: dict[str, Callable], inputs, spec: DirectSpec) -> dict[str, dict]:
+    """Each engine's latency from rounds of alternating blocks, and its ratio to the last engine
+    (the reference): the median, 10th and 90th percentile of the per-round ratios of block medians.
+    The untimed call opening each block lets an engine find its caches after the other ran."""
+    names = list(calls)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    block_medians: dict[str, list[float]] = {n: [] for n in names}
+    for call in calls.values():
+        for _ in range(WARMUP_CALLS):
+            call(inputs)
+    t0 = time.perf_counter()
+    while True:
+        for name, call in calls.items():
+            call(inputs)
+            times = []
+            for _ in range(spec.paired_block):
+                start = time.perf_counter()
+                call(inputs)
+                times.append(time.perf_counter() - start)
+            samples[name] += times
+            block_medians[name].append(float(np.median(times)))
+        elapsed = time.perf_counter() - t0
+        rounds = len(block_medians[names[0]])
+        if (rounds * spec.paired_block >= spec.min_runs and elapsed >= spec.paired_s) or elapsed >= spec.max_time_s:
+            break
+    reference = names[-1]
+    out = {}
+    for name in names:
+        ratios = np.asarray(block_medians[name]) / np.asarray(block_medians[reference])
+        out[name] = {"latency_ms": summarize(np.asarray(samples[name])), "runs": len(samples[name]), "rounds": rounds,
+                     "block": spec.paired_block, "reference": reference,
+                     "ratio_p50": float(np.median(ratios)), "ratio_p10": float(np.percentile(ratios, 10)),
+                     "ratio_p90": float(np.percentile(ratios, 90)),
+                     "raw_latency_us": np.round(np.asarray(samples[name]) * 1e6).astype(int).tolist()}
+    return out

@@ -49,6 +49,7 @@ def image(uri: str | None, alt: str) -> str:
 def scenario_label(record: dict) -> str:
     s = record["scenario"]
     return {"latency": f"latency b{s.get('batch')}", "offline": f"offline b{s.get('batch')}",
+            "paired": f"paired b{s.get('batch')}",
             "closed": f"closed c{s.get('concurrency')}", "open": f"open {s.get('rate')}/s",
             "slo-search": f"SLO p99 &le; {s.get('slo_p99_ms')} ms"}.get(s["kind"], s["kind"])
 
@@ -167,7 +168,15 @@ def direct(run: Run) -> str:
                             num(r["max_ms"])] for r in rows])
     offline_table = table(["engine", "batch", "samples/s", "p50 ms per batch"],
                           [[esc(r["engine"]), r["batch"], num(r["throughput"]), num(r["p50_ms"])] for r in offline])
-    return (latency_table + image(figures.direct_latency(rows), "direct latency per batch size") +
+    paired = [r for r in run.ok(kind="paired") if r["engine"] != r["result"]["reference"]]
+    paired_part = ("<h3>Paired (the engines called in alternating blocks, so the machine's slow spells fall on "
+                   "all alike)</h3>" + table(
+                       ["engine", "batch", "p50 ms", "against", "ratio of p50s", "10th-90th pct of rounds"],
+                       [[esc(r["engine"]), r["scenario"]["batch"], num(r["result"]["latency_ms"]["p50_ms"]),
+                         esc(r["result"]["reference"]), f"<b>{r['result']['ratio_p50']:.2f}x</b>",
+                         f"{r['result']['ratio_p10']:.2f}-{r['result']['ratio_p90']:.2f}"] for r in paired])
+                   if paired else "")
+    return (latency_table + image(figures.direct_latency(rows), "direct latency per batch size") + paired_part +
             "<h3>Offline throughput (back-to-back batches: the ceiling a server can reach here)</h3>" + offline_table)
 
 
@@ -248,6 +257,11 @@ def parity_line(run: Run) -> str:
     # measured ratio beside it is the one that counts.
     tvm = _b1_p50(run, "tvm")
     measured = f" Measured in this run: TVM b1 p50 {tvm:.2f} ms, {tvm / reference:.2f}x ONNX Runtime." if tvm else ""
+    paired = [r for r in run.ok("tvm", "paired") if r["scenario"]["batch"] == 1]
+    if paired:
+        p = paired[0]["result"]
+        measured += (f" In alternating blocks: <b>{p['ratio_p50']:.2f}x</b> (10th-90th percentile of "
+                     f"{p['rounds']} rounds: {p['ratio_p10']:.2f}-{p['ratio_p90']:.2f}).")
     if reached := time_to_parity(points, reference):
         return f"<p>Time to parity, {what}: <b>{reached[0]:.1f} minutes, {reached[1]:,} trials</b>.{measured}</p>"
     minutes, trials, best = min(points, key=lambda p: p[2])
