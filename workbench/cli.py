@@ -110,12 +110,13 @@ def _print_tune_summary(summary) -> None:
 
     table = Table(title=f"{summary.model} on {summary.target}")
     table.add_column("task", overflow="fold", min_width=20)
-    for column in ("FLOPs", "calls", "best before", "best now", "GFLOP/s", "trials", "errors"):
+    for column in ("FLOPs", "calls", "best before", "best now", "GFLOP/s", "chosen, cold", "trials", "errors"):
         table.add_column(column, justify="right")
     fmt = lambda s: f"{s * 1e6:.1f} µs" if s else "default"  # noqa: E731
     for t in summary.tasks:
         table.add_row(t.name, f"{t.flops:.3g}", str(t.weight), fmt(t.best_before), fmt(t.best_after),
-                      f"{t.gflops_per_s:.1f}" if t.gflops_per_s else "-", str(t.trials), str(t.errors))
+                      f"{t.gflops_per_s:.1f}" if t.gflops_per_s else "-", fmt(t.chosen) if t.chosen else "-",
+                      str(t.trials), str(t.errors))
     console.print(table)
     est = lambda s: f"{s * 1e3:.3f} ms" if s else "unknown (untuned tasks)"  # noqa: E731
     console.print(f"Estimated end-to-end latency, smallest batch (sum of best kernel times x calls): "
@@ -128,8 +129,9 @@ def _print_tune_summary(summary) -> None:
     if summary.retimed:
         other = sum(1 for r in summary.retimed if r.rank != 0)
         console.print(f"Chose the schedules of {len(summary.retimed)} tasks by timing their best records side "
-                      f"by side as the model runs them ({summary.retime_seconds:.0f} s): {other} differ from "
-                      "tuning's best; 'best now' and the estimate are those timings")
+                      f"by side with cold weights ({summary.retime_seconds:.0f} s): {other} differ from tuning's "
+                      f"best; estimate from those timings (every weight and output cold, so it runs high): "
+                      f"{est(summary.estimated_latency_chosen)}")
     if note := task_budget_note(summary):
         err_console.print(f"[yellow]warning:[/yellow] {note}")
 

@@ -45,7 +45,8 @@ def test_tune_twice_resumes_then_compile_passes_gate(project):
     # side; the choices sit in the overlay, and the summary's bests are their timings.
     retimed = {r["name"]: r for r in sessions[1]["retime"]["tasks"]}
     assert sorted(retimed) == sorted(t.name for t in second.tasks) and sessions[1]["retime"]["weights_flushed"]
-    assert all(retimed[t.name]["retimed_s"] == t.best_after for t in second.tasks)
+    assert all(retimed[t.name]["retimed_s"] == t.chosen for t in second.tasks)
+    assert sessions[1]["retime"]["estimated_latency_s"] == second.estimated_latency_chosen > 0
     selected = database.selected_records()
     assert len(selected) == 3 and all(retimed[n]["records"] >= 1 for n in retimed)
     assert records_in(db_dir) == second.records_after

@@ -55,6 +55,7 @@ class TaskResult:
     best_after: float | None
     trials: int = 0
     errors: int = 0
+    chosen: float | None = None  # the chosen schedule's time with cold weights (compiler/retime.py)
 
     @property
     def gflops_per_s(self) -> float | None:
@@ -77,6 +78,9 @@ class TuneSummary:
     kernels: dict[str, str] = field(default_factory=dict)  # kernel_digests of the tuned tasks
     retimed: list[RetimedTask] = field(default_factory=list)
     retime_seconds: float = 0.0
+    # From the chosen schedules' cold-weight times: another measure than the curve's (warm, one
+    # timing each), so it is kept beside the curve, not on it.
+    estimated_latency_chosen: float | None = None
     curve: list[tuple[float, int, float | None]] = field(default_factory=list)
 
     @property
@@ -189,14 +193,10 @@ class _Display:
                                  TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
         self.bar = self.progress.add_task("tune", total=total, status="searching")
 
-    def add_point(self) -> float | None:
-        est = estimated_latency(self.tasks, [r.best_after for r in self.results])
-        self.curve.append((time.monotonic() - self.start, sum(r.trials for r in self.results), est))
-        return est
-
     def batch_done(self, task_id: int) -> None:
         done = sum(r.trials for r in self.results)
-        est = self.add_point()
+        est = estimated_latency(self.tasks, [r.best_after for r in self.results])
+        self.curve.append((time.monotonic() - self.start, done, est))
         r = self.results[task_id]
         best = f"{r.best_after * 1e6:.1f} µs" if r.best_after else "no valid schedule yet"
         e2e = f" · est. end-to-end {est * 1e3:.2f} ms" if est else ""
@@ -280,14 +280,15 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
             retimed = select_schedules(tasks, db, database, target, profile.device, retime_pool, stop.is_set)
             retime_seconds = time.monotonic() - began
             chosen = {r.name: r.retimed_s for r in retimed}
-            for result in results:  # the estimate from here on is of what a build will run
-                result.best_after = chosen.get(result.name, result.best_after)
-            display.add_point()
+            for result in results:
+                result.chosen = chosen.get(result.name)
     summary = TuneSummary(model=source.name, target=profile.name, database=database.directory, budget=budget,
                           tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
                           records_after=database.record_count(), interrupted=stop.is_set(), out_of_time=out_of_time.is_set(),
                           minutes_limit=minutes, kernels=kernel_digests(tasks), retimed=retimed,
-                          retime_seconds=retime_seconds, curve=display.curve)
+                          retime_seconds=retime_seconds, curve=display.curve,
+                          estimated_latency_chosen=estimated_latency(tasks, [r.chosen or r.best_after for r in results])
+                          if retimed else None)
     database.append_session(_session_record(source, profile, batch_sizes, trials, summary, devices))
     return summary
 
@@ -314,11 +315,12 @@ def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, tr
                          "rpc_key": profile.rpc.key, "devices": devices} if profile.rpc else {"local": True}),
         "estimated_latency_s": summary.estimated_latency_after,
         "retime": {"seconds": round(summary.retime_seconds, 2), "weights_flushed": profile.device == "cpu",
+                   "estimated_latency_s": summary.estimated_latency_chosen,
                    "tasks": [{"name": r.name, "stored_s": r.stored_s, "retimed_s": r.retimed_s, "records": r.records,
                               "rank": r.rank} for r in summary.retimed]},
         "curve": [[round(s, 2), n, lat] for s, n, lat in summary.curve],
         "tasks": [{"name": t.name, "flops": t.flops, "weight": t.weight, "trials": t.trials, "errors": t.errors,
-                   "best_s": t.best_after} for t in summary.tasks],
+                   "best_s": t.best_after, "chosen_s": t.chosen} for t in summary.tasks],
         **fingerprint.provenance(),
     }
 
