@@ -36,7 +36,7 @@ class RetimedTask:
     stored_s: float  # the best time tuning stored (warm, one timing)
     retimed_s: float  # the chosen record's median under the model's conditions
     records: int  # how many records were timed against each other
-    rank: int  # the chosen record's place in tuning's order (0: tuning's best)
+    rank: int  # the chosen record's place in tuning's order (0: tuning's best; past the pool: the last choice)
 
 
 def interleaved_medians(timers: dict[int, Callable[[], float]], rounds: int = ROUNDS) -> dict[int, float]:
