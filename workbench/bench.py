@@ -218,7 +218,7 @@ class Bench:
     # ---- direct --------------------------------------------------------------------------------
     def run_direct(self, kind: str):
         """Latency per batch size and offline throughput; returns the engine and its correctness if its
-        outputs passed."""
+        outputs passed (None for null, which has no correctness to pass)."""
         from workbench.engines.loaders import open_engine
 
         sizes = self.batch_sizes
@@ -448,12 +448,12 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
     bench.write_context(measure_peak=direct_run)
     display.start(bench.run_id)
     try:
-        passed = {}  # direct engines whose outputs agreed with ONNX Runtime, for the paired run
+        passed = {}  # direct engines whose outputs agreed with ONNX Runtime (not null), for the paired run
         for engine in engines:
             if engine == "tvm" and profile.rpc is not None:
                 bench.run_remote_direct()
             elif engine in DIRECT_ENGINES:
-                if (opened := bench.run_direct(engine)) is not None and engine != "null":
+                if (opened := bench.run_direct(engine)) is not None:
                     passed[engine] = opened
             elif engine == REMOTE:
                 bench.run_served(REMOTE, config.url.rstrip("/"), {"server": f"external at {config.url}",

@@ -10,13 +10,14 @@ RECORD_FORMAT = 1
 GENERATOR_SATURATED = 0.8  # of one core: above it the generator may be what limits throughput
 CSV_COLUMNS = ("engine", "scenario", "concurrency", "rate", "batch", "throughput", "throughput_unit",
                "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms", "errors", "stable",
-               "correct", "generator_cpu", "missed_slots", "server_rss_start_mb", "server_rss_end_mb", "ratio_to_reference", "status")
+               "correct", "generator_cpu", "missed_slots", "server_rss_start_mb", "server_rss_end_mb",
+               "ratio_to_reference", "status")
 
 
 def record_name(record: dict) -> str:
     s = record["scenario"]
-    key = {"latency": ("b", "batch"), "offline": ("b", "batch"), "paired": ("b", "batch"), "closed": ("c", "concurrency"),
-           "open": ("r", "rate"), "slo-search": ("p99-", "slo_p99_ms")}.get(s["kind"])
+    key = {"latency": ("b", "batch"), "offline": ("b", "batch"), "paired": ("b", "batch"),
+           "closed": ("c", "concurrency"), "open": ("r", "rate"), "slo-search": ("p99-", "slo_p99_ms")}.get(s["kind"])
     suffix = f"-{key[0]}{s[key[1]]:g}" if key and s.get(key[1]) is not None else ""
     return f"{record['engine']}__{s['kind']}{suffix}.json"
 

@@ -105,11 +105,11 @@ def compile_model(request: CompileRequest) -> dict:
         db = database.open()
         modules = prepared_modules(model, request.batch_sizes, target)
         coverage = _coverage(modules, request, target, db)
-        coverage["selected"] = len(database.selected_records())
+        coverage["selected"] = database.selected_count()
         shutil.rmtree(staging, ignore_errors=True)
         make_directory(staging, "output directory")
         try:
-            libraries, from_records = _build_all(request, modules, target, database.open_for_build(), staging)
+            libraries, from_records = _build_all(request, modules, target, database.open_for_build(db), staging)
             coverage["kernels_from_records"] = from_records
             coverage["records"] = records
             manifest = _manifest(request, model, target_json, database, coverage, libraries,

@@ -73,6 +73,13 @@ def _check_lines(path: Path, check) -> list:
     return values
 
 
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
 def mean_run_secs(run_secs) -> float:
     """A record's time as MetaSchedule ranks it: the mean of its timings."""
     secs = [float(s) for s in run_secs]
@@ -178,10 +185,7 @@ class TuningDatabase:
         return sha256_file(self.records_path) + (f"+{sha256_file(selected)}" if selected.exists() else "")
 
     def record_count(self) -> int:
-        if not self.records_path.exists():
-            return 0
-        with open(self.records_path) as f:
-            return sum(1 for line in f if line.strip())
+        return _count_lines(self.records_path)
 
     @staticmethod
     def record_key(record) -> tuple[str, str]:
@@ -208,38 +212,38 @@ class TuningDatabase:
         overlay = self._open_selected()
         return {self.workload_key(r.workload): r for r in overlay.get_all_tuning_records()} if overlay else {}
 
+    def selected_count(self) -> int:
+        return _count_lines(self.selected_dir / RECORDS)
+
     def write_selected(self, chosen: dict) -> None:
-        """Store {workload key: (record, seconds)} in the overlay, keeping the other workloads'
-        choices. Written whole beside the old overlay and swapped in: a kill leaves the old one or
-        none (then builds take tuning's bests), never a half-written one."""
+        """Make the overlay hold exactly {workload key: (record, seconds)}. Written whole beside the
+        old overlay and swapped in: a kill leaves the old one or none (then builds take tuning's
+        bests), never a half-written one."""
         import shutil
 
         from tvm.s_tir import meta_schedule as ms
 
-        if not chosen:
-            return
-        merged = {key: (record, mean_run_secs(record.run_secs)) for key, record in self.selected_records().items()}
-        merged.update(chosen)
         staging, old = self.directory / (SELECTED + ".new"), self.directory / (SELECTED + ".old")
         for path in (staging, old):
             shutil.rmtree(path, ignore_errors=True)
         staging.mkdir()
         overlay = ms.database.JSONDatabase(work_dir=str(staging), module_equality="structural")
-        for record, seconds in merged.values():
+        for record, seconds in chosen.values():
             workload = overlay.commit_workload(record.workload.mod)
             overlay.commit_tuning_record(ms.database.TuningRecord(record.trace, workload, [seconds], record.target,
                                                                    record.args_info))
-        del overlay
+        del overlay  # each commit is already a line on disk; this only lets go of the object
         if self.selected_dir.exists():
             self.selected_dir.rename(old)
         staging.rename(self.selected_dir)
         shutil.rmtree(old, ignore_errors=True)
 
-    def open_for_build(self):
-        """What a build schedules from: the overlay's choice where it has one, else tuning's best."""
+    def open_for_build(self, main=None):
+        """What a build schedules from: the overlay's choice where it has one, else tuning's best
+        (`main`, the database from open(), when the caller has it already)."""
         from tvm.s_tir import meta_schedule as ms
 
-        main = self.open()
+        main = main or self.open()
         overlay = self._open_selected()
         return ms.database.OrderedUnionDatabase(overlay, main) if overlay else main
 

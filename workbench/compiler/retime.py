@@ -2,8 +2,8 @@
 
 Tuning times every candidate once, over and over on the same inputs, so a kernel's weights sit
 warm in the caches. Inside the model they do not: resnet18's weights (47 MB) are read once per
-inference, and its 512-channel convolutions ran at twice their tuned times there (4.40 ms for two
-calls tuned at 1.17 ms each). Candidates differ in how badly cold weights hurt them: of one
+inference, and its 512-channel convolutions ran at 1.85-2.00x their tuned times there (4.40 ms
+for two calls tuned at 1.10 ms each). Candidates differ in how badly cold weights hurt them: of one
 convolution's eight best, the fastest warm took 2.25 ms with its weights flushed and the fifth
 1.61 ms. And on a shared machine whose speed drifts within minutes, the best of hundreds of
 single timings is partly the luckiest.
@@ -76,12 +76,14 @@ def _timer(record, target, device, cold: bool) -> Callable[[], float] | None:
 def select_schedules(tasks, db, database, target, device_type: str, pool: int = POOL,
                      should_stop: Callable[[], bool] = lambda: False) -> list[RetimedTask]:
     """Choose each tuned task's record as the module docstring says and store the choices in the
-    database's overlay. A stop request ends it after the current task, keeping the choices made."""
+    database's overlay, beside the other workloads' earlier ones. A stop request ends it after the
+    current task, keeping the choices made."""
     import tvm
 
     device = tvm.runtime.device(device_type, 0)
     previous = database.selected_records()
-    chosen, report = {}, []
+    chosen = {key: (record, mean_run_secs(record.run_secs)) for key, record in previous.items()}
+    report = []
     for task in tasks:
         if should_stop():
             break
@@ -101,5 +103,6 @@ def select_schedules(tasks, db, database, target, device_type: str, pool: int = 
         best = min(medians, key=medians.get)
         chosen[key] = (records[best], medians[best])
         report.append(RetimedTask(task.name, mean_run_secs(records[0].run_secs), medians[best], len(timers), best))
-    database.write_selected(chosen)
+    if report:
+        database.write_selected(chosen)
     return report

@@ -320,7 +320,7 @@ def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, tr
                               "rank": r.rank} for r in summary.retimed]},
         "curve": [[round(s, 2), n, lat] for s, n, lat in summary.curve],
         "tasks": [{"name": t.name, "flops": t.flops, "weight": t.weight, "trials": t.trials, "errors": t.errors,
-                   "best_s": t.best_after, "chosen_s": t.chosen} for t in summary.tasks],
+                   "best_s": t.best_after} for t in summary.tasks],
         **fingerprint.provenance(),
     }
 
