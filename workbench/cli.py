@@ -110,7 +110,8 @@ def _print_tune_summary(summary) -> None:
 
     table = Table(title=f"{summary.model} on {summary.target}")
     table.add_column("task", overflow="fold", min_width=20)
-    for column in ("FLOPs", "calls", "best before", "best now", "GFLOP/s", "chosen, cold", "trials", "errors"):
+    chosen = "chosen, cold" if summary.cold_weights else "chosen"
+    for column in ("FLOPs", "calls", "best before", "best now", "GFLOP/s", chosen, "trials", "errors"):
         table.add_column(column, justify="right")
     fmt = lambda s: f"{s * 1e6:.1f} µs" if s else "default"  # noqa: E731
     for t in summary.tasks:
@@ -128,10 +129,11 @@ def _print_tune_summary(summary) -> None:
                   f"{summary.records_before} -> {summary.records_after} in {summary.database}")
     if summary.retimed:
         other = sum(1 for r in summary.retimed if r.rank != 0)
+        how = ("with cold weights", " (every weight and output cold, so it runs high)") if summary.cold_weights \
+            else ("warm", "")
         console.print(f"Chose the schedules of {len(summary.retimed)} tasks by timing their best records side "
-                      f"by side with cold weights ({summary.retime_seconds:.0f} s): {other} differ from tuning's "
-                      f"best; estimate from those timings (every weight and output cold, so it runs high): "
-                      f"{est(summary.estimated_latency_chosen)}")
+                      f"by side {how[0]} ({summary.retime_seconds:.0f} s): {other} differ from tuning's "
+                      f"best; estimate from those timings{how[1]}: {est(summary.estimated_latency_chosen)}")
     if note := task_budget_note(summary):
         err_console.print(f"[yellow]warning:[/yellow] {note}")
 
@@ -149,7 +151,7 @@ def tune(model: ModelOpt, target: TargetOpt,
              help="Stop after the batch that passes this many minutes (everything measured is kept)")] = None,
          retime_pool: Annotated[int, typer.Option(
              help="After tuning, choose each task's schedule among this many of its best records, timed "
-                  "side by side with cold weights (0: off)")] = 8) -> None:
+                  "side by side as tuning timed them (0: off)")] = 8) -> None:
     """Tune a model's kernels with MetaSchedule; records go to the target's shared database."""
     from workbench.compiler.tuner import tune as run_tune
 

@@ -40,6 +40,9 @@ class TargetProfile:
     gpu_fallback_arch: str | None = None
     cross_compiler: str | None = None
     rpc: RpcConfig | None = None
+    # Time candidates with their weights flushed from the caches, as a model whose weights
+    # outgrow the caches meets them (compiler/measure.py); meaningless on a GPU.
+    cold_weights: bool = False
     _resolved: dict = field(default_factory=dict, compare=False, repr=False)
 
     def resolved_target(self) -> dict:
@@ -166,6 +169,7 @@ def load_profile(path: Path) -> TargetProfile:
         gpu_fallback_arch=f.get("gpu_fallback_arch", str, "a CUDA arch such as \"sm_90\"", None),
         cross_compiler=f.get("cross_compiler", str, "a compiler command", None),
         rpc=rpc,
+        cold_weights=f.get("tuning.cold_weights", bool, "true or false", device == "cpu"),
     )
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +15,7 @@ from tests.conftest import records_in
 from workbench.compiler.builder import CompileRequest, compile_model
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
+from workbench.compiler.measure import COLD_CALLS
 from workbench.compiler.tasks import extract, prepared_modules
 from workbench.compiler.runtime import CompiledModel
 from workbench.compiler.tuner import tune
@@ -24,6 +26,10 @@ from workbench.reference import run as run_reference
 from workbench.targets import get_profile
 
 pytestmark = pytest.mark.slow
+
+
+def timings_per_record(database: TuningDatabase) -> set[int]:
+    return {len(r.run_secs) for r in database.open().get_all_tuning_records() if r.run_secs}
 
 
 def test_tune_twice_resumes_then_compile_passes_gate(project):
@@ -41,10 +47,12 @@ def test_tune_twice_resumes_then_compile_passes_gate(project):
     database = TuningDatabase(db_dir, profile.resolved_target())
     sessions = database.sessions()
     assert [s["trials"] for s in sessions] == [9, 9] and sessions[0]["machine"]["physical_cores"] >= 1
+    # A CPU profile times every candidate as single calls after flushing its weights.
+    assert sessions[0]["cold_weights"] and timings_per_record(database) == {COLD_CALLS}
     # Each session ends by choosing every task's schedule among its best records timed side by
     # side; the choices sit in the overlay, and the summary's bests are their timings.
     retimed = {r["name"]: r for r in sessions[1]["retime"]["tasks"]}
-    assert sorted(retimed) == sorted(t.name for t in second.tasks) and sessions[1]["retime"]["weights_flushed"]
+    assert sorted(retimed) == sorted(t.name for t in second.tasks)
     assert all(retimed[t.name]["retimed_s"] == t.chosen for t in second.tasks)
     assert sessions[1]["retime"]["estimated_latency_s"] == second.estimated_latency_chosen > 0
     selected = database.selected_records()
@@ -89,13 +97,17 @@ def test_builds_take_the_overlays_choice_over_tunings_best(project):
 
 
 def test_time_limit_stops_after_the_batch_that_passes_it(project):
-    profile, source, db_dir = get_profile("host"), resolve("mlp"), project / "tuning_logs" / "host"
+    profile, source = replace(get_profile("host"), cold_weights=False), resolve("mlp")
+    db_dir = project / "tuning_logs" / "host"
     summary = tune(source, profile, 30, (1,), db_dir, minutes=1e-4)  # passed as soon as the first batch ends
     assert summary.out_of_time and not summary.interrupted
     assert summary.trials == summary.budget.per_iter < summary.budget.total
     assert summary.records_after == records_in(db_dir) > 0  # what was measured is kept
     (session,) = TuningDatabase(db_dir, profile.resolved_target()).sessions()
     assert session["out_of_time"] and session["minutes_limit"] == 1e-4 and not session["interrupted"]
+    # cold_weights = false: warm timings, one per candidate, repeated for at least MIN_REPEAT_MS
+    assert not session["cold_weights"]
+    assert timings_per_record(TuningDatabase(db_dir, profile.resolved_target())) == {1}
 
 
 def _start_tune(project, trials: int) -> subprocess.Popen:

@@ -41,6 +41,12 @@ def test_valid_profile_fields(tmp_path):
     assert isinstance(resolved["num-cores"], int) and resolved["num-cores"] >= 1
 
 
+def test_cpu_profiles_tune_with_cold_weights_unless_told_not_to(tmp_path):
+    assert load_profile(write(tmp_path, VALID)).cold_weights
+    assert not load_profile(write(tmp_path, VALID + "cold_weights = false\n")).cold_weights
+    assert not get_profile("cuda", REPO_TARGETS).cold_weights
+
+
 def test_cuda_profile_names_arch_without_gpu():
     target = get_profile("cuda", REPO_TARGETS).resolved_target()
     assert target["kind"] == "cuda" and target["arch"].startswith("sm_")
@@ -60,6 +66,7 @@ def test_aarch64_profile_carries_rpc_and_cross_compiler():
     (VALID.replace('kind = "llvm"', "kind = 3"), "target.kind"),
     (VALID.replace("batch_sizes = [1, 4]", "batch_sizes = [0]"), "batch_sizes"),
     (VALID.replace('description = "d"\n', ""), "description"),
+    (VALID.replace("trials_per_task = 5", 'trials_per_task = 5\ncold_weights = "yes"'), "tuning.cold_weights"),
 ])
 def test_malformed_profile_names_file_and_field(tmp_path, broken, field):
     path = write(tmp_path, broken)

@@ -72,12 +72,25 @@ def search_strategy():
     return ms.search_strategy.EvolutionarySearch(population_size=POPULATION, genetic_num_iters=GENETIC_ROUNDS)
 
 
+# With cold weights each timing is single calls, each after a flush of every argument but the
+# input (TVM's cache_flush_cpu_non_first_arg); repeating a call back to back would warm them again.
+COLD_CALLS = 5
+
+
+def evaluator_config(cold_weights: bool):
+    from tvm.s_tir import meta_schedule as ms
+
+    if cold_weights:
+        return ms.runner.EvaluatorConfig(number=1, repeat=COLD_CALLS, min_repeat_ms=0, enable_cpu_cache_flush=True)
+    return ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=MIN_REPEAT_MS)
+
+
 def runner_for(profile: TargetProfile, devices: int = 1):
     """Local measurement, or the profile's RPC tracker: one connection per device under the key,
     so more devices measure more candidates at once."""
     from tvm.s_tir import meta_schedule as ms
 
-    evaluator = ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=MIN_REPEAT_MS)
+    evaluator = evaluator_config(profile.cold_weights)
     if profile.rpc is None:
         return ms.runner.LocalRunner(evaluator_config=evaluator, initializer=_ignore_ctrl_c)
     config = ms.runner.RPCConfig(tracker_host=profile.rpc.tracker_host, tracker_port=profile.rpc.tracker_port,

@@ -73,7 +73,7 @@ def _timer(record, target, device, cold: bool) -> Callable[[], float] | None:
     return run
 
 
-def select_schedules(tasks, db, database, target, device_type: str, pool: int = POOL,
+def select_schedules(tasks, db, database, target, device_type: str, cold: bool, pool: int = POOL,
                      should_stop: Callable[[], bool] = lambda: False) -> list[RetimedTask]:
     """Choose each tuned task's record as the module docstring says and store the choices in the
     database's overlay, beside the other workloads' earlier ones. A stop request ends it after the
@@ -96,7 +96,7 @@ def select_schedules(tasks, db, database, target, device_type: str, pool: int = 
         key = database.workload_key(workload)
         if key in previous and all(database.record_key(previous[key]) != database.record_key(r) for r in records):
             records.append(previous[key])
-        timers = {i: t for i, r in enumerate(records) if (t := _timer(r, target, device, device_type == "cpu"))}
+        timers = {i: t for i, r in enumerate(records) if (t := _timer(r, target, device, cold))}
         if not timers:
             continue
         medians = interleaved_medians(timers)

@@ -75,6 +75,7 @@ class TuneSummary:
     interrupted: bool
     out_of_time: bool = False  # stopped by --minutes, after the batch that crossed the limit
     minutes_limit: float | None = None
+    cold_weights: bool = False  # candidates were timed with their weights flushed (compiler/measure.py)
     kernels: dict[str, str] = field(default_factory=dict)  # kernel_digests of the tuned tasks
     retimed: list[RetimedTask] = field(default_factory=list)
     retime_seconds: float = 0.0
@@ -277,7 +278,8 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
         if retime_pool and not stop.is_set() and profile.rpc is None:  # over RPC the device is elsewhere
             display.status(f"choosing among the best {retime_pool} schedules of each task, timed side by side")
             began = time.monotonic()
-            retimed = select_schedules(tasks, db, database, target, profile.device, retime_pool, stop.is_set)
+            retimed = select_schedules(tasks, db, database, target, profile.device, profile.cold_weights, retime_pool,
+                                       stop.is_set)
             retime_seconds = time.monotonic() - began
             chosen = {r.name: r.retimed_s for r in retimed}
             for result in results:
@@ -285,7 +287,8 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
     summary = TuneSummary(model=source.name, target=profile.name, database=database.directory, budget=budget,
                           tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
                           records_after=database.record_count(), interrupted=stop.is_set(), out_of_time=out_of_time.is_set(),
-                          minutes_limit=minutes, kernels=kernel_digests(tasks), retimed=retimed,
+                          minutes_limit=minutes, cold_weights=profile.cold_weights, kernels=kernel_digests(tasks),
+                          retimed=retimed,
                           retime_seconds=retime_seconds, curve=display.curve,
                           estimated_latency_chosen=estimated_latency(tasks, [r.chosen or r.best_after for r in results])
                           if retimed else None)
@@ -313,8 +316,8 @@ def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, tr
         "minutes_limit": summary.minutes_limit, "out_of_time": summary.out_of_time, "kernels": summary.kernels,
         "measured_on": ({"rpc_tracker": f"{profile.rpc.tracker_host}:{profile.rpc.tracker_port}",
                          "rpc_key": profile.rpc.key, "devices": devices} if profile.rpc else {"local": True}),
-        "estimated_latency_s": summary.estimated_latency_after,
-        "retime": {"seconds": round(summary.retime_seconds, 2), "weights_flushed": profile.device == "cpu",
+        "estimated_latency_s": summary.estimated_latency_after, "cold_weights": summary.cold_weights,
+        "retime": {"seconds": round(summary.retime_seconds, 2),
                    "estimated_latency_s": summary.estimated_latency_chosen,
                    "tasks": [{"name": r.name, "stored_s": r.stored_s, "retimed_s": r.retimed_s, "records": r.records,
                               "rank": r.rank} for r in summary.retimed]},
