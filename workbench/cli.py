@@ -129,11 +129,11 @@ def _print_tune_summary(summary) -> None:
                   f"{summary.records_before} -> {summary.records_after} in {summary.database}")
     if summary.retimed:
         other = sum(1 for r in summary.retimed if r.rank != 0)
-        how = ("with cold weights", " (every weight and output cold, so it runs high)") if summary.cold_weights \
-            else ("warm", "")
+        timed, caveat = (("with cold weights", " (every weight and output cold, so it runs high)")
+                         if summary.cold_weights else ("warm", ""))
         console.print(f"Chose the schedules of {len(summary.retimed)} tasks by timing their best records side "
-                      f"by side {how[0]} ({summary.retime_seconds:.0f} s): {other} differ from tuning's "
-                      f"best; estimate from those timings{how[1]}: {est(summary.estimated_latency_chosen)}")
+                      f"by side {timed} ({summary.retime_seconds:.0f} s): {other} differ from tuning's "
+                      f"best; estimate from those timings{caveat}: {est(summary.estimated_latency_chosen)}")
     if note := task_budget_note(summary):
         err_console.print(f"[yellow]warning:[/yellow] {note}")
 

@@ -40,8 +40,8 @@ class TargetProfile:
     gpu_fallback_arch: str | None = None
     cross_compiler: str | None = None
     rpc: RpcConfig | None = None
-    # Time candidates with their weights flushed from the caches, as a model whose weights
-    # outgrow the caches meets them (compiler/measure.py); meaningless on a GPU.
+    # Time candidates with their weights flushed from the CPU caches, as a model whose weights
+    # outgrow the caches meets them (compiler/measure.py); CPU profiles only.
     cold_weights: bool = False
     _resolved: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -149,6 +149,9 @@ def load_profile(path: Path) -> TargetProfile:
     batch_sizes = f.get("batch_sizes", list, "a list of positive integers", [1])
     if not batch_sizes or not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in batch_sizes):
         raise f.fail("batch_sizes", "a non-empty list of positive integers", batch_sizes)
+    cold_weights = f.get("tuning.cold_weights", bool, "true or false", device == "cpu")
+    if cold_weights and device != "cpu":
+        raise f.fail("tuning.cold_weights", "false on a GPU profile (it flushes CPU caches)", cold_weights)
     rpc = None
     if "rpc" in data:
         rpc = RpcConfig(tracker_host=f.get("rpc.tracker_host", str, "a host name"),
@@ -169,7 +172,7 @@ def load_profile(path: Path) -> TargetProfile:
         gpu_fallback_arch=f.get("gpu_fallback_arch", str, "a CUDA arch such as \"sm_90\"", None),
         cross_compiler=f.get("cross_compiler", str, "a compiler command", None),
         rpc=rpc,
-        cold_weights=f.get("tuning.cold_weights", bool, "true or false", device == "cpu"),
+        cold_weights=cold_weights,
     )
 
 

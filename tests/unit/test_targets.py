@@ -67,6 +67,7 @@ def test_aarch64_profile_carries_rpc_and_cross_compiler():
     (VALID.replace("batch_sizes = [1, 4]", "batch_sizes = [0]"), "batch_sizes"),
     (VALID.replace('description = "d"\n', ""), "description"),
     (VALID.replace("trials_per_task = 5", 'trials_per_task = 5\ncold_weights = "yes"'), "tuning.cold_weights"),
+    (VALID.replace('device = "cpu"', 'device = "cuda"') + "cold_weights = true\n", "tuning.cold_weights"),
 ])
 def test_malformed_profile_names_file_and_field(tmp_path, broken, field):
     path = write(tmp_path, broken)

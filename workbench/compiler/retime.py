@@ -9,8 +9,9 @@ convolution's eight best, the fastest warm took 2.25 ms with its weights flushed
 single timings is partly the luckiest.
 
 So after tuning, each task's best POOL records (and the one chosen before, if any) are built
-again and timed in interleaved rounds (A B C A B C ...: a slow spell hits them all alike), on a
-CPU with every argument but the input flushed from the caches before each call. The fastest
+again and timed in interleaved rounds (A B C A B C ...: a slow spell hits them all alike), with
+every argument but the input flushed from the CPU caches before each call when the profile tunes
+with cold weights (as CPU profiles do by default, so the choice measures what tuning measured). The fastest
 median is the task's choice, kept in the database's selected/ overlay that builds read first.
 Tuning's own records are left as measured.
 """

@@ -288,8 +288,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
                           tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
                           records_after=database.record_count(), interrupted=stop.is_set(), out_of_time=out_of_time.is_set(),
                           minutes_limit=minutes, cold_weights=profile.cold_weights, kernels=kernel_digests(tasks),
-                          retimed=retimed,
-                          retime_seconds=retime_seconds, curve=display.curve,
+                          retimed=retimed, retime_seconds=retime_seconds, curve=display.curve,
                           estimated_latency_chosen=estimated_latency(tasks, [r.chosen or r.best_after for r in results])
                           if retimed else None)
     database.append_session(_session_record(source, profile, batch_sizes, trials, summary, devices))
