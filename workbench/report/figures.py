@@ -27,6 +27,16 @@ def _figure(width: float = 7.5, height: float = 4.0, ncols: int = 1):
     return fig, list(axes[0])
 
 
+def _log_y(ax) -> None:
+    """A log y axis labelled in plain numbers: a latency axis spans less than a decade, where
+    matplotlib's default labels its minor ticks as 1.3 x 10^1."""
+    from matplotlib.ticker import LogFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(LogFormatter())
+    ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.4)))
+
+
 def _encode(fig) -> str:
     import matplotlib.pyplot as plt
 
@@ -54,7 +64,7 @@ def direct_latency(rows: list[dict]) -> str | None:
             ax.bar(x, row["p50_ms"], width, color=colour(engine), label=engine if j == 0 else None)
             ax.plot([x - width / 2, x + width / 2], [row["p99_ms"]] * 2, color="black", linewidth=1.5)
     ax.set_xticks(range(len(batches)), [f"batch {b}" for b in batches])
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_ylabel("latency per call (ms, log scale)")
     ax.set_title("Direct latency: bar = p50, black tick = p99")
     ax.legend(fontsize=8)
@@ -79,8 +89,8 @@ def served_vs_concurrency(rows: list[dict]) -> str | None:
         ax.set_xlabel("concurrency (requests outstanding)")
         ax.set_ylabel(label)
         ax.set_title(title)
-    axes[1].set_yscale("log")
-    axes[2].set_yscale("log")
+    _log_y(axes[1])
+    _log_y(axes[2])
     axes[0].legend(fontsize=8)
     return _encode(fig)
 
@@ -96,7 +106,7 @@ def percentile_curves(series: dict[str, np.ndarray], concurrency: int) -> str | 
         ax.plot(1 / (1 - p), values, color=colour(engine), label=f"{engine} (n={len(values)})")
     ticks = [1, 2, 10, 100, 1000]
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_xticks(ticks, ["0%", "50%", "90%", "99%", "99.9%"])
     ax.set_xlabel("percentile")
     ax.set_ylabel("latency (ms, log scale)")
@@ -115,7 +125,7 @@ def rate_vs_p99(points: dict[str, list[tuple[float, float]]], bound_ms: float | 
         ax.plot([r for r, _ in pairs], [p for _, p in pairs], color=colour(engine), marker="o", label=engine)
     if bound_ms is not None:
         ax.axhline(bound_ms, color="red", linestyle="--", label=f"p99 bound {bound_ms:g} ms")
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_xlabel("offered rate (requests/s, Poisson arrivals)")
     ax.set_ylabel("p99 latency (ms, log scale)")
     ax.set_title("Open loop: rate against p99")
@@ -136,7 +146,7 @@ def tuning_curve(curve: list[tuple[float, int, float]], lines: dict[str, tuple[f
         ax.plot(x, latency, color=colour("tvm"), marker=".", label="TVM estimate (sum of best kernels)")
         for name, (value, engine) in lines.items():
             ax.axhline(value, color=colour(engine), linestyle="--", label=name)
-        ax.set_yscale("log")
+        _log_y(ax)
         ax.set_xlabel(label)
         ax.set_ylabel("batch-1 latency (ms, log scale)")
         ax.set_title(f"Tuning progress by {label.split()[1]}")
@@ -157,7 +167,7 @@ def roofline(peak_gflops: float, bandwidth_gbs: float, points: list[tuple[str, s
         ax.scatter([intensity], [achieved], color=colour(engine), s=40, zorder=3)
         ax.annotate(label, (intensity, achieved), fontsize=7, xytext=(4, 2), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_xlabel("arithmetic intensity (FLOP per byte of weights read)")
     ax.set_ylabel("GFLOP/s (log scale)")
     ax.set_title(f"Roofline: peak {peak_gflops:.0f} GFLOP/s, {bandwidth_gbs:.0f} GB/s")
