@@ -3,10 +3,10 @@
 from workbench.compiler.scheduler import gained, next_task
 
 
-def pick(best, weights=None, batches=None, stale=None, live=None):
+def pick(best, weights=None, batches=None, stale=None, live=None, groups=None):
     n = len(best)
     return next_task(best, weights or [1] * n, batches or [1] * n, stale or [0] * n,
-                     list(range(n)) if live is None else live)
+                     list(range(n)) if live is None else live, groups)
 
 
 def test_tasks_without_records_get_a_first_batch_in_order():
@@ -33,6 +33,15 @@ def test_failed_task_is_as_urgent_as_the_slowest_known_one():
     # Task 1 had a batch and no valid candidate: it ties with task 0 and the first in order wins.
     assert pick([4e-3, None, 1e-3], batches=[1, 1, 1]) == 0
     assert pick([4e-3, None, 1e-3], batches=[1, 1, 1], stale=[1, 0, 0]) == 1
+
+
+def test_each_batch_size_competes_on_its_share_of_its_own_model():
+    # Batch 1: 2 of 3 ms. Batch 8: 10 of 30 ms, more milliseconds but a smaller share.
+    best = [2e-3, 1e-3, 10e-3, 20e-3]
+    assert pick(best, live=[0, 2]) == 2  # one model: absolute time decides
+    assert pick(best, live=[0, 2], groups=[1, 1, 8, 8]) == 0
+    # A finished (not live) task still counts in its batch's total.
+    assert pick([2e-3, 1e-3, 10e-3, 10e-3], live=[0, 2], groups=[1, 1, 8, 8]) == 0  # 0.67 against 0.5
 
 
 def test_only_live_tasks_are_picked():

@@ -21,23 +21,32 @@ CONVERGED_GAIN = 0.01  # a batch that improves its task by less than this counts
 
 
 def next_task(best: Sequence[float | None], weights: Sequence[float], batches: Sequence[int],
-              stale: Sequence[int], live: Sequence[int]) -> int:
+              stale: Sequence[int], live: Sequence[int], groups: Sequence[int] | None = None) -> int:
     """The task to tune next, -1 when none is live.
 
     best: each task's best kernel seconds so far (None: no valid schedule yet); batches: batches
-    dispatched for it in this session; stale: its batches that gained less than CONVERGED_GAIN.
+    dispatched for it in this session; stale: its batches that gained less than CONVERGED_GAIN;
+    groups: the model variant (batch size) each task belongs to, whose known time it is a share of.
     """
     if not live:
         return -1
     for task in live:
         if best[task] is None and batches[task] == 0:
             return task
-    known = [weights[t] * best[t] for t in live if best[t] is not None]
+    groups = groups or [0] * len(best)
+    group_time: dict[int, float] = {}
+    for task, seconds in enumerate(best):
+        if seconds is not None:
+            group_time[groups[task]] = group_time.get(groups[task], 0.0) + weights[task] * seconds
+
+    def known_share(task: int) -> float:
+        return weights[task] * best[task] / group_time[groups[task]]
+
     # A task whose every candidate failed still runs a default schedule: as urgent as the slowest known one.
-    unknown = max(known, default=1.0)
+    unknown = max((known_share(t) for t in live if best[t] is not None), default=1.0)
 
     def claim(task: int) -> float:
-        share = weights[task] * best[task] if best[task] is not None else unknown
+        share = known_share(task) if best[task] is not None else unknown
         return share / 2 ** stale[task]
 
     return max(live, key=claim)  # ties: the first in task order, so a run is reproducible
@@ -52,9 +61,9 @@ def gained(before: float | None, after: float | None) -> bool:
     return after < before * (1 - CONVERGED_GAIN)
 
 
-def share_of_time_scheduler(best_of):
+def share_of_time_scheduler(best_of, groups: Sequence[int]):
     """A MetaSchedule task scheduler that calls `best_of(task_id)` (seconds or None, as the
-    measure callback keeps it) to rank tasks by `next_task`."""
+    measure callback keeps it) to rank tasks by `next_task`; groups: each task's batch size."""
     from tvm.ir.utils import derived_object
     from tvm.s_tir.meta_schedule.task_scheduler import PyTaskScheduler
 
@@ -78,7 +87,7 @@ def share_of_time_scheduler(best_of):
                 self._stale[self._last] += 1
             live = [i for i, t in enumerate(tasks) if not t.is_terminated]
             chosen = next_task([best_of(i) for i in range(len(tasks))], [t.task_weight for t in tasks],
-                               self._batches, self._stale, live)
+                               self._batches, self._stale, live, groups)
             if chosen >= 0:
                 self._batches[chosen] += 1
                 self._last, self._before = chosen, best_of(chosen)

@@ -263,7 +263,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
                 tasks=contexts, task_weights=weights, work_dir=log_dir,
                 max_trials_global=budget.total, max_trials_per_task=budget.per_task,
                 num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile, devices), database=db,
-                task_scheduler=share_of_time_scheduler(lambda i: results[i].best_after),
+                task_scheduler=share_of_time_scheduler(lambda i: results[i].best_after, [t.batch for t in tasks]),
                 measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
                                    _progress_callback(results, display.batch_done, stop, deadline, out_of_time)])
         except KeyboardInterrupt:
