@@ -15,6 +15,7 @@ heaviest convolution.
 """
 
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 
 CONVERGED_GAIN = 0.01  # a batch that improves its task by less than this counts as no progress
@@ -34,13 +35,13 @@ def next_task(best: Sequence[float | None], weights: Sequence[float], batches: S
         if best[task] is None and batches[task] == 0:
             return task
     groups = groups or [0] * len(best)
-    group_time: dict[int, float] = {}
+    group_time: defaultdict[int, float] = defaultdict(float)
     for task, seconds in enumerate(best):
         if seconds is not None:
-            group_time[groups[task]] = group_time.get(groups[task], 0.0) + weights[task] * seconds
+            group_time[groups[task]] += weights[task] * seconds
 
     def known_share(task: int) -> float:
-        return weights[task] * best[task] / group_time[groups[task]]
+        return weights[task] * best[task] / (group_time[groups[task]] or 1.0)  # all-zero times: no share
 
     # A task whose every candidate failed still runs a default schedule: as urgent as the slowest known one.
     unknown = max((known_share(t) for t in live if best[t] is not None), default=1.0)
