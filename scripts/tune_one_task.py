@@ -3,8 +3,9 @@
     python scripts/tune_one_task.py fused_conv2d1_add1_relu1 192 --layout nchw --settings workbench
     python scripts/tune_one_task.py fused_conv2d8_add7_relu4 128 --layout nhwc --prepack
 
---layout nhwc converts conv2d to NHWC/OHWI before fusion; --prepack marks constant weights as
-layout-free (TVM's cpu_weight_prepack) so schedules may rewrite their layout. --settings tvm uses
+--layout nhwc lowers the model as `workbench tune` does (compiler/importer.py `prepare`: NHWC/HWIO
+convolutions); --prepack then marks constant weights as layout-free (TVM's cpu_weight_prepack) so
+schedules may rewrite their layout. --settings tvm uses
 TVM's default search and runner; workbench uses ours (compiler/measure.py). Prints one JSON line
 with the best kernel time and GFLOP/s, then MetaSchedule's profile of where the time went.
 """
@@ -19,7 +20,7 @@ from tvm import relax
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.analysis import estimate_tir_flops
 
-from workbench.compiler.importer import import_model, make_target
+from workbench.compiler.importer import import_model, make_target, prepare
 from workbench.compiler.intrinsics import register_tensor_intrinsics
 from workbench.compiler.measure import reused_pool_builder, runner_for, search_strategy
 from workbench.models import load, resolve
@@ -38,14 +39,15 @@ def main() -> None:
 
     profile = get_profile("host")
     target = make_target(profile.resolved_target())
-    passes = [relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings()]
+    mod = import_model(load(resolve(args.model)), 1)
     if args.layout == "nhwc":
-        passes.append(relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}))
-    passes.append(relax.get_pipeline("zero"))
+        mod = prepare(mod, target)
+    else:
+        with target:
+            mod = tvm.transform.Sequential([relax.transform.DecomposeOpsForInference(),
+                                            relax.transform.CanonicalizeBindings(), relax.get_pipeline("zero")])(mod)
     if args.prepack:
-        passes.append(relax.transform.AttachAttrLayoutFreeBuffers())
-    with target:
-        mod = tvm.transform.Sequential(passes)(import_model(load(resolve(args.model)), 1))
+        mod = relax.transform.AttachAttrLayoutFreeBuffers()(mod)
     tasks = ms.relax_integration.extract_tasks(mod, target)
     matches = [t for t in tasks if t.task_name in (args.task, args.task + "1")]  # prepacking renames with a 1
     if not matches:

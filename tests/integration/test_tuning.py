@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 
 from tests.conftest import records_in
-from workbench.compiler.builder import CompileRequest, compile_model
+from workbench.compiler.builder import CompileRequest, apply_records, compile_model
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
 from workbench.compiler.measure import COLD_CALLS
@@ -94,6 +94,22 @@ def test_builds_take_the_overlays_choice_over_tunings_best(project):
     name = task.name.split("@")[0]
     assert str(database.open_for_build().query_tuning_record(task.mod, target, name).trace) == str(records[-1].trace)
     assert str(db.query_tuning_record(task.mod, target, name).trace) == str(records[0].trace) != str(records[-1].trace)
+
+
+def test_cpu_builds_fold_each_schedules_weight_layout_into_the_constants(project):
+    """On CPUs the weights are layout-free: a tuned schedule keeps them in the order it reads
+    them, and the build rewrites the constants once, not on every call."""
+    profile, source, db_dir = get_profile("host"), resolve("mlp"), project / "tuning_logs" / "host"
+    tune(source, profile, 9, (1,), db_dir, retime_pool=0)
+    database = TuningDatabase(db_dir, profile.resolved_target())
+    target = make_target(database.target)
+    (mod,) = prepared_modules(load(source), (1,), target).values()
+    kernels = [f for gv, f in mod.functions.items() if gv.name_hint != "main"]
+    assert len(kernels) == 3 and all(f.attrs.get("layout_free_buffers") for f in kernels)
+    scheduled, from_records = apply_records(mod, target, database.open_for_build(), gpu=False)
+    main = scheduled["main"].script()
+    # Each kernel reads its weights in its own layout, and no call to rewrite them is left.
+    assert from_records == 3 and main.count("_prepacked") == 3 and "weight_prepack" not in main, main
 
 
 def test_time_limit_stops_after_the_batch_that_passes_it(project):
@@ -259,7 +275,10 @@ def test_cpu_convolutions_run_channels_last_and_keep_the_models_layout_outside(p
         kernels = [gv.name_hint for gv in mod.functions]
         # Only the model's input and output are transposed, and the ReLU6 fused into its convolution.
         assert sum("transpose" in k for k in kernels) == transposes, kernels
-        assert any("conv2d" in k and k.endswith("maximum_minimum") for k in kernels), kernels
+        assert any("conv2d" in k and "_maximum_minimum" in k for k in kernels), kernels
+        # Weights may be prepacked into a schedule's own layout on CPUs only.
+        prepacked = [gv.name_hint for gv, f in mod.functions.items() if f.attrs and f.attrs.get("layout_free_buffers")]
+        assert bool(prepacked) == (profile == "host"), prepacked
     out = project / "build" / "convs"
     manifest = compile_model(CompileRequest(source, get_profile("host"), (2,), project / "tuning_logs" / "host", out))
     assert manifest["correctness"]["checked"]  # the gate compared every output with ONNX Runtime's

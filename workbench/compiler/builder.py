@@ -8,7 +8,7 @@ from pathlib import Path
 
 from workbench import fingerprint, reference
 from workbench.compiler.database import TuningDatabase
-from workbench.compiler.importer import make_target
+from workbench.compiler.importer import make_target, prepacked_weights
 from workbench.compiler.tasks import extract, kernel_digests, prepared_modules
 from workbench.console import warn
 from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError, first_line
@@ -148,8 +148,9 @@ def _check_replaceable(out_dir: Path) -> None:
                              "pass a new or empty directory, since a build replaces it whole")
 
 
-def _apply_records_and_build(mod, target, db, gpu: bool):
-    """Schedule each fused kernel from its best record, then build.
+def apply_records(mod, target, db, gpu: bool):
+    """Schedule each fused kernel from its best record: the module to compile, and how many
+    kernels were scheduled from records.
 
     The kernels are looked up exactly as `prepare` left them, which is how tuning extracted them.
     (TVM's `compile_relax` re-runs AnnotateTIROpPattern first, which adds an attribute to every
@@ -163,19 +164,23 @@ def _apply_records_and_build(mod, target, db, gpu: bool):
         mod = MetaScheduleApplyDatabase(enable_warning=False)(mod)
         from_records = sum(1 for f in mod.functions.values()
                            if f.attrs is not None and f.attrs.get("tirx.is_scheduled"))
+        mod = tvm.transform.Sequential(prepacked_weights(target))(mod)
         if gpu:  # kernels without records get dlight's GPU schedules; a GPU cannot run unscheduled TIR
             mod = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
                                           dl.gpu.GeneralReduction(), dl.gpu.Fallback())(mod)
-        return tvm.compile(mod, target=target), from_records
+    return mod, from_records
 
 
 def _build_all(request: CompileRequest, modules: dict, target, db, directory: Path) -> tuple[dict[int, Path], dict]:
     """The library per batch size, and per batch size how many kernels were scheduled from records."""
+    import tvm
+
     libraries, from_records = {}, {}
     for batch, mod in modules.items():
         try:
-            executable, from_records[str(batch)] = _apply_records_and_build(mod, target, db,
-                                                                            request.profile.device == "cuda")
+            scheduled, from_records[str(batch)] = apply_records(mod, target, db, request.profile.device == "cuda")
+            with target, tvm.transform.PassContext(opt_level=3):
+                executable = tvm.compile(scheduled, target=target)
         except Exception as exc:
             raise ModelError(f"TVM failed to build the model at batch {batch}: {first_line(exc)}") from None
         libraries[batch] = directory / library_name(request.source.name, batch)
