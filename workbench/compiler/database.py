@@ -189,8 +189,11 @@ class TuningDatabase:
 
     @staticmethod
     def record_key(record) -> tuple[str, str]:
-        """What tells two MetaSchedule records apart: their workload and their trace."""
-        return TuningDatabase.workload_key(record.workload), json.dumps(record.as_json()[0])
+        """What tells two MetaSchedule records apart: their workload and their trace.
+
+        The trace as printed, decisions included: a prepacked schedule's trace holds an IndexMap,
+        which MetaSchedule's own JSON conversion cannot write."""
+        return TuningDatabase.workload_key(record.workload), str(record.trace)
 
     @staticmethod
     def workload_key(workload) -> str:
