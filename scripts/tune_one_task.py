@@ -4,8 +4,8 @@
     python scripts/tune_one_task.py fused_conv2d8_add7_relu4 128 --layout nhwc --prepack
 
 --layout nhwc lowers the model as `workbench tune` does (compiler/importer.py `prepare`: NHWC/HWIO
-convolutions); --prepack then marks constant weights as layout-free (TVM's cpu_weight_prepack) so
-schedules may rewrite their layout. --settings tvm uses
+convolutions), less its weight prepacking; --prepack marks the constant weights layout-free (TVM's
+cpu_weight_prepack), as `prepare` does on CPUs, so schedules may rewrite their layout. --settings tvm uses
 TVM's default search and runner; workbench uses ours (compiler/measure.py). Prints one JSON line
 with the best kernel time and GFLOP/s, then MetaSchedule's profile of where the time went.
 """
@@ -27,6 +27,13 @@ from workbench.models import load, resolve
 from workbench.targets import get_profile
 
 
+def without_prepacking(mod):
+    for gv, func in list(mod.functions.items()):
+        if isinstance(func, tvm.tirx.PrimFunc) and func.attrs is not None and func.attrs.get("layout_free_buffers"):
+            mod[gv] = func.without_attr("layout_free_buffers")
+    return mod
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", help="task name as `workbench tune` prints it, without @b1")
@@ -41,13 +48,15 @@ def main() -> None:
     target = make_target(profile.resolved_target())
     mod = import_model(load(resolve(args.model)), 1)
     if args.layout == "nhwc":
-        mod = prepare(mod, target)
+        mod = prepare(mod, target)  # which prepacks the weights on CPUs, as `workbench tune` lowers them
     else:
         with target:
             mod = tvm.transform.Sequential([relax.transform.DecomposeOpsForInference(),
                                             relax.transform.CanonicalizeBindings(), relax.get_pipeline("zero")])(mod)
-    if args.prepack:
-        mod = relax.transform.AttachAttrLayoutFreeBuffers()(mod)
+        if args.prepack:
+            mod = relax.transform.AttachAttrLayoutFreeBuffers()(mod)
+    if not args.prepack:
+        mod = without_prepacking(mod)
     tasks = ms.relax_integration.extract_tasks(mod, target)
     matches = [t for t in tasks if t.task_name in (args.task, args.task + "1")]  # prepacking renames with a 1
     if not matches:

@@ -117,8 +117,8 @@ def _layout_passes(target) -> list:
 # Weight prepacking on CPUs: the weights (constants) are marked layout-free, so a tuned schedule
 # may store them in whatever order it reads them (tiled to its register blocks), and the build
 # folds that rewrite into the constants (`prepacked_weights`). With weights cold, as the model
-# meets them, resnet18's 512-channel 3x3 convolution tuned to 1.13 and 1.16 ms with prepacking
-# against 1.61 and 1.82 ms without (128 trials each, 2-core Zen 4). (Timed warm on an earlier
+# meets them, resnet18's 512-channel 3x3 convolution tuned to 1.21 and 1.16 ms with prepacking
+# against 1.66-1.85 ms in three runs without (128 trials each, 2-core Zen 4; docs/BENCHMARKS.md). (Timed warm on an earlier
 # machine, prepacking had not paid: the weights' order matters when they stream from memory.)
 def _prepack_passes(target) -> list:
     from tvm import relax
