@@ -3,8 +3,8 @@
 import numpy as np
 
 from workbench.report.compare import classify, ratio_interval
-from workbench.report.page import cumulative_curve, time_to_parity
-from workbench.report.run import errors_of
+from workbench.report.page import b1_p50, cumulative_curve, time_to_parity
+from workbench.report.run import Run, errors_of
 
 
 def test_cumulative_curve_adds_sessions_end_to_end():
@@ -36,3 +36,18 @@ def test_errors_of_finds_the_worst_anywhere():
                                  "8": {"outputs": [{"max_abs_error": 3e-6, "max_rel_error": 2e-5}]}}}
     assert errors_of(correctness) == (3e-6, 1e-4)
     assert errors_of({"passed": True}) is None
+
+
+def _timed(engine, kind, batch, p50):
+    return {"engine": engine, "status": "ok", "scenario": {"kind": kind, "batch": batch},
+            "result": {"latency_ms": {"p50_ms": p50}}}
+
+
+def test_b1_p50_prefers_the_paired_blocks_to_the_latency_phase():
+    records = [_timed("tvm", "latency", 1, 4.9), _timed("tvm", "latency", 8, 40.0),
+               _timed("tvm", "paired", 8, 53.0), _timed("onnxruntime", "latency", 1, 7.8)]
+    assert b1_p50(Run(None, records, {}), "tvm") == 4.9  # no paired batch-1 record: the latency phase
+    records.append(_timed("tvm", "paired", 1, 8.4))
+    assert b1_p50(Run(None, records, {}), "tvm") == 8.4
+    assert b1_p50(Run(None, records, {}), "onnxruntime") == 7.8
+    assert b1_p50(Run(None, records, {}), "null") is None

@@ -108,22 +108,27 @@ def _take_wrapping_indices(bb, call):
 CPU_CONV_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "HWIO"]}
 
 
+def _is_cpu(target) -> bool:
+    return target.kind.name == "llvm"
+
+
 def _layout_passes(target) -> list:
     from tvm import relax
 
-    return [relax.transform.ConvertLayout(CPU_CONV_LAYOUTS)] if target.kind.name == "llvm" else []
+    return [relax.transform.ConvertLayout(CPU_CONV_LAYOUTS)] if _is_cpu(target) else []
 
 
 # Weight prepacking on CPUs: the weights (constants) are marked layout-free, so a tuned schedule
 # may store them in whatever order it reads them (tiled to its register blocks), and the build
 # folds that rewrite into the constants (`prepacked_weights`). With weights cold, as the model
 # meets them, resnet18's 512-channel 3x3 convolution tuned to 1.21 and 1.16 ms with prepacking
-# against 1.66-1.85 ms in three runs without (128 trials each, 2-core Zen 4; docs/BENCHMARKS.md). (Timed warm on an earlier
-# machine, prepacking had not paid: the weights' order matters when they stream from memory.)
+# against 1.66-1.85 ms in three runs without (128 trials each, 2-core Zen 4; docs/BENCHMARKS.md).
+# (Timed warm on an earlier machine, prepacking had not paid: the weights' order matters when they
+# stream from memory.)
 def _prepack_passes(target) -> list:
     from tvm import relax
 
-    return [relax.transform.AttachAttrLayoutFreeBuffers()] if target.kind.name == "llvm" else []
+    return [relax.transform.AttachAttrLayoutFreeBuffers()] if _is_cpu(target) else []
 
 
 def prepacked_weights(target) -> list:
@@ -131,7 +136,7 @@ def prepacked_weights(target) -> list:
     then run once at build time on the constant weights."""
     from tvm import relax
 
-    if target.kind.name != "llvm":
+    if not _is_cpu(target):
         return []
     return [relax.transform.SplitLayoutRewritePreproc(), relax.transform.FoldConstant()]
 
