@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 
@@ -32,9 +33,13 @@ def timings_per_record(database: TuningDatabase) -> set[int]:
     return {len(r.run_secs) for r in database.open().get_all_tuning_records() if r.run_secs}
 
 
-def test_tune_twice_resumes_then_compile_passes_gate(project):
+def test_tune_twice_resumes_then_compile_passes_gate(project, tmp_path, monkeypatch):
     profile, source, db_dir = get_profile("host"), resolve("mlp"), project / "tuning_logs" / "host"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # this process's temporary files
     first = tune(source, profile, 9, (1,), db_dir)
+    assert not list(scratch.iterdir())  # the choice's kernels, built here, leave nothing behind
     assert first.trials == 9 and first.records_after == records_in(db_dir) > 0
     assert all(t.trials >= 1 for t in first.tasks)  # the first round reaches every task
     assert all(t.best_before is None for t in first.tasks)

@@ -16,6 +16,8 @@ median is the task's choice, kept in the database's selected/ overlay that build
 Tuning's own records are left as measured.
 """
 
+import os
+import shutil
 import statistics
 from dataclasses import dataclass
 from typing import Callable
@@ -57,7 +59,11 @@ def _timer(record, target, device, cold: bool) -> Callable[[], float] | None:
     try:
         schedule = tvm.s_tir.Schedule(record.workload.mod)
         record.trace.apply_to_schedule(schedule, remove_postproc=False)
-        module = tvm.runtime.load_module(default_export(default_build(schedule.mod, target, None)))
+        artifact = default_export(default_build(schedule.mod, target, None))
+        try:
+            module = tvm.runtime.load_module(artifact)
+        finally:  # TVM's exporter leaves a temporary directory per record (a leak of 500+ per choice)
+            shutil.rmtree(os.path.dirname(artifact), ignore_errors=True)
         args = default_alloc_argument(device, [a.as_json() for a in record.args_info], 1)[0]
         if cold:
             evaluator = module.time_evaluator(module.entry_name, device, number=1, repeat=CALLS,
