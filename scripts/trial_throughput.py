@@ -8,6 +8,7 @@ here); its counts come from its scheduler log: candidates sent to the builder, a
 built and went to the runner ("valid").
 
     python scripts/trial_throughput.py --model resnet18 --trials 608 --per-task 32
+    python scripts/trial_throughput.py --model resnet18 --trials 8000 --per-task 512 --stock-minutes 8 --ours-minutes 8
 """
 
 import argparse
@@ -53,8 +54,9 @@ def stock(args, work_dir: Path) -> tuple[int, int, float]:
 
 
 def ours(args, database: Path) -> tuple[int, int, float]:
+    limit = ["--minutes", str(args.ours_minutes)] if args.ours_minutes else []
     subprocess.run([sys.executable, "-m", "workbench", "tune", "--model", args.model, "--target", "host",
-                    "--trials", str(args.trials), "--batch-sizes", "1", "--database", str(database)],
+                    "--trials", str(args.trials), "--batch-sizes", "1", "--database", str(database), *limit],
                    check=True, stdout=subprocess.DEVNULL)
     session = json.loads((database / "sessions.jsonl").read_text().splitlines()[-1])
     return session["trials"], session["trials"] - session["errors"], session["seconds"]
@@ -66,6 +68,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=608)
     parser.add_argument("--per-task", type=int, default=32, help="the stock pipeline's max_trials_per_task")
     parser.add_argument("--stock-minutes", type=float, default=12)
+    parser.add_argument("--ours-minutes", type=float, help="stop workbench tune after this many minutes too "
+                        "(a large budget, compared over the same time)")
     parser.add_argument("--stock-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stock_child:
