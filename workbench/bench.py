@@ -80,6 +80,7 @@ def validate(config: BenchConfig) -> None:
         raise WorkbenchError("--duration must be positive and --warmup non-negative (seconds)")
     if config.seed < 0 or config.min_requests < 0:
         raise WorkbenchError("--seed and --min-requests must be non-negative integers")
+    reference.check_tolerance(config.rtol, config.atol)
     if config.max_batch < 1 or config.max_delay_ms < 0 or config.server_workers < 1:
         raise WorkbenchError("--max-batch and --server-workers must be at least 1, --max-delay-ms non-negative")
     if config.rpc is not None:

@@ -18,6 +18,8 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="A built-in model n
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help="A target profile name (see `workbench targets`)")]
 BatchOpt = Annotated[str | None, typer.Option("--batch-sizes", help="Comma-separated, e.g. 1,8 (default: the profile's)")]
 DatabaseOpt = Annotated[Path | None, typer.Option("--database", help="Tuning database directory (default: tuning_logs/<target>)")]
+RtolOpt = Annotated[float, typer.Option(help="Relative tolerance of the correctness gate against ONNX Runtime")]
+AtolOpt = Annotated[float, typer.Option(help="Absolute tolerance of the correctness gate against ONNX Runtime")]
 
 
 def _one_line_errors(fn):
@@ -266,8 +268,8 @@ def compile_command(model: str, target: str, batch_sizes: str | None, database: 
 @_one_line_errors
 def compile_(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, database: DatabaseOpt = None,
              out: Annotated[Path | None, typer.Option(help="Output directory (default: build/<model>/<target>)")] = None,
-             rtol: Annotated[float, typer.Option(help="Relative tolerance of the correctness gate")] = 1e-4,
-             atol: Annotated[float, typer.Option(help="Absolute tolerance of the correctness gate")] = 1e-5) -> None:
+             rtol: RtolOpt = 1e-4,
+             atol: AtolOpt = 1e-5) -> None:
     """Build the model with the tuning records, export a library per batch size, check it against ONNX Runtime."""
     compile_command(model, target, batch_sizes, database, out, rtol, atol)
 
@@ -303,6 +305,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
           rpc: Annotated[str | None, typer.Option(help="Time the tvm engine on a device at this RPC tracker (host:port)")] = None,
           rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
           rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30,
+          rtol: RtolOpt = 1e-4, atol: AtolOpt = 1e-5,
           as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of tables")] = False) -> None:
     """Measure TVM, ONNX Runtime and served engines side by side; write reports/<run-id>/records and results.csv."""
     import json as jsonlib
@@ -316,7 +319,8 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
                          batch_sizes=parse_batch_sizes(batch_sizes, None),
                          rate=rate, slo_p99_ms=slo_p99_ms, duration_s=duration, warmup_s=warmup,
                          min_requests=min_requests, url=url, max_batch=max_batch, max_delay_ms=max_delay_ms,
-                         seed=seed, server_workers=server_workers, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait, wire=wire, **({"engines": chosen} if chosen is not None else {}))
+                         seed=seed, server_workers=server_workers, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait, wire=wire,
+                         rtol=rtol, atol=atol, **({"engines": chosen} if chosen is not None else {}))
     run_dir, records = run_bench(config, BenchDisplay(enabled=not as_json))
     if as_json:
         print(jsonlib.dumps({"run_dir": str(run_dir), "results": [row(r) for r in records]}, indent=2))
@@ -331,8 +335,8 @@ def export(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, dat
            out: Annotated[Path, typer.Option(help="Folder the bundle archive is written to")] = Path("bundles"),
            version: Annotated[str, typer.Option(help="Version recorded in the manifest")] = "1",
            labels: Annotated[Path | None, typer.Option(help="Class names, one per line (image models)")] = None,
-           rtol: Annotated[float, typer.Option(help="Relative tolerance of the correctness gate")] = 1e-4,
-           atol: Annotated[float, typer.Option(help="Absolute tolerance of the correctness gate")] = 1e-5) -> None:
+           rtol: RtolOpt = 1e-4,
+           atol: AtolOpt = 1e-5) -> None:
     """Pack the compiled model (built now if missing or stale) as a serving bundle: <out>/<model>-<target>.tar.gz."""
     from workbench.bundle.export import ExportRequest, export_bundle
 

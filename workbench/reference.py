@@ -34,6 +34,13 @@ class Comparison:
                 "max_rel_error": self.max_rel_error, "passed": self.passed}
 
 
+def check_tolerance(rtol: float, atol: float) -> None:
+    from workbench.errors import WorkbenchError
+
+    if not (rtol >= 0 and atol >= 0):  # also refuses NaN
+        raise WorkbenchError(f"--rtol and --atol must be non-negative numbers (got {rtol}, {atol})")
+
+
 def compare(names: list[str], actual: list[np.ndarray], expected: list[np.ndarray],
             rtol: float, atol: float) -> list[Comparison]:
     """Per output: max errors, and pass when |a - e| <= atol + rtol * |e| everywhere (numpy.allclose)."""

@@ -129,6 +129,7 @@ def test_fixed_batch_model_refuses_other_batch_sizes(project):
     (("tune", "--model", "mlp", "--target", "host", "--retime-pool", "-1"), "--retime-pool must be 0 (off)"),
     (("compile", "--model", "mlp", "--target", "host", "--database", "no/such/db"), "no tuning database at"),
     (("compile", "--model", "mlp", "--target", "host", "--rtol", "-1"), "--rtol and --atol must be non-negative"),
+    (("bench", "--model", "mlp", "--engines", "tvm", "--atol", "nan"), "--rtol and --atol must be non-negative"),
     (("compile", "--model", "mlp", "--target", "host", "--batch-sizes", "[/x]"), "--batch-sizes must be"),
     # NaN never reaches the wait's deadline: without the check a missing device hung the run.
     (("tune", "--model", "mlp", "--target", "host", "--rpc", "127.0.0.1:1", "--rpc-key", "k", "--rpc-wait", "nan"),

@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from tests.conftest import records_in
-from workbench.compiler.builder import CompileRequest, apply_records, compile_model
+from workbench.compiler.builder import CompileRequest, apply_records, compile_model, ensure_build
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
 from workbench.compiler.measure import COLD_CALLS
@@ -190,6 +190,17 @@ def test_failed_gate_leaves_the_previous_build_in_place(project):
         compile_model(CompileRequest(resolve("bert-mini"), profile, (1,), db_dir, out, rtol=0.0, atol=0.0))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["out"]  # no staging directory left behind
+
+
+def test_a_build_gated_more_loosely_than_asked_is_rebuilt(project):
+    profile, db_dir, out = get_profile("host"), project / "tuning_logs" / "host", project / "build" / "out"
+    compile_model(CompileRequest(resolve("mlp"), profile, (1,), db_dir, out, rtol=1e-2, atol=1e-3))
+    compiles = []
+    loose = ensure_build(CompileRequest(resolve("mlp"), profile, (1,), db_dir, out, rtol=1e-2, atol=1e-3),
+                         lambda: compiles.append("loose"))
+    strict = ensure_build(CompileRequest(resolve("mlp"), profile, (1,), db_dir, out), lambda: compiles.append("strict"))
+    assert compiles == ["strict"]
+    assert loose["correctness"]["atol"] == 1e-3 and strict["correctness"]["atol"] == 1e-5
 
 
 def test_cuda_compiles_here_without_a_gpu(project):

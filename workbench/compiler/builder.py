@@ -84,15 +84,14 @@ def _check(request: CompileRequest, model, libraries: dict[int, Path]) -> dict:
             raise CorrectnessError(
                 f"batch {batch}: output '{worst.output}' differs from ONNX Runtime (max abs error "
                 f"{worst.max_abs_error:.3g}, max rel error {worst.max_rel_error:.3g}) beyond rtol "
-                f"{request.rtol:g} / atol {request.atol:g}; loosen with `workbench compile --rtol/--atol` only if that is expected")
+                f"{request.rtol:g} / atol {request.atol:g}; loosen with --rtol/--atol only if that is expected")
     return {"checked": True, "rtol": request.rtol, "atol": request.atol, "per_batch": per_batch}
 
 
 def compile_model(request: CompileRequest) -> dict:
     """Build into a staging directory and put it in place only once the gate has passed, so a
     failed build never leaves a library beside a manifest that does not describe it."""
-    if not (request.rtol >= 0 and request.atol >= 0):  # also refuses NaN
-        raise WorkbenchError(f"--rtol and --atol must be non-negative numbers (got {request.rtol}, {request.atol})")
+    reference.check_tolerance(request.rtol, request.atol)
     out_dir = request.out_dir.resolve()
     _check_replaceable(out_dir)
     model = load(request.source)
@@ -124,17 +123,27 @@ def compile_model(request: CompileRequest) -> dict:
 
 def ensure_build(request: CompileRequest, on_compile=lambda: None) -> dict:
     """The manifest in request.out_dir, compiled now when missing or stale: another model, a batch
-    size not built, or tuning records that changed since."""
+    size not built, tuning records that changed since, or a gate looser than the one asked for."""
     manifest_path = request.out_dir / MANIFEST
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         database = TuningDatabase(request.database_dir, request.profile.resolved_target())
         if (manifest.get("model_sha256") == request.source.sha256()
                 and set(request.batch_sizes) <= {int(b) for b in manifest.get("libraries", {})}
-                and manifest.get("tuning", {}).get("database_sha256") == database.digest()):
+                and manifest.get("tuning", {}).get("database_sha256") == database.digest()
+                and _gate_covers(manifest.get("correctness", {}), request)):
             return manifest
     on_compile()
     return compile_model(request)
+
+
+def _gate_covers(correctness: dict, request: CompileRequest) -> bool:
+    """A build checked with tolerances at least as strict as the request's (or one this machine
+    could not check, which a rebuild here would not check either)."""
+    if not correctness.get("checked"):
+        return True
+    return (correctness.get("rtol", float("inf")) <= request.rtol
+            and correctness.get("atol", float("inf")) <= request.atol)
 
 
 def _check_replaceable(out_dir: Path) -> None:
