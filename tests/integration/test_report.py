@@ -45,7 +45,7 @@ def test_report_opens_in_a_browser_with_every_section_and_image(run_dir, home):
     html = page.read_text()
     assert "http://" not in html and "https://" not in html and "<script" not in html  # offline, no JavaScript
     for expected in ("fastest engine", "server-onnxruntime", "GFLOP/s", "trials/min", "SLO p99 &le; 50",
-                     "Stability verdicts", "workbench bench", "Paired (the engines", "In alternating blocks"):
+                     "Stability verdicts", "workbench bench", "Paired (the engines", "Measured in this run in alternating blocks"):
         assert expected in html, expected
 
 

@@ -3,14 +3,16 @@
 import numpy as np
 
 from workbench.report.compare import classify, ratio_interval
-from workbench.report.page import b1_p50, cumulative_curve, time_to_parity
+from workbench.report.page import cumulative_curves, measured_p50, time_to_parity
 from workbench.report.run import Run, errors_of
 
 
-def test_cumulative_curve_adds_sessions_end_to_end():
-    sessions = [{"seconds": 60, "trials": 10, "curve": [[0, 0, None], [60, 10, 0.004]]},
-                {"seconds": 120, "trials": 20, "curve": [[30, 5, 0.003], [120, 20, 0.002]]}]
-    assert cumulative_curve(sessions) == [(1.0, 10, 4.0), (1.5, 15, 3.0), (3.0, 30, 2.0)]
+def test_cumulative_curves_add_sessions_end_to_end_one_curve_per_estimated_batch():
+    sessions = [{"seconds": 60, "trials": 10, "batch_sizes": [1, 8], "curve": [[0, 0, None], [60, 10, 0.004]]},
+                {"seconds": 120, "trials": 20, "batch_sizes": [1], "curve": [[30, 5, 0.003], [120, 20, 0.002]]},
+                {"seconds": 60, "trials": 6, "batch_sizes": [8], "curve": [[60, 6, 0.03]]}]
+    assert cumulative_curves(sessions) == {1: [(1.0, 10, 4.0), (1.5, 15, 3.0), (3.0, 30, 2.0)],
+                                           8: [(4.0, 36, 30.0)]}  # a batch-8 session's estimate is batch 8's
 
 
 def test_time_to_parity_is_the_first_point_at_or_below_the_reference():
@@ -43,11 +45,12 @@ def _timed(engine, kind, batch, p50):
             "result": {"latency_ms": {"p50_ms": p50}}}
 
 
-def test_b1_p50_prefers_the_paired_blocks_to_the_latency_phase():
+def test_measured_p50_prefers_the_paired_blocks_to_the_latency_phase():
     records = [_timed("tvm", "latency", 1, 4.9), _timed("tvm", "latency", 8, 40.0),
                _timed("tvm", "paired", 8, 53.0), _timed("onnxruntime", "latency", 1, 7.8)]
-    assert b1_p50(Run(None, records, {}), "tvm") == 4.9  # no paired batch-1 record: the latency phase
+    assert measured_p50(Run(None, records, {}), "tvm", 1) == 4.9  # no paired batch-1 record: the latency phase
+    assert measured_p50(Run(None, records, {}), "tvm", 8) == 53.0
     records.append(_timed("tvm", "paired", 1, 8.4))
-    assert b1_p50(Run(None, records, {}), "tvm") == 8.4
-    assert b1_p50(Run(None, records, {}), "onnxruntime") == 7.8
-    assert b1_p50(Run(None, records, {}), "null") is None
+    assert measured_p50(Run(None, records, {}), "tvm", 1) == 8.4
+    assert measured_p50(Run(None, records, {}), "onnxruntime", 1) == 7.8
+    assert measured_p50(Run(None, records, {}), "null", 1) is None

@@ -138,22 +138,23 @@ def rate_vs_p99(points: dict[str, list[tuple[float, float]]], bound_ms: float | 
     return _encode(fig)
 
 
-def tuning_curve(curve: list[tuple[float, int, float]], lines: dict[str, tuple[float, str]]) -> str | None:
-    """Estimated end-to-end latency against cumulative trials and minutes, with measured lines."""
-    if not curve:
+def tuning_curve(curves: dict[int, list[tuple[float, int, float]]],
+                 lines: dict[str, tuple[float, str, int]]) -> str | None:
+    """Estimated end-to-end latency per batch size against cumulative trials and minutes, with
+    measured lines (value, engine, batch size): one line style per batch size."""
+    if not curves:
         return None
+    styles = dict(zip(sorted(curves), [("--", "."), (":", "x"), ("-.", "+")] * len(curves)))
     fig, axes = _figure(11, 3.8, ncols=2)
-    minutes = [m for m, _, _ in curve]
-    trials = [t for _, t, _ in curve]
-    latency = [v for _, _, v in curve]
-    for ax, x, label in ((axes[0], trials, "tuning trials (cumulative)"),
-                         (axes[1], minutes, "tuning minutes (cumulative)")):
-        ax.plot(x, latency, color=colour("tvm"), marker=".", label="TVM estimate (sum of best kernels)")
-        for name, (value, engine) in lines.items():
-            ax.axhline(value, color=colour(engine), linestyle="--", label=name)
+    for ax, column, label in ((axes[0], 1, "tuning trials (cumulative)"), (axes[1], 0, "tuning minutes (cumulative)")):
+        for batch, curve in curves.items():
+            ax.plot([p[column] for p in curve], [p[2] for p in curve], color=colour("tvm"),
+                    marker=styles[batch][1], markersize=4, label=f"TVM estimate, batch {batch} (sum of best kernels)")
+        for name, (value, engine, batch) in lines.items():
+            ax.axhline(value, color=colour(engine), linestyle=styles[batch][0], label=name)
         _log_y(ax)
         ax.set_xlabel(label)
-        ax.set_ylabel("batch-1 latency (ms, log scale)")
+        ax.set_ylabel("latency (ms, log scale)")
         ax.set_title(f"Tuning progress by {label.split()[1]}")
     axes[0].legend(fontsize=8)
     return _encode(fig)

@@ -211,16 +211,18 @@ def served(run: Run) -> str:
 
 
 # ---- 5. tuning ----------------------------------------------------------------------------------
-def cumulative_curve(sessions: list[dict]) -> list[tuple[float, int, float]]:
-    """Sessions one after another: minutes and trials add up; the estimate (ms) where one exists."""
-    points, minutes, trials = [], 0.0, 0
+def cumulative_curves(sessions: list[dict]) -> dict[int, list[tuple[float, int, float]]]:
+    """Sessions one after another: minutes and trials add up over all of them; each estimate (ms)
+    goes to the curve of its session's smallest batch size, the one the session estimates."""
+    curves, minutes, trials = {}, 0.0, 0
     for session in sessions:
+        batch = min(session.get("batch_sizes") or [1])
         for seconds, n, estimate in session.get("curve", []):
             if estimate is not None:
-                points.append((minutes + seconds / 60, trials + n, estimate * 1000))
+                curves.setdefault(batch, []).append((minutes + seconds / 60, trials + n, estimate * 1000))
         minutes += session.get("seconds", 0) / 60
         trials += session.get("trials", 0)
-    return points
+    return dict(sorted(curves.items()))
 
 
 def _sessions(run: Run) -> list[dict]:
@@ -232,43 +234,46 @@ def time_to_parity(points: list[tuple[float, int, float]], reference_ms: float) 
     return next(((minutes, trials) for minutes, trials, ms in points if ms <= reference_ms), None)
 
 
-def b1_p50(run: Run, engine: str) -> float | None:
-    """The engine's batch-1 p50, from the paired blocks where the run has them: the machine here
-    drifts by up to 1.7x between phases (TVM's mobilenetv2 latency phase 4.87 ms, its paired
-    blocks a minute later 8.36 ms beside ONNX Runtime's 8.70, run-20261204-134444), and lines
-    drawn from one phase each would compare two speeds of the machine."""
+def measured_p50(run: Run, engine: str, batch: int) -> float | None:
+    """The engine's p50 at this batch size, from the paired blocks where the run has them: the
+    machine here drifts by up to 1.7x between phases (TVM's mobilenetv2 latency phase 4.87 ms, its
+    paired blocks a minute later 8.36 ms beside ONNX Runtime's 8.70, run-20261204-134444), and
+    lines drawn from one phase each would compare two speeds of the machine."""
     for kind in ("paired", "latency"):
-        b1 = [r for r in run.ok(engine, kind) if r["scenario"]["batch"] == 1]
-        if b1:
-            return b1[0]["result"]["latency_ms"]["p50_ms"]
+        timed = [r for r in run.ok(engine, kind) if r["scenario"]["batch"] == batch]
+        if timed:
+            return timed[0]["result"]["latency_ms"]["p50_ms"]
     return None
 
 
 def tuning_figure(run: Run) -> str | None:
-    """The cumulative tuning curve with each direct engine's measured batch-1 p50 as a line."""
-    lines = {f"{engine} measured b1 p50": (p50, engine)
-             for engine in ("onnxruntime", "tvm") if (p50 := b1_p50(run, engine)) is not None}
-    sessions = _sessions(run)
-    return figures.tuning_curve(cumulative_curve(sessions), lines)
+    """The cumulative tuning curve of each batch size a session estimated, with each direct
+    engine's measured p50 at that batch size as a line."""
+    curves = cumulative_curves(_sessions(run))
+    lines = {f"{engine} measured b{batch} p50": (p50, engine, batch) for batch in curves
+             for engine in ("onnxruntime", "tvm") if (p50 := measured_p50(run, engine, batch)) is not None}
+    return figures.tuning_curve(curves, lines)
 
 
 def parity_line(run: Run) -> str:
     """When the tuning estimate first reached ONNX Runtime's measured batch-1 p50 in this run."""
-    reference = b1_p50(run, "onnxruntime")
-    points = cumulative_curve(_sessions(run))
+    reference = measured_p50(run, "onnxruntime", 1)
+    points = cumulative_curves(_sessions(run)).get(1, [])
     if reference is None or not points:
         return ""
     what = (f"the tuning estimate (sum of best kernel times x calls, batch 1) against ONNX Runtime's "
             f"measured b1 p50 of {reference:.2f} ms")
     # The estimate is the best of many noisy timings per kernel, so it runs optimistic; the
     # measured ratio beside it is the one that counts.
-    tvm = b1_p50(run, "tvm")
-    measured = f" Measured in this run: TVM b1 p50 {tvm:.2f} ms, {tvm / reference:.2f}x ONNX Runtime." if tvm else ""
+    measured = ""
     paired = [r for r in run.ok("tvm", "paired") if r["scenario"]["batch"] == 1]
     if paired:
         p = paired[0]["result"]
-        measured += (f" In alternating blocks: <b>{p['ratio_p50']:.2f}x</b> (10th-90th percentile of "
-                     f"{p['rounds']} rounds: {p['ratio_p10']:.2f}-{p['ratio_p90']:.2f}).")
+        measured = (f" Measured in this run in alternating blocks: TVM b1 p50 {p['latency_ms']['p50_ms']:.2f} ms, "
+                    f"<b>{p['ratio_p50']:.2f}x</b> ONNX Runtime (10th-90th percentile of "
+                    f"{p['rounds']} rounds: {p['ratio_p10']:.2f}-{p['ratio_p90']:.2f}).")
+    elif tvm := measured_p50(run, "tvm", 1):
+        measured = f" Measured in this run: TVM b1 p50 {tvm:.2f} ms, {tvm / reference:.2f}x ONNX Runtime."
     if reached := time_to_parity(points, reference):
         return f"<p>Time to parity, {what}: <b>{reached[0]:.1f} minutes, {reached[1]:,} trials</b>.{measured}</p>"
     minutes, trials, best = min(points, key=lambda p: p[2])
