@@ -33,14 +33,14 @@ def clock(monkeypatch):
 
 
 def test_blocks_alternate_with_an_untimed_call_first(clock):
-    spec = DirectSpec(min_runs=4, paired_s=0.0, paired_block=2)
+    spec = DirectSpec(min_runs=4, paired_s=0.0, paired_block=2, paired_rounds=1)
     direct.paired({"tvm": clock.engine("tvm", 0.002), "onnxruntime": clock.engine("ort", 0.001)}, None, spec)
     warmup = ["tvm"] * direct.WARMUP_CALLS + ["ort"] * direct.WARMUP_CALLS
     assert clock.calls == warmup + ["tvm"] * 3 + ["ort"] * 3 + ["tvm"] * 3 + ["ort"] * 3
 
 
 def test_ratio_is_to_the_last_engine_and_survives_a_slow_spell(clock):
-    spec = DirectSpec(min_runs=40, paired_s=0.0, paired_block=4)
+    spec = DirectSpec(min_runs=40, paired_s=0.0, paired_block=4, paired_rounds=1)
     # Both engines run three times slower from their 30th call on: a slow spell of the machine.
     slow = lambda base: (lambda n: base * (3 if n >= 30 else 1))  # noqa: E731
     out = direct.paired({"tvm": clock.engine("tvm", slow(0.002)), "onnxruntime": clock.engine("ort", slow(0.004))},
@@ -56,3 +56,11 @@ def test_a_slow_engine_stops_at_the_time_cap(clock):
     spec = DirectSpec(min_runs=1000, paired_s=0.0, max_time_s=1.0, paired_block=5)
     out = direct.paired({"a": clock.engine("a", 0.1), "b": clock.engine("b", 0.1)}, None, spec)
     assert out["a"]["rounds"] == 1 and clock.now >= 1.0
+
+
+def test_slow_calls_still_get_enough_rounds_for_the_ratio_percentiles(clock):
+    # 0.3 s calls: min_runs and paired_s are met after 6 rounds, which would leave the 10th-90th
+    # percentile of the ratio resting on one round at each end.
+    spec = DirectSpec(min_runs=30, paired_s=6.0, max_time_s=600.0, paired_block=5, paired_rounds=20)
+    out = direct.paired({"a": clock.engine("a", 0.3), "b": clock.engine("b", 0.3)}, None, spec)
+    assert out["a"]["rounds"] == 20
