@@ -70,7 +70,7 @@ def main() -> None:
     with ms.Profiler() as profiler:
         db = ms.tune_tir(kernel, target, tempfile.mkdtemp(), max_trials_global=args.trials, num_trials_per_iter=64,
                          builder=builder, runner=runner_for(profile) if ours else ms.runner.LocalRunner(),
-                         strategy=search_strategy() if ours else "evolutionary", num_tuning_cores="physical")
+                         strategy=search_strategy(64) if ours else "evolutionary", num_tuning_cores="physical")
     builder.shutdown()
     best = db.get_top_k(db.commit_workload(kernel), 1)[0]
     seconds = sum(float(s) for s in best.run_secs) / len(best.run_secs)

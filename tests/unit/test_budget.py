@@ -1,6 +1,7 @@
 import pytest
 
 from workbench.compiler.tuner import plan_budget
+from workbench.compiler.measure import MIN_POPULATION, POPULATION, population_for
 from workbench.errors import WorkbenchError
 
 
@@ -28,3 +29,10 @@ def test_total_below_task_count_gives_one_trial_each():
 def test_non_positive_trials_rejected(trials):
     with pytest.raises(WorkbenchError, match="--trials must be a positive number"):
         plan_budget(num_tasks=3, total=trials, per_task_cap=8)
+
+
+def test_search_population_follows_the_batch_it_feeds():
+    # resnet18 at 608 trials: 19 tasks, batches of 16, so 64 searched where 256 were.
+    assert population_for(plan_budget(num_tasks=19, total=608, per_task_cap=512).per_iter) == 64
+    assert population_for(1) == MIN_POPULATION and population_for(64) == POPULATION == 256
+    assert population_for(40) == 160

@@ -252,7 +252,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
     log_dir = str(database.directory / "logs")
     _drop_unnamed_metaschedule_handlers()
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        _as_extracted(tasks, target), work_dir=log_dir, strategy=search_strategy(), num_threads="physical", seed=seed)
+        _as_extracted(tasks, target), work_dir=log_dir, strategy=search_strategy(budget.per_iter), num_threads="physical", seed=seed)
     _quiet_metaschedule_console()
     builder = reused_pool_builder(kind, max_workers=fingerprint.physical_cores())
     stop, out_of_time = threading.Event(), threading.Event()
