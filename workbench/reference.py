@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench.errors import WorkbenchError
+
 
 def session(model_path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",), threads: int = 0):
     import onnxruntime as ort
@@ -35,8 +37,6 @@ class Comparison:
 
 
 def check_tolerance(rtol: float, atol: float) -> None:
-    from workbench.errors import WorkbenchError
-
     if not (rtol >= 0 and atol >= 0):  # also refuses NaN
         raise WorkbenchError(f"--rtol and --atol must be non-negative numbers (got {rtol}, {atol})")
 

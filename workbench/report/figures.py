@@ -2,6 +2,7 @@
 
 import base64
 import io
+import itertools
 
 import numpy as np
 
@@ -144,7 +145,7 @@ def tuning_curve(curves: dict[int, list[tuple[float, int, float]]],
     measured lines (value, engine, batch size): one line style per batch size."""
     if not curves:
         return None
-    styles = dict(zip(sorted(curves), [("--", "."), (":", "x"), ("-.", "+")] * len(curves)))
+    styles = dict(zip(sorted(curves), itertools.cycle([("--", "."), (":", "x"), ("-.", "+")])))
     fig, axes = _figure(11, 3.8, ncols=2)
     for ax, column, label in ((axes[0], 1, "tuning trials (cumulative)"), (axes[1], 0, "tuning minutes (cumulative)")):
         for batch, curve in curves.items():

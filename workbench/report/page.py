@@ -240,10 +240,13 @@ def measured_p50(run: Run, engine: str, batch: int) -> float | None:
     paired blocks a minute later 8.36 ms beside ONNX Runtime's 8.70, run-20261204-134444), and
     lines drawn from one phase each would compare two speeds of the machine."""
     for kind in ("paired", "latency"):
-        timed = [r for r in run.ok(engine, kind) if r["scenario"]["batch"] == batch]
-        if timed:
-            return timed[0]["result"]["latency_ms"]["p50_ms"]
+        if timed := _at_batch(run, engine, kind, batch):
+            return timed["result"]["latency_ms"]["p50_ms"]
     return None
+
+
+def _at_batch(run: Run, engine: str, kind: str, batch: int) -> dict | None:
+    return next((r for r in run.ok(engine, kind) if r["scenario"]["batch"] == batch), None)
 
 
 def tuning_figure(run: Run) -> str | None:
@@ -266,9 +269,8 @@ def parity_line(run: Run) -> str:
     # The estimate is the best of many noisy timings per kernel, so it runs optimistic; the
     # measured ratio beside it is the one that counts.
     measured = ""
-    paired = [r for r in run.ok("tvm", "paired") if r["scenario"]["batch"] == 1]
-    if paired:
-        p = paired[0]["result"]
+    if paired := _at_batch(run, "tvm", "paired", 1):
+        p = paired["result"]
         measured = (f" Measured in this run in alternating blocks: TVM b1 p50 {p['latency_ms']['p50_ms']:.2f} ms, "
                     f"<b>{p['ratio_p50']:.2f}x</b> ONNX Runtime (10th-90th percentile of "
                     f"{p['rounds']} rounds: {p['ratio_p10']:.2f}-{p['ratio_p90']:.2f}).")

@@ -1,0 +1,32 @@
+"""Where a `workbench tune` session's time goes: one session into a fresh database, inside
+MetaSchedule's profiler (search, build, run, cost-model update).
+
+    python scripts/tuning_profile.py --model resnet18 --trials 608
+"""
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from tvm.s_tir import meta_schedule as ms
+
+from workbench.compiler.tuner import tune
+from workbench.models import resolve
+from workbench.targets import get_profile
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--trials", type=int, default=608)
+    args = parser.parse_args()
+    database = Path(tempfile.mkdtemp(prefix="tuning-profile-"))
+    with ms.Profiler() as profiler:
+        summary = tune(resolve(args.model), get_profile("host"), args.trials, (1,), database)
+    print(f"{summary.trials} trials in {summary.seconds / 60:.1f} min ({summary.trials_per_minute:.1f}/min), "
+          f"choice {summary.retime_seconds:.0f} s, database {database}")
+    print(profiler.table())
+
+
+if __name__ == "__main__":
+    main()
