@@ -2,6 +2,7 @@
 MetaSchedule's profiler (search, build, run, cost-model update).
 
     python scripts/tuning_profile.py --model resnet18 --trials 608
+    python scripts/tuning_profile.py --model resnet18 --trials 8000 --minutes 6
 """
 
 import argparse
@@ -19,10 +20,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--trials", type=int, default=608)
+    parser.add_argument("--minutes", type=float, help="stop tuning after this many minutes (a large budget)")
     args = parser.parse_args()
     database = Path(tempfile.mkdtemp(prefix="tuning-profile-"))
     with ms.Profiler() as profiler:
-        summary = tune(resolve(args.model), get_profile("host"), args.trials, (1,), database)
+        summary = tune(resolve(args.model), get_profile("host"), args.trials, (1,), database, minutes=args.minutes)
     print(f"{summary.trials} trials in {summary.seconds / 60:.1f} min ({summary.trials_per_minute:.1f}/min), "
           f"choice {summary.retime_seconds:.0f} s, database {database}")
     print(profiler.table())

@@ -34,5 +34,5 @@ def test_non_positive_trials_rejected(trials):
 def test_search_population_follows_the_batch_it_feeds():
     # resnet18 at 608 trials: 19 tasks, batches of 16, so 64 searched where 256 were.
     assert population_for(plan_budget(num_tasks=19, total=608, per_task_cap=512).per_iter) == 64
-    assert population_for(1) == MIN_POPULATION and population_for(64) == POPULATION == 256
-    assert population_for(40) == 160
+    assert population_for(1) == MIN_POPULATION and population_for(200) == POPULATION == 256
+    assert population_for(64) == 128 and population_for(40) == 80
