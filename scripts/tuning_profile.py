@@ -6,12 +6,14 @@ MetaSchedule's profiler (search, build, run, cost-model update).
 """
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
 from tvm.s_tir import meta_schedule as ms
 
 from workbench.compiler.tuner import tune
+from workbench.errors import WorkbenchError
 from workbench.models import resolve
 from workbench.targets import get_profile
 
@@ -23,8 +25,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, help="stop tuning after this many minutes (a large budget)")
     args = parser.parse_args()
     database = Path(tempfile.mkdtemp(prefix="tuning-profile-"))
-    with ms.Profiler() as profiler:
-        summary = tune(resolve(args.model), get_profile("host"), args.trials, (1,), database, minutes=args.minutes)
+    try:
+        with ms.Profiler() as profiler:
+            summary = tune(resolve(args.model), get_profile("host"), args.trials, (1,), database, minutes=args.minutes)
+    except WorkbenchError as exc:
+        sys.exit(str(exc))
     print(f"{summary.trials} trials in {summary.seconds / 60:.1f} min ({summary.trials_per_minute:.1f}/min), "
           f"choice {summary.retime_seconds:.0f} s, database {database}")
     print(profiler.table())

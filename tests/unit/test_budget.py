@@ -1,7 +1,7 @@
 import pytest
 
-from workbench.compiler.tuner import plan_budget
 from workbench.compiler.measure import MIN_POPULATION, POPULATION, population_for
+from workbench.compiler.tuner import plan_budget
 from workbench.errors import WorkbenchError
 
 

@@ -211,6 +211,15 @@ class _Display:
 
 
 @contextmanager
+def _shut_down_after(builder):
+    """The build workers live until the choice after tuning has built its candidates with them too."""
+    try:
+        yield
+    finally:
+        builder.shutdown()
+
+
+@contextmanager
 def _first_ctrl_c_sets(stop: threading.Event, on_first):
     """The first Ctrl-C asks for a clean stop after the current batch; a second aborts at once."""
 
@@ -258,33 +267,30 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
     stop, out_of_time = threading.Event(), threading.Event()
     deadline = display.start + minutes * 60 if minutes is not None else None
     retimed, retime_seconds = [], 0.0
-    with display.progress, _first_ctrl_c_sets(stop, display.stopping):
+    with display.progress, _first_ctrl_c_sets(stop, display.stopping), _shut_down_after(builder):
         try:
-            try:
-                ms.tune.tune_tasks(
-                    tasks=contexts, task_weights=weights, work_dir=log_dir,
-                    max_trials_global=budget.total, max_trials_per_task=budget.per_task,
-                    num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile, devices), database=db,
-                    task_scheduler=share_of_time_scheduler(lambda i: results[i].best_after, [t.batch for t in tasks]),
-                    measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                                       _progress_callback(results, display.batch_done, stop, deadline, out_of_time)])
-            except KeyboardInterrupt:
-                if not out_of_time.is_set():
-                    stop.set()
-            except Exception:
-                if not (stop.is_set() or out_of_time.is_set()):  # our stop, re-raised through TVM's C++ frames
-                    raise
-            if retime_pool and not stop.is_set() and profile.rpc is None:  # over RPC the device is elsewhere
-                display.status(f"choosing among the best {retime_pool} schedules of each task, timed side by side")
-                began = time.monotonic()
-                retimed = select_schedules(tasks, db, database, target, builder, profile.device, profile.cold_weights,
-                                           retime_pool, stop.is_set)
-                retime_seconds = time.monotonic() - began
-                chosen = {r.name: r.retimed_s for r in retimed}
-                for result in results:
-                    result.chosen = chosen.get(result.name)
-        finally:
-            builder.shutdown()  # the choice builds its candidates in tuning's pool too
+            ms.tune.tune_tasks(
+                tasks=contexts, task_weights=weights, work_dir=log_dir,
+                max_trials_global=budget.total, max_trials_per_task=budget.per_task,
+                num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile, devices), database=db,
+                task_scheduler=share_of_time_scheduler(lambda i: results[i].best_after, [t.batch for t in tasks]),
+                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
+                                   _progress_callback(results, display.batch_done, stop, deadline, out_of_time)])
+        except KeyboardInterrupt:
+            if not out_of_time.is_set():
+                stop.set()
+        except Exception:
+            if not (stop.is_set() or out_of_time.is_set()):  # our stop, re-raised through TVM's C++ frames
+                raise
+        if retime_pool and not stop.is_set() and profile.rpc is None:  # over RPC the device is elsewhere
+            display.status(f"choosing among the best {retime_pool} schedules of each task, timed side by side")
+            began = time.monotonic()
+            retimed = select_schedules(tasks, db, database, target, builder, profile.device, profile.cold_weights,
+                                       retime_pool, stop.is_set)
+            retime_seconds = time.monotonic() - began
+            chosen = {r.name: r.retimed_s for r in retimed}
+            for result in results:
+                result.chosen = chosen.get(result.name)
     summary = TuneSummary(model=source.name, target=profile.name, database=database.directory, budget=budget,
                           tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
                           records_after=database.record_count(), interrupted=stop.is_set(), out_of_time=out_of_time.is_set(),
