@@ -64,7 +64,7 @@ def main() -> None:
     kernel = matches[0].dispatched[0]
 
     register_tensor_intrinsics("llvm")
-    builder = reused_pool_builder("llvm", 2)
+    builder = reused_pool_builder("llvm", 2, link_here=True)
     ours = args.settings == "workbench"
     start = time.time()
     with ms.Profiler() as profiler:

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,8 +39,9 @@ def test_tune_twice_resumes_then_compile_passes_gate(project, tmp_path, monkeypa
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # this process's temporary files
+    monkeypatch.setenv("TMPDIR", str(scratch))  # and the build and timing workers'
     first = tune(source, profile, 9, (1,), db_dir)
-    assert not list(scratch.iterdir())  # the choice's kernels, built here, leave nothing behind
+    assert not list(scratch.iterdir())  # the candidates, tuned and chosen among, leave nothing behind
     assert first.trials == 9 and first.records_after == records_in(db_dir) > 0
     assert all(t.trials >= 1 for t in first.tasks)  # the first round reaches every task
     assert all(t.best_before is None for t in first.tasks)
@@ -82,6 +84,32 @@ def test_tune_twice_resumes_then_compile_passes_gate(project, tmp_path, monkeypa
     actual = CompiledModel(out / manifest["libraries"]["4"]["file"])([inputs[s.name] for s in input_specs(model)])
     (check,) = compare(["logits"], actual, run_reference(source.path, inputs), rtol=1e-4, atol=1e-5)
     assert check.passed and actual[0].shape == (4, 10)
+
+
+def test_candidates_timed_here_are_linked_here_into_libraries_that_run():
+    """The runner loads a ready shared library instead of untarring and linking each candidate."""
+    import numpy as np
+    import tvm
+    from tvm import te
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+
+    from workbench.compiler.measure import reused_pool_builder
+
+    a, b = te.placeholder((64,), name="a"), te.placeholder((64,), name="b")
+    kernel = tvm.IRModule({"main": te.create_prim_func([a, b, te.compute((64,), lambda i: a[i] * 2 + b[i])])})
+    built = {}
+    for link_here in (True, False):
+        builder = reused_pool_builder("llvm", 1, link_here=link_here)
+        try:
+            (built[link_here],) = builder.build([BuilderInput(kernel, tvm.target.Target("llvm"))])
+        finally:
+            builder.shutdown()
+    assert built[True].artifact_path.endswith(".so") and built[False].artifact_path.endswith(".tar")
+    x, y, out = np.arange(64, dtype="float32"), np.ones(64, dtype="float32"), tvm.runtime.tensor(np.zeros(64, "float32"))
+    tvm.runtime.load_module(built[True].artifact_path)["main"](tvm.runtime.tensor(x), tvm.runtime.tensor(y), out)
+    np.testing.assert_array_equal(out.numpy(), x * 2 + y)
+    for result in built.values():
+        shutil.rmtree(os.path.dirname(result.artifact_path))
 
 
 def test_builds_take_the_overlays_choice_over_tunings_best(project):

@@ -263,7 +263,7 @@ def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
         _as_extracted(tasks, target), work_dir=log_dir, strategy=search_strategy(budget.per_iter), num_threads="physical", seed=seed)
     _quiet_metaschedule_console()
-    builder = reused_pool_builder(kind, max_workers=fingerprint.physical_cores())
+    builder = reused_pool_builder(kind, max_workers=fingerprint.physical_cores(), link_here=profile.rpc is None)
     stop, out_of_time = threading.Event(), threading.Event()
     deadline = display.start + minutes * 60 if minutes is not None else None
     retimed, retime_seconds = [], 0.0
