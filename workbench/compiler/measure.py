@@ -11,7 +11,8 @@ The timeout stays TVM's 30 s: a few candidates take minutes to compile and are n
 Where the candidate runs on this machine, the builder links it into a shared library with `ld`
 itself. TVM exports a tar of object files instead, and its runner untars it and links it with
 g++ before every timing: ~27 ms of tar, untar and compiler driver per candidate, 18 ms of it in
-the runner, which times candidates one at a time (`ld` alone: 2.5 ms; ad hoc, 40 resnet18 records).
+the runner, which times candidates one at a time (`ld` alone: 2.5 ms). The same 512 resnet18
+candidates built and timed both ways, in alternating batches: 105.9 s with the tar, 92.0 s linked here.
 """
 
 import os
