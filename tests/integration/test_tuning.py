@@ -112,6 +112,32 @@ def test_candidates_timed_here_are_linked_here_into_libraries_that_run():
         shutil.rmtree(os.path.dirname(result.artifact_path))
 
 
+def test_a_candidate_ld_cannot_link_is_a_build_error_that_leaves_no_files(tmp_path, monkeypatch):
+    import tvm
+    from tvm import te
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+
+    from workbench.compiler.measure import reused_pool_builder
+
+    failing = tmp_path / "bin"
+    failing.mkdir()
+    (failing / "ld").write_text("#!/bin/sh\necho 'ld: cannot link this' >&2\nexit 1\n")
+    (failing / "ld").chmod(0o755)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("PATH", f"{failing}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    a = te.placeholder((8,), name="a")
+    builder = reused_pool_builder("llvm", 1, link_here=True)
+    try:
+        (result,) = builder.build([BuilderInput(tvm.IRModule({"main": te.create_prim_func([a, te.compute((8,), lambda i: a[i])])}),
+                                                tvm.target.Target("llvm"))])
+    finally:
+        builder.shutdown()
+    assert result.artifact_path is None and "ld could not link the candidate: ld: cannot link this" in result.error_msg
+    assert not list(scratch.iterdir())
+
+
 def test_builds_take_the_overlays_choice_over_tunings_best(project):
     profile, source, db_dir = get_profile("host"), resolve("mlp"), project / "tuning_logs" / "host"
     tune(source, profile, 12, (1,), db_dir, retime_pool=0)

@@ -40,9 +40,15 @@ def export_shared_library(rt_mod) -> str:
     (the kernel's few undefined symbols, memset and TVM's error hook, resolve when it is loaded)."""
     directory = tempfile.mkdtemp()  # removed after timing by TVM's RemoveBuildArtifact callback
     obj, library = os.path.join(directory, "kernel.o"), os.path.join(directory, "kernel.so")
-    rt_mod.write_to_file(obj)
-    subprocess.run(["ld", "-shared", "-o", library, obj], check=True, capture_output=True)
-    os.remove(obj)
+    try:
+        rt_mod.write_to_file(obj)
+        linked = subprocess.run(["ld", "-shared", "-o", library, obj], capture_output=True, text=True)
+        if linked.returncode != 0:  # the builder records this as the candidate's build error
+            raise RuntimeError(f"ld could not link the candidate: {linked.stderr.strip() or linked.returncode}")
+        os.remove(obj)
+    except BaseException:  # a failed candidate is never timed, so nothing else would remove its directory
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     return library
 
 
