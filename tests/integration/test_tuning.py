@@ -34,6 +34,13 @@ def timings_per_record(database: TuningDatabase) -> set[int]:
     return {len(r.run_secs) for r in database.open().get_all_tuning_records() if r.run_secs}
 
 
+def best_traces(database: TuningDatabase) -> dict[str, str]:
+    """Each workload's fastest record's trace, as MetaSchedule reads the database."""
+    db = database.open()
+    workloads = {database.workload_key(r.workload): r.workload for r in db.get_all_tuning_records()}
+    return {key: str(db.get_top_k(w, 1)[0].trace) for key, w in workloads.items()}
+
+
 def test_tune_twice_resumes_then_compile_passes_gate(project, tmp_path, monkeypatch):
     profile, source, db_dir = get_profile("host"), resolve("mlp"), project / "tuning_logs" / "host"
     scratch = tmp_path / "scratch"
@@ -65,6 +72,13 @@ def test_tune_twice_resumes_then_compile_passes_gate(project, tmp_path, monkeypa
     selected = database.selected_records()
     assert len(selected) == 3 and all(retimed[n]["records"] >= 1 for n in retimed)
     assert records_in(db_dir) == second.records_after
+
+    # Compacted (2 kept per workload, so 6 of 18), MetaSchedule finds the same best schedules, the
+    # other records sit in the archive, and the build below schedules from the compacted file.
+    best = best_traces(database)
+    compacting = TuningDatabase(db_dir, profile.resolved_target(), keep_per_workload=2)
+    assert compacting.validate() == second.records_after == compacting.record_count()
+    assert records_in(db_dir) == 6 and best_traces(compacting) == best
 
     out = project / "build" / "mlp" / "host"
     manifest = compile_model(CompileRequest(source, profile, (1, 4), db_dir, out))

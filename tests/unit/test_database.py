@@ -70,3 +70,38 @@ def test_session_with_a_malformed_machine_names_the_line(tmp_path, session):
     else:
         with pytest.raises(DatabaseError, match=r"sessions.jsonl:1 is corrupt"):
             db.validate()
+
+
+def timed(workload: int, secs) -> str:
+    return json.dumps([workload, [[[], []], secs, TARGET, [["TENSOR", "float32", [1, 64]]]]]) + "\n"
+
+
+def test_compaction_keeps_each_workloads_best_and_archives_the_rest(tmp_path):
+    # Workload 0: six records, one without a valid time; workload 1: three. Keep 2 per workload.
+    zero = [timed(0, [s]) for s in (5e-5, 1e-5, 3e-5, 2e-5, 4e-5)] + [timed(0, [])]
+    one = [timed(1, [s]) for s in (7e-5, 6e-5, 8e-5)]
+    lines = [zero[0], one[0], *zero[1:4], one[1], zero[4], one[2], zero[5]]
+    db = make_db(tmp_path, "".join(lines))
+    db = TuningDatabase(db.directory, TARGET, keep_per_workload=2)
+    assert db.validate() == 9 == db.record_count()  # nothing lost: moved, and still counted
+    assert db.records_path.read_text() == one[0] + zero[1] + zero[3] + one[1]  # file order kept
+    archived = db.archive_path.read_text().splitlines(keepends=True)
+    assert sorted(archived) == sorted(set(lines) - {zero[1], one[0], zero[3], one[1]})
+    before = db.archive_path.read_text()
+    assert db.validate() == 9 and db.archive_path.read_text() == before  # compact: left alone
+
+
+def test_small_database_is_not_compacted(tmp_path):
+    content = "".join(timed(0, [s]) for s in (3e-5, 1e-5, 2e-5, 4e-5))  # 4 = 2 x keep x 1 workload
+    db = TuningDatabase(make_db(tmp_path, content).directory, TARGET, keep_per_workload=2)
+    assert db.validate() == 4
+    assert db.records_path.read_text() == content and not db.archive_path.exists()
+
+
+def test_compaction_keeps_more_than_tuning_and_retiming_read():
+    from workbench.compiler.database import KEEP_PER_WORKLOAD
+    from workbench.compiler.measure import POPULATION
+    from workbench.compiler.retime import POOL
+
+    init_measured_ratio = 0.2  # EvolutionarySearch's default, which search_strategy keeps
+    assert KEEP_PER_WORKLOAD >= max(int(POPULATION * init_measured_ratio), POOL)

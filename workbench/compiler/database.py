@@ -6,6 +6,12 @@ append-only JSON lines, so a killed run loses at most its last half-written line
 aside (never delete) before MetaSchedule reads the file. sessions.jsonl records each tuning run.
 selected/ is a second, small database: per workload, the record chosen by re-timing the best few
 side by side as the model runs them (compiler/retime.py); builds look there first.
+
+MetaSchedule parses every record of the file when it opens it (traces, index maps, structural
+hashes), which grows with the history: 149 s at 31K records on Zen 4. But tuning and builds only
+ever read each workload's best few, so once the file holds more than twice KEEP_PER_WORKLOAD per
+workload, validate() moves all but each workload's best KEEP_PER_WORKLOAD to the archive file
+beside it (appended, never rewritten: the history is kept) and rewrites the file with the rest.
 """
 
 import fcntl
@@ -22,9 +28,14 @@ from workbench.paths import make_directory
 
 WORKLOADS = "database_workload.json"
 RECORDS = "database_tuning_record.json"
+ARCHIVE = "database_tuning_record.archive.json"  # records compaction moved out of RECORDS
 SESSIONS = "sessions.jsonl"
 SELECTED = "selected"  # the overlay of records chosen by re-timing (compiler/retime.py)
 LOCK = ".lock"
+# Records kept per workload by compaction: more than anything reads. The evolutionary search seeds
+# each round with the best population x init_measured_ratio (256 x 0.2 = 51, compiler/measure.py);
+# re-timing takes the best 8 (compiler/retime.py); a build, the best one.
+KEEP_PER_WORKLOAD = 64
 
 # Target keys that change the code generated; num-cores only changes the parallel split.
 _IDENTITY_KEYS = ("kind", "mcpu", "mtriple", "arch")
@@ -73,6 +84,24 @@ def _check_lines(path: Path, check) -> list:
     return values
 
 
+def _best_per_workload(records: list, keep: int) -> set[int]:
+    """The line numbers (0-based) of each workload's `keep` fastest records, as MetaSchedule ranks
+    them (mean time; a record without a valid time last), earlier lines first among equals."""
+    by_workload: dict[int, list[tuple[float, int]]] = {}
+    for line, record in enumerate(records):
+        run_secs = record[1][1]
+        seconds = mean_run_secs(run_secs) if run_secs else float("inf")
+        by_workload.setdefault(record[0], []).append((seconds, line))
+    return {line for ranked in by_workload.values() for _, line in sorted(ranked)[:keep]}
+
+
+def _fsync_write(path: Path, lines: list[bytes], mode: str) -> None:
+    with open(path, mode) as f:
+        f.writelines(lines)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _count_lines(path: Path) -> int:
     if not path.exists():
         return 0
@@ -95,6 +124,7 @@ def _check_session(session) -> None:
 class TuningDatabase:
     directory: Path
     target: dict  # the resolved target this database must hold records for
+    keep_per_workload: int = KEEP_PER_WORKLOAD
 
     @property
     def records_path(self) -> Path:
@@ -103,6 +133,10 @@ class TuningDatabase:
     @property
     def workloads_path(self) -> Path:
         return self.directory / WORKLOADS
+
+    @property
+    def archive_path(self) -> Path:
+        return self.directory / ARCHIVE
 
     @property
     def sessions_path(self) -> Path:
@@ -119,7 +153,7 @@ class TuningDatabase:
         if self.sessions_path.exists():
             self._warn_if_other_machine(_check_lines(self.sessions_path, _check_session))
         if not self.records_path.exists():
-            return 0
+            return _count_lines(self.archive_path)
         want = _identity(self.target)
 
         def check_record(record):
@@ -132,7 +166,25 @@ class TuningDatabase:
                     f"{self.directory} holds records tuned for {got}, not for this target {want}; "
                     "point --database at the matching target's directory or tune into a new one")
 
-        return len(_check_lines(self.records_path, check_record))
+        in_file = self._compact(_check_lines(self.records_path, check_record), self.keep_per_workload)
+        return in_file + _count_lines(self.archive_path)
+
+    def _compact(self, records: list, keep: int) -> int:
+        """Move all but each workload's `keep` best records to the archive (module docstring), when
+        the file holds more than twice that. The archive is appended first: a kill before the
+        rewrite leaves some records in both files (counted twice, never lost). Returns how many
+        records the file holds."""
+        workloads = len({r[0] for r in records})
+        if len(records) <= 2 * keep * workloads:
+            return len(records)
+        kept = _best_per_workload(records, keep)
+        with open(self.records_path, "rb") as f:
+            lines = [raw if raw.endswith(b"\n") else raw + b"\n" for raw in f if raw.strip()]
+        _fsync_write(self.archive_path, [raw for i, raw in enumerate(lines) if i not in kept], "ab")
+        staging = self.records_path.with_name(RECORDS + ".compacting")
+        _fsync_write(staging, [raw for i, raw in enumerate(lines) if i in kept], "wb")
+        os.replace(staging, self.records_path)
+        return len(kept)
 
     @contextmanager
     def exclusive(self):
@@ -185,7 +237,8 @@ class TuningDatabase:
         return sha256_file(self.records_path) + (f"+{sha256_file(selected)}" if selected.exists() else "")
 
     def record_count(self) -> int:
-        return _count_lines(self.records_path)
+        """Every record tuning wrote here, the archived ones included."""
+        return _count_lines(self.records_path) + _count_lines(self.archive_path)
 
     @staticmethod
     def record_key(record) -> tuple[str, str]:
