@@ -23,10 +23,10 @@ from collections import Counter, defaultdict
 import tvm
 from tvm import relax
 
+from workbench.compiler.retime import FLUSH_WEIGHTS  # how tuning's choice times with cold weights
 from workbench.errors import WorkbenchError
 from workbench.models import input_specs, load, resolve, sample_inputs
 
-FLUSH_WEIGHTS = "cache_flush_cpu_non_first_arg"  # as compiler/retime.py times with cold weights
 CONTEXT_ROUNDS = 15
 
 

@@ -91,8 +91,8 @@ def test_compaction_keeps_each_workloads_best_and_archives_the_rest(tmp_path):
     assert db.validate() == 9 and db.archive_path.read_text() == before  # compact: left alone
 
 
-def test_small_database_is_not_compacted(tmp_path):
-    content = "".join(timed(0, [s]) for s in (3e-5, 1e-5, 2e-5, 4e-5))  # 4 = 2 x keep x 1 workload
+def test_database_with_no_workload_over_the_limit_is_not_rewritten(tmp_path):
+    content = "".join(timed(w, [s]) for w in (0, 1) for s in (3e-5, 1e-5))  # 2 per workload, keep 2
     db = TuningDatabase(make_db(tmp_path, content).directory, TARGET, keep_per_workload=2)
     assert db.validate() == 4
     assert db.records_path.read_text() == content and not db.archive_path.exists()
