@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -53,6 +54,7 @@ def test_tune_twice_resumes_then_compile_passes_gate(project, tmp_path, monkeypa
     assert all(t.trials >= 1 for t in first.tasks)  # the first round reaches every task
     assert all(t.best_before is None for t in first.tasks)
 
+    began = datetime.now(timezone.utc).replace(microsecond=0)
     second = tune(source, profile, 9, (1,), db_dir)
     # Resumed: every task starts from its stored best, and the database only grows.
     assert all(t.best_before is not None for t in second.tasks)
@@ -61,6 +63,8 @@ def test_tune_twice_resumes_then_compile_passes_gate(project, tmp_path, monkeypa
     database = TuningDatabase(db_dir, profile.resolved_target())
     sessions = database.sessions()
     assert [s["trials"] for s in sessions] == [9, 9] and sessions[0]["machine"]["physical_cores"] >= 1
+    started = datetime.fromisoformat(sessions[1]["started"])  # when it began, not when it was written
+    assert began <= started and started + timedelta(seconds=sessions[1]["seconds"] - 1) <= datetime.now(timezone.utc)
     # A CPU profile times every candidate as single calls after flushing its weights.
     assert sessions[0]["cold_weights"] and timings_per_record(database) == {COLD_CALLS}
     # Each session ends by choosing every task's schedule among its best records timed side by

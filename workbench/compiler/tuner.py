@@ -6,7 +6,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from workbench import fingerprint
@@ -314,7 +314,8 @@ def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, tr
                     summary: TuneSummary, devices: int = 1) -> dict:
     return {
         "format": 1,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        # Written when the session ends: its start is that moment less its duration.
+        "started": (datetime.now(timezone.utc) - timedelta(seconds=summary.seconds)).isoformat(timespec="seconds"),
         "model": source.name, "model_sha256": source.sha256(), "target": profile.name,
         "batch_sizes": list(batch_sizes), "trials_requested": trials, "trials": summary.trials,
         "errors": sum(t.errors for t in summary.tasks), "seconds": round(summary.seconds, 2),
