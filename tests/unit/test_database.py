@@ -105,3 +105,11 @@ def test_compaction_keeps_more_than_tuning_and_retiming_read():
 
     init_measured_ratio = 0.2  # EvolutionarySearch's default, which search_strategy keeps
     assert KEEP_PER_WORKLOAD >= max(int(POPULATION * init_measured_ratio), POOL)
+
+
+def test_record_whose_time_is_not_a_number_names_the_line(tmp_path):
+    content = timed(0, [1e-5]) + timed(0, ["fast"])
+    db = make_db(tmp_path, content)
+    with pytest.raises(DatabaseError, match=r"database_tuning_record.json:2 is corrupt"):
+        db.validate()
+    assert db.records_path.read_text() == content and not db.archive_path.exists()

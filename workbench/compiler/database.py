@@ -162,6 +162,7 @@ class TuningDatabase:
             workload_index, (trace, run_secs, target, args) = record[0], record[1][:4]
             if not isinstance(workload_index, int) or not isinstance(trace, list) or not isinstance(target, dict):
                 raise ValueError
+            mean_run_secs(run_secs or [0])  # compaction ranks by it: a time that is not a number is corrupt
             got = _identity(target)
             if got != want:
                 raise DatabaseError(
