@@ -118,6 +118,15 @@ def _layout_passes(target) -> list:
     return [relax.transform.ConvertLayout(CPU_CONV_LAYOUTS)] if _is_cpu(target) else []
 
 
+def _winograd_passes(target) -> list:
+    """After the layout pass, which the rewrite reads (channels-last); see compiler/winograd.py."""
+    from tvm import relax
+
+    from workbench.compiler.winograd import winograd_pass
+
+    return [winograd_pass(), relax.transform.DeadCodeElimination()] if _is_cpu(target) else []
+
+
 # Weight prepacking on CPUs: the weights (constants) are marked layout-free, so a tuned schedule
 # may store them in whatever order it reads them (tiled to its register blocks), and the build
 # folds that rewrite into the constants (`prepacked_weights`). With weights cold, as the model
@@ -152,6 +161,7 @@ def prepare(mod, target):
                 relax.transform.DecomposeOpsForInference(),
                 relax.transform.CanonicalizeBindings(),
                 *_layout_passes(target),
+                *_winograd_passes(target),
                 # erf, exp, tanh and softmax as TVM's branch-free approximations. The default erf
                 # calls libm once per element: bert-mini's GELU matmul ran 2.2 ms a call in the
                 # model against 1.3 ms when tuned, because libm takes a shortcut on the large
