@@ -119,7 +119,9 @@ def _layout_passes(target) -> list:
 
 
 def _winograd_passes(target) -> list:
-    """After the layout pass, which the rewrite reads (channels-last); see compiler/winograd.py."""
+    """After the layout pass, which the rewrite reads (channels-last); see compiler/winograd.py.
+    Dead-code elimination then drops the direct convolutions' weight transposes the rewrite left
+    unused (and any function no exported one reaches, which the build would not keep either)."""
     from tvm import relax
 
     from workbench.compiler.winograd import winograd_pass

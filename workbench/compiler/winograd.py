@@ -9,12 +9,14 @@ kernels, so the bias, residual add and ReLU after the convolution fuse into the 
 The multiply is a plain `matmul` with a constant operand, which MetaSchedule tunes and prepacks
 like any other.
 
-Where it pays is measured, not assumed (docs/BENCHMARKS.md, #7): `PAYS` says which shapes.
+Where it pays was measured, not assumed (docs/BENCHMARKS.md, "Compiler gap on the Intel Xeon, day 4"):
+`pays` says which shapes.
 """
 
 import numpy as np
 
-TILE = 2  # output tile: F(2x2, 3x3); F(4x4) tiles waste a quarter of a 14x14 or 7x7 map
+TILE = 2  # output tile: F(2x2, 3x3). 14x14 splits evenly only into 2x2 tiles, and its transforms
+# have coefficients 0, +-1 and +-1/2, exact in float32 (F(4x4)'s are not)
 ALPHA = TILE + 2  # input tile
 
 
@@ -27,8 +29,12 @@ def _transform_matrices():
 
 
 def pays(in_channels: int, out_channels: int, height: int, width: int) -> bool:
-    """The shapes where Winograd measured faster inside the model (see the module docstring)."""
-    return in_channels >= 128 and out_channels >= 128 and height * width <= 28 * 28 and max(in_channels, out_channels) <= 256
+    """Where Winograd measured faster inside resnet18 on the 2-core AVX-512 Xeon (three kernels per
+    convolution against the tuned direct one): 128 channels at 28x28 0.54 against 0.65 ms, 256 at
+    14x14 0.49 against 0.75. Left direct, by prediction: 64 channels at 56x56 (its input transform
+    is twice the work per multiply) and 512 at 7x7 (16 MB of transformed weights against 9.4
+    MB, and those convolutions already wait on their weights)."""
+    return 128 <= min(in_channels, out_channels) and max(in_channels, out_channels) <= 256 and height * width <= 28 * 28
 
 
 def _static(shape) -> list[int] | None:
@@ -45,7 +51,8 @@ def is_candidate(call) -> bool:
     return (attrs.data_layout == "NHWC" and attrs.kernel_layout == "HWIO" and attrs.out_layout == "NHWC"
             and int(attrs.groups) == 1 and [int(s) for s in attrs.strides] == [1, 1]
             and [int(d) for d in attrs.dilation] == [1, 1] and [int(p) for p in attrs.padding] == [1, 1, 1, 1]
-            and call.args[0].ty.dtype == "float32" and None not in (kernel, data, out) and kernel[:2] == [3, 3])
+            and all(t.ty.dtype == "float32" for t in (call.args[0], call.args[1], call))
+            and None not in (kernel, data, out) and kernel[:2] == [3, 3])
 
 
 def transformed_weights(hwio: np.ndarray) -> np.ndarray:
@@ -74,8 +81,9 @@ def _pick(values, index, dtype: str = "float32"):
 
 
 def _nonzeros(matrix: np.ndarray) -> list[tuple[list[int], list[float]]]:
-    """Per column of B, the rows and coefficients of its nonzeros: F(2, 3)'s B has two per column,
-    so each transformed value sums 2 x 2 inputs, not 4 x 4 (measured in the model: the input
+    """B's nonzeros as terms: term u holds, for every column, the row and coefficient of that
+    column's u-th nonzero. F(2, 3)'s B has two per column, so each transformed value sums 2 x 2
+    inputs, not 4 x 4 (measured in the model: the input
     transform of a 28x28x128 map took 0.19 ms with all 16 terms)."""
     columns = [np.flatnonzero(matrix[:, j]) for j in range(matrix.shape[1])]
     return [([int(c[u]) if u < len(c) else 0 for c in columns],  # a shorter column adds zero terms
@@ -95,11 +103,11 @@ def data_pack(x):
 
     def pack(e, p, ci):
         eps, nu = e // ALPHA, e % ALPHA
-        b, t = p // (th * tw), p % (th * tw)
-        row, col = (t // tw) * TILE, (t % tw) * TILE
-        return sum(_pick(cr, eps) * _pick(cc, nu)
-                   * padded[b, row + _pick(rr, eps, "int32"), col + _pick(rc, nu, "int32"), ci]
-                   for rr, cr in terms for rc, cc in terms)
+        batch, tile = p // (th * tw), p % (th * tw)
+        row, col = (tile // tw) * TILE, (tile % tw) * TILE
+        return sum(_pick(row_coefficients, eps) * _pick(col_coefficients, nu)
+                   * padded[batch, row + _pick(rows, eps, "int32"), col + _pick(cols, nu, "int32"), ci]
+                   for rows, row_coefficients in terms for cols, col_coefficients in terms)
 
     return te.compute((ALPHA * ALPHA, n * th * tw, c), pack, name="winograd_data_pack")
 
@@ -112,18 +120,18 @@ def inverse(product, n: int, h: int, w: int):
     A, _, _ = _transform_matrices()
     th, tw = _tiles(h), _tiles(w)
 
-    def unpack(b, y, x, co):
-        p = b * th * tw + (y // TILE) * tw + x // TILE
-        return sum(_pick(A[a], y % TILE) * _pick(A[b_], x % TILE) * product[a * ALPHA + b_, p, co]
-                   for a in range(ALPHA) for b_ in range(ALPHA))
+    def unpack(batch, y, x, co):
+        p = batch * th * tw + (y // TILE) * tw + x // TILE
+        return sum(_pick(A[i], y % TILE) * _pick(A[j], x % TILE) * product[i * ALPHA + j, p, co]
+                   for i in range(ALPHA) for j in range(ALPHA))
 
     return te.compute((n, h, w, int(product.shape[2])), unpack, name="winograd_inverse")
 
 
 # FuseOps' pattern for the input transform: nothing fuses into it. It reads each input 16 times
 # (4x4 tiles overlapping by 2), so a fused producer (the previous output transform and its ReLU)
-# would be recomputed 16 times over.
-OPAQUE = 8
+# would be recomputed 16 times over. TVM's OpPatternKind.kOpaque.
+OP_PATTERN_OPAQUE = 8
 
 
 def _constant_weights(expr, lookup) -> np.ndarray | None:
@@ -154,7 +162,7 @@ def winograd_pass(chosen=pays):
     @mutator
     class Rewriter(PyExprMutator):
         def visit_call_(self, call):
-            call = super().visit_call_(call)
+            call = self.builder_.normalize(super().visit_call_(call))  # a remapped argument leaves it untyped
             if getattr(call.op, "name", "") != "relax.nn.conv2d" or not is_candidate(call):
                 return call
             n, h, w, ci = (int(s) for s in call.args[0].ty.shape)
@@ -166,7 +174,7 @@ def winograd_pass(chosen=pays):
                 return call
             packed = self.builder_.emit(self.builder_.call_te(
                 data_pack, call.args[0], primfunc_name_hint="winograd_data_pack",
-                primfunc_attrs={"op_pattern": OPAQUE}))
+                primfunc_attrs={"op_pattern": OP_PATTERN_OPAQUE}))
             product = self.builder_.emit(relax.op.matmul(packed, relax.const(transformed_weights(weights))))
             return self.builder_.call_te(inverse, product, n, h, w,
                                          primfunc_name_hint="winograd_inverse")
