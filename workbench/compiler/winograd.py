@@ -13,6 +13,8 @@ Where it pays was measured, not assumed (docs/BENCHMARKS.md, "Compiler gap on th
 `pays` says which shapes.
 """
 
+import functools
+
 import numpy as np
 
 TILE = 2  # output tile: F(2x2, 3x3). 14x14 splits evenly only into 2x2 tiles, and its transforms
@@ -20,6 +22,7 @@ TILE = 2  # output tile: F(2x2, 3x3). 14x14 splits evenly only into 2x2 tiles, a
 ALPHA = TILE + 2  # input tile
 
 
+@functools.cache
 def _transform_matrices():
     """TOPI's Cook-Toom matrices for F(2, 3): input tile d -> B^T d B, weights g -> G g G^T, and
     the product m -> A^T m A."""
@@ -44,15 +47,18 @@ def _static(shape) -> list[int] | None:
         return None
 
 
-def is_candidate(call) -> bool:
-    """A 3x3 stride-1 'same' float32 convolution, channels-last, one group, no dilation, static shapes."""
+def candidate_shape(call) -> tuple[int, int, int, int, int] | None:
+    """(n, h, w, in_channels, out_channels) of a 3x3 stride-1 'same' float32 convolution,
+    channels-last, one group, no dilation, static shapes; None for any other."""
     attrs = call.attrs
     kernel, data, out = (_static(t.ty.shape) for t in (call.args[1], call.args[0], call))
-    return (attrs.data_layout == "NHWC" and attrs.kernel_layout == "HWIO" and attrs.out_layout == "NHWC"
+    if not (attrs.data_layout == "NHWC" and attrs.kernel_layout == "HWIO" and attrs.out_layout == "NHWC"
             and int(attrs.groups) == 1 and [int(s) for s in attrs.strides] == [1, 1]
             and [int(d) for d in attrs.dilation] == [1, 1] and [int(p) for p in attrs.padding] == [1, 1, 1, 1]
             and all(t.ty.dtype == "float32" for t in (call.args[0], call.args[1], call))
-            and None not in (kernel, data, out) and kernel[:2] == [3, 3])
+            and None not in (kernel, data, out) and kernel[:2] == [3, 3]):
+        return None
+    return (*data, out[3])
 
 
 def transformed_weights(hwio: np.ndarray) -> np.ndarray:
@@ -83,8 +89,8 @@ def _pick(values, index, dtype: str = "float32"):
 def _nonzeros(matrix: np.ndarray) -> list[tuple[list[int], list[float]]]:
     """B's nonzeros as terms: term u holds, for every column, the row and coefficient of that
     column's u-th nonzero. F(2, 3)'s B has two per column, so each transformed value sums 2 x 2
-    inputs, not 4 x 4 (measured in the model: the input
-    transform of a 28x28x128 map took 0.19 ms with all 16 terms)."""
+    inputs, not 4 x 4 (measured in the model: the input transform of a 28x28x128 map took
+    0.19 ms with all 16 terms, 0.10 with these)."""
     columns = [np.flatnonzero(matrix[:, j]) for j in range(matrix.shape[1])]
     return [([int(c[u]) if u < len(c) else 0 for c in columns],  # a shorter column adds zero terms
              [float(matrix[c[u], j]) if u < len(c) else 0.0 for j, c in enumerate(columns)])
@@ -163,12 +169,10 @@ def winograd_pass(chosen=pays):
     class Rewriter(PyExprMutator):
         def visit_call_(self, call):
             call = self.builder_.normalize(super().visit_call_(call))  # a remapped argument leaves it untyped
-            if getattr(call.op, "name", "") != "relax.nn.conv2d" or not is_candidate(call):
+            shape = candidate_shape(call) if getattr(call.op, "name", "") == "relax.nn.conv2d" else None
+            if shape is None or not chosen(*shape[3:], *shape[1:3]):
                 return call
-            n, h, w, ci = (int(s) for s in call.args[0].ty.shape)
-            co = int(call.ty.shape[3])
-            if not chosen(ci, co, h, w):
-                return call
+            n, h, w = shape[:3]
             weights = _constant_weights(call.args[1], self.lookup_binding)
             if weights is None:
                 return call
