@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/workbench demo
 
+# PYTHONDONTWRITEBYTECODE unset: users' Pythons write bytecode caches, so the suite must too.
 test: install browser
-	$(BIN)/python -m pytest -q tests
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q tests
 
 clean:
 	rm -rf build reports/run-* .pytest_cache
