@@ -13,7 +13,7 @@ from workbench.compiler.tasks import extract, kernel_digests, prepared_modules
 from workbench.console import warn
 from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError, first_line
 from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
-from workbench.paths import make_directory
+from workbench.paths import make_directory, project_root
 from workbench.targets import TargetProfile
 
 MANIFEST = "manifest.json"
@@ -197,6 +197,15 @@ def _build_all(request: CompileRequest, modules: dict, target, db, directory: Pa
     return libraries, from_records
 
 
+def _project_path(path: Path) -> str | None:
+    """A path relative to the project, or None outside it: a manifest travels (in bundles), and
+    the build machine's directory layout is neither useful nor anyone else's business."""
+    try:
+        return Path(path).resolve().relative_to(project_root().resolve()).as_posix()
+    except ValueError:
+        return None
+
+
 def _manifest(request: CompileRequest, model, target_json: dict, database: TuningDatabase, coverage: dict,
               libraries: dict[int, Path], correctness: dict) -> dict:
     return {
@@ -210,7 +219,7 @@ def _manifest(request: CompileRequest, model, target_json: dict, database: Tunin
         "parameters": "bound into each library as constants (folded at build time)",
         "inputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in input_specs(model)],
         "outputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in output_specs(model)],
-        "tuning": {"database": str(request.database_dir), "database_sha256": database.digest(),
+        "tuning": {"database": _project_path(request.database_dir), "database_sha256": database.digest(),
                    **coverage},
         "correctness": correctness,
         "provenance": fingerprint.provenance(),
