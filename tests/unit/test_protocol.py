@@ -31,7 +31,7 @@ def refused(raw, header_length=None, specs=SPECS) -> str:
 
 def test_decode_json_request():
     req = decode_infer(body(X, MASK, id="r1", parameters={"binary_data_output": True}), None, SPECS)
-    assert req.rows == 2 and req.id == "r1" and req.binary_output is True
+    assert req.rows == 2 and req.id == "r1" and req.binary == []
     assert req.inputs["x"].dtype == np.float32 and req.inputs["x"].shape == (2, 3)
     assert req.inputs["x"].tolist() == [[1.5, 2, 3], [4, 5, 6]]
     assert req.inputs["mask"].dtype == np.int64 and req.inputs["mask"].tolist() == [[1, 0], [0, 1]]
@@ -39,7 +39,7 @@ def test_decode_json_request():
 
 def test_decode_defaults():
     req = decode_infer(body(X, MASK), None, SPECS)
-    assert req.id is None and req.binary_output is False
+    assert req.id is None and req.outputs == []
 
 
 @pytest.mark.parametrize("raw, fragment", [
@@ -136,7 +136,7 @@ OUT = TensorMeta("probs", "float32", (-1, 2))
 
 def test_encode_json():
     out = np.array([[0.25, 0.75], [1.0, 0.0]], np.float32)
-    raw, headers = encode_infer("resnet", "r1", [OUT], [out], binary=False)
+    raw, headers = encode_infer("resnet", "r1", [OUT], [out], binary=[False])
     assert headers == {}
     response = orjson.loads(raw)
     assert response["model_name"] == "resnet" and response["id"] == "r1"
@@ -146,15 +146,109 @@ def test_encode_json():
 
 
 def test_encode_without_id():
-    raw, _ = encode_infer("resnet", None, [OUT], [np.zeros((1, 2), np.float32)], binary=False)
+    raw, _ = encode_infer("resnet", None, [OUT], [np.zeros((1, 2), np.float32)], binary=[False])
     assert "id" not in orjson.loads(raw)
 
 
 def test_encode_binary():
     out = np.array([[0.25, 0.75], [1.0, 0.0]], np.float32)
-    raw, headers = encode_infer("resnet", None, [OUT], [out], binary=True)
+    raw, headers = encode_infer("resnet", None, [OUT], [out], binary=[True])
     n = int(headers["inference-header-content-length"])
     (entry,) = orjson.loads(raw[:n])["outputs"]
     assert "data" not in entry and entry["parameters"] == {"binary_data_size": out.nbytes}
     assert len(raw) == n + out.nbytes
     assert np.array_equal(np.frombuffer(raw[n:], np.float32).reshape(entry["shape"]), out)
+
+
+# Hardening: each of these answered 500 (or silently wrong numbers) before.
+@pytest.mark.parametrize("raw, fragment", [
+    (body({**X, "name": ["x"]}, MASK), '"name" string'),
+    (body({**X, "name": {"x": 1}}, MASK), '"name" string'),
+    (body(tensor(shape=(True, 3), data=[0] * 3), MASK), "non-negative integers"),
+    (body(X, MASK, parameters=[1]), "parameters must be a JSON object"),
+    (body(X, MASK, parameters="binary"), "parameters must be a JSON object"),
+    (body({**X, "parameters": [1]}, MASK), "input 'x' parameters must be a JSON object"),
+    (body(X, MASK, parameters={"binary_data_output": "yes"}), "binary_data_output must be true or false"),
+    (body(X, MASK, id=7), '"id" must be a string'),
+])
+def test_malformed_fields_are_400(raw, fragment):
+    assert fragment in refused(raw)
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ([None, 2, 3, 4, 5, 6], "found NoneType"),
+    (["nan", 2, 3, 4, 5, 6], "found str"),
+    (["1.5", 2, 3, 4, 5, 6], "found str"),
+    ([True, 2, 3, 4, 5, 6], "found bool"),
+    ([[1, 2, 3], [4, 5]], "found list"),
+    ([1e39, 2, 3, 4, 5, 6], "NaN, infinite or outside FP32's range"),
+])
+def test_non_numbers_and_non_finite_values_are_refused(data, fragment):
+    assert fragment in refused(body(tensor(data=data), MASK))
+
+
+def test_integers_refuse_fractions_and_bools():
+    assert "found float" in refused(body(X, tensor("mask", "INT64", (2, 2), [1, 0.5, 0, 1])))
+    assert "found bool" in refused(body(X, tensor("mask", "INT64", (2, 2), [True, 0, 0, 1])))
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_binary_non_finite_values_are_refused(value):
+    x = np.ones((2, 3), np.float32)
+    x[1, 2] = value
+    raw, header_length = binary_body(x)
+    assert "1 value(s) that are NaN, infinite" in refused(raw, header_length)
+
+
+def test_binary_size_without_the_header_is_refused():
+    raw, header_length = binary_body(np.zeros((2, 3), np.float32))
+    assert "no Inference-Header-Content-Length" in refused(raw[:header_length], None)
+
+
+def test_bytes_left_over_after_the_tensors_are_refused():
+    raw, header_length = binary_body(np.zeros((2, 3), np.float32))
+    assert "4 bytes after the JSON header" in refused(raw + b"\0" * 4, header_length)
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1" * 5000, "-1", " 12", "0x10", ""])
+def test_header_length_must_be_ascii_digits(value):
+    from workbench.serving.protocol import header_length
+
+    with pytest.raises(RequestError) as info:
+        header_length(value)
+    assert info.value.status == 400 and "byte count" in str(info.value)
+
+
+OUTS = [TensorMeta("logits", "float32", (-1, 2)), TensorMeta("probs", "float32", (-1, 2))]
+
+
+def test_requested_outputs_and_per_output_binary():
+    raw = body(X, MASK, outputs=[{"name": "probs", "parameters": {"binary_data": True}}, {"name": "logits"}])
+    req = decode_infer(raw, None, SPECS, OUTS)
+    assert req.outputs == ["probs", "logits"] and req.binary == [True, False]
+    everything = decode_infer(body(X, MASK, parameters={"binary_data_output": True}), None, SPECS, OUTS)
+    assert everything.outputs == ["logits", "probs"] and everything.binary == [True, True]
+
+
+@pytest.mark.parametrize("outputs, fragment", [
+    ([{"name": "nope"}], "unknown output 'nope'"),
+    ([{"name": "probs"}, {"name": "probs"}], "asked for twice"),
+    ([{"name": "probs", "parameters": {"binary_data": 1}}], "binary_data must be true or false"),
+    ([{"name": "probs", "parameters": {"classification": 2}}], "classification extension is not supported"),
+    ([{"name": "probs", "parameters": []}], "output 'probs' parameters must be a JSON object"),
+    ({"name": "probs"}, "non-empty list"),
+    ([], "non-empty list"),
+])
+def test_bad_output_requests(outputs, fragment):
+    with pytest.raises(RequestError) as info:
+        decode_infer(body(X, MASK, outputs=outputs), None, SPECS, OUTS)
+    assert info.value.status == 400 and fragment in str(info.value)
+
+
+def test_encode_mixed_binary_and_json_outputs():
+    a, b = np.array([[1.0, 2.0]], np.float32), np.array([[3.0, 4.0]], np.float32)
+    raw, headers = encode_infer("m", None, OUTS, [a, b], binary=[False, True])
+    n = int(headers["inference-header-content-length"])
+    first, second = orjson.loads(raw[:n])["outputs"]
+    assert first["data"] == [1.0, 2.0] and "data" not in second
+    assert np.frombuffer(raw[n:], np.float32).tolist() == [3.0, 4.0]

@@ -4,7 +4,9 @@ Every refusal is a 4xx/503 with a JSON {"error": ...} body; nothing a client sen
 server answering others.
 """
 
+import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 
 import orjson
@@ -13,9 +15,10 @@ from workbench.engines import Engine
 from workbench.serving import predictions
 from workbench.serving.batcher import Batcher, BatchPolicy, BatchTooLarge, QueueFull
 from workbench.serving.metrics import ServerMetrics
-from workbench.serving.protocol import RequestError, TensorMeta, decode_infer, encode_infer
+from workbench.serving.protocol import RequestError, TensorMeta, decode_infer, encode_infer, header_length
 
 RETRY_AFTER_S = "1"
+log = logging.getLogger("workbench.server")
 
 
 @dataclass
@@ -82,17 +85,22 @@ class ServerApp:
                 model_name = parts[2]
             status, body, headers = await self._route(method, parts, scope, receive)
         except RequestError as exc:
-            status, body, headers = exc.status, orjson.dumps({"error": str(exc)}), {}
+            status, body, headers = exc.status, orjson.dumps({"error": str(exc)}), dict(exc.headers)
             if status == 503:
-                headers = {"retry-after": RETRY_AFTER_S}
-        except Exception as exc:  # an engine failure: answer it, keep serving
-            status, body, headers = 500, orjson.dumps({"error": f"inference failed: {type(exc).__name__}: {exc}"}), {}
+                headers["retry-after"] = RETRY_AFTER_S
+        except Exception:  # an engine failure: answer it, keep serving; the details stay in the log
+            request_id = uuid.uuid4().hex[:12]
+            log.exception("request %s: %s %s failed", request_id, method, path)
+            status, headers = 500, {"x-request-id": request_id}
+            body = orjson.dumps({"error": f"internal error while answering this request (request id {request_id}; "
+                                          "the server's log has the details)"})
         if model_name in self.models:
             self.metrics.requests.inc(model=model_name, status=status)
             if status == 200 and parts[-1] == "infer":
                 self.metrics.latency.observe(time.monotonic() - started, model=model_name)
         content_type = headers.pop("content-type", "application/json")
-        raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+        raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
+               (b"x-content-type-options", b"nosniff")]
         raw += [(k.encode(), v.encode()) for k, v in headers.items()]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
@@ -106,10 +114,13 @@ class ServerApp:
     async def _route(self, method: str, parts: list[str], scope, receive):
         ok = orjson.dumps
         if parts == ["v2", "health", "live"] or parts == ["v2", "health", "ready"]:
+            _allow(method, "GET")
             return 200, ok({"live": True, "ready": True}), {}
         if parts == ["v2"]:
+            _allow(method, "GET")
             return 200, ok({"name": "workbench", "version": "1", "extensions": ["binary_tensor_data"]}), {}
         if parts == ["metrics"]:
+            _allow(method, "GET")
             depths = {n: m.batcher.queue.rows for n, m in self.models.items()}
             return 200, self.metrics.render(depths).encode(), {"content-type": "text/plain; version=0.0.4"}
         if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
@@ -117,13 +128,14 @@ class ServerApp:
             rest = parts[3:]
             if rest[:2] == ["versions", "1"]:
                 rest = rest[2:]
-            if rest == [] and method == "GET":
+            if rest == []:
+                _allow(method, "GET")
                 return 200, ok(model.metadata()), {}
-            if rest == ["ready"] and method == "GET":
+            if rest == ["ready"]:
+                _allow(method, "GET")
                 return 200, ok({"name": model.name, "ready": True}), {}
             if rest == ["infer"]:
-                if method != "POST":
-                    raise RequestError(405, "use POST for infer")
+                _allow(method, "POST")
                 return await self._infer(model, scope, receive)
         if len(parts) == 2 and parts[0] == "predictions":
             return await predictions.handle(self, self._model(parts[1]), method, scope, receive)
@@ -157,16 +169,22 @@ class ServerApp:
 
     async def _infer(self, model: ServedModel, scope, receive):
         body = await self.read_body(scope, receive)
-        header = _header(scope, b"inference-header-content-length")
-        if header is not None and not header.isdigit():
-            raise RequestError(400, "Inference-Header-Content-Length must be a byte count")
-        request = decode_infer(body, int(header) if header is not None else None, model.inputs)
+        length = header_length(_header(scope, b"inference-header-content-length"))
+        request = decode_infer(body, length, model.inputs, model.outputs)
         outputs = await self.run_model(model, request.inputs, request.rows)
-        body, headers = encode_infer(model.name, request.id, model.outputs, outputs,
-                                     request.binary_output)
+        chosen = [next(i for i, m in enumerate(model.outputs) if m.name == name) for name in request.outputs]
+        body, headers = encode_infer(model.name, request.id, [model.outputs[i] for i in chosen],
+                                     [outputs[i] for i in chosen], request.binary)
         if headers:
             headers["content-type"] = "application/octet-stream"
         return 200, body, headers
+
+
+def _allow(method: str, allowed: str) -> None:
+    """HEAD goes with GET (uvicorn sends no body for it)."""
+    if method != allowed and not (allowed == "GET" and method == "HEAD"):
+        raise RequestError(405, f"use {allowed} here, not {method}", {"allow": f"{allowed}, HEAD" if allowed == "GET"
+                                                                      else allowed})
 
 
 def _header(scope, name: bytes) -> str | None:

@@ -5,9 +5,9 @@ is present, the body is that many bytes of JSON followed by the raw tensors in i
 input naming its byte count in `parameters.binary_data_size`.
 """
 
-from dataclasses import dataclass
-
 import math
+import re
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -20,9 +20,10 @@ DATATYPE_OF = {v: k for k, v in DATATYPES.items()}
 class RequestError(Exception):
     """A request the server refuses; `status` is the HTTP status to answer with."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
 
 @dataclass(frozen=True)
@@ -44,40 +45,131 @@ class InferRequest:
     inputs: dict[str, np.ndarray]
     rows: int
     id: str | None
-    binary_output: bool
+    outputs: list[str]  # the outputs asked for, in the order to answer them
+    binary: list[bool]  # per asked-for output: answer it as raw bytes after the JSON
+
+
+_HEADER_LENGTH = re.compile(r"[0-9]{1,15}")
+
+
+def header_length(value: str | None) -> int | None:
+    """`Inference-Header-Content-Length` as a byte count (ASCII digits only: str.isdigit takes '²')."""
+    if value is None:
+        return None
+    if not _HEADER_LENGTH.fullmatch(value):
+        raise RequestError(400, "Inference-Header-Content-Length must be a byte count (up to 15 ASCII digits)")
+    return int(value)
+
+
+def _object(value, what: str) -> dict:
+    """An optional JSON object: absent is empty, anything but an object is refused."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RequestError(400, f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# The Python types JSON numbers arrive as, per tensor kind: a bool is not a number, nor a numeric string.
+_JSON_TYPES = {"f": {int, float}, "i": {int}, "u": {int}, "b": {bool}}
+
+
+def _json_data(data: list, meta: TensorMeta, shape: list[int]) -> np.ndarray:
+    cells = np.asarray(data, dtype=object)  # keeps each element's JSON type, for the check below
+    dtype = np.dtype(meta.dtype)
+    found = set(map(type, cells.ravel()))
+    if not found <= _JSON_TYPES[dtype.kind]:
+        odd = sorted(t.__name__ for t in found - _JSON_TYPES[dtype.kind])
+        kind = "true/false values" if dtype.kind == "b" else "numbers"
+        raise RequestError(400, f"input '{meta.name}' has data that is not a list of {meta.datatype} {kind} "
+                                f"(found {', '.join(odd)}); send a flat or nested list of {kind}")
+    if cells.size != math.prod(shape):
+        raise RequestError(400, f"input '{meta.name}' has {cells.size} elements; shape {shape} needs "
+                                f"{math.prod(shape)}")
+    if dtype.kind in "iu" and cells.size:
+        low, high = np.iinfo(dtype).min, np.iinfo(dtype).max
+        if min(cells.flat) < low or max(cells.flat) > high:
+            raise RequestError(400, f"input '{meta.name}' has values outside {meta.datatype}'s range "
+                                    f"[{low}, {high}]")
+    with np.errstate(over="ignore"):  # a float past FP32's range becomes inf, refused below
+        return cells.astype(dtype).reshape(shape)
 
 
 def _tensor(entry: dict, meta: TensorMeta, binary: memoryview | None) -> np.ndarray:
     datatype, shape = entry.get("datatype"), entry.get("shape")
     if datatype != meta.datatype:
         raise RequestError(400, f"input '{meta.name}' must have datatype {meta.datatype}, got {datatype!r}")
-    if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+    if not (isinstance(shape, list) and all(_count(d) for d in shape)):
         raise RequestError(400, f"input '{meta.name}' needs a shape: a list of non-negative integers")
     if len(shape) != len(meta.shape) or list(shape[1:]) != list(meta.shape[1:]):
         expected = ["batch", *meta.shape[1:]]
         raise RequestError(400, f"input '{meta.name}' has shape {shape}; the model expects {expected}")
     if shape[0] < 1:
         raise RequestError(400, f"input '{meta.name}' has an empty batch")
-    count = math.prod(shape)
     if binary is not None:
-        size = count * np.dtype(meta.dtype).itemsize
+        size = math.prod(shape) * np.dtype(meta.dtype).itemsize
         if len(binary) != size:
             raise RequestError(400, f"input '{meta.name}' carries {len(binary)} binary bytes; shape {shape} "
                                     f"of {datatype} needs {size}")
-        return np.frombuffer(binary, meta.dtype).reshape(shape)
-    data = entry.get("data")
-    if not isinstance(data, list):
-        raise RequestError(400, f"input '{meta.name}' needs \"data\": a list of {datatype} numbers")
-    try:
-        array = np.asarray(data, dtype=meta.dtype)
-    except (TypeError, ValueError, OverflowError):
-        raise RequestError(400, f"input '{meta.name}' has data that is not a list of {datatype} numbers") from None
-    if array.size != count:
-        raise RequestError(400, f"input '{meta.name}' has {array.size} elements; shape {shape} needs {count}")
-    return array.reshape(shape)
+        array = np.frombuffer(binary, meta.dtype).reshape(shape)
+    else:
+        data = entry.get("data")
+        if not isinstance(data, list):
+            raise RequestError(400, f"input '{meta.name}' needs \"data\": a list of {datatype} numbers")
+        array = _json_data(data, meta, shape)
+    # TVM's lowering turns NaN into finite numbers where ONNX Runtime keeps NaN: refuse rather than
+    # answer numbers that silently differ from the model's.
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        raise RequestError(400, f"input '{meta.name}' has {bad} value(s) that are NaN, infinite or outside "
+                                f"{meta.datatype}'s range; this server accepts finite numbers only")
+    return array
 
 
-def decode_infer(body: bytes, header_length: int | None, specs: list[TensorMeta]) -> InferRequest:
+def _entries(request) -> list[dict]:
+    entries = request.get("inputs") if isinstance(request, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise RequestError(400, 'the request needs "inputs": a list of tensors')
+    for entry in entries:
+        if not isinstance(entry.get("name"), str):
+            raise RequestError(400, f"every input needs a \"name\" string, got {entry.get('name')!r:.60}")
+        _object(entry.get("parameters"), f"input '{entry['name']}' parameters")
+    return entries
+
+
+def _asked_outputs(request: dict, outputs: list[TensorMeta], binary_default: bool) -> tuple[list[str], list[bool]]:
+    """The outputs the request names (all when it names none), and whether each goes back as bytes."""
+    asked = request.get("outputs")
+    if asked is None:
+        return [m.name for m in outputs], [binary_default] * len(outputs)
+    known = [m.name for m in outputs]
+    if not isinstance(asked, list) or not asked or not all(isinstance(o, dict) for o in asked):
+        raise RequestError(400, '"outputs", when given, must be a non-empty list of {"name": ...} objects')
+    names, binary = [], []
+    for entry in asked:
+        name = entry.get("name")
+        if name not in known:
+            raise RequestError(400, f"unknown output {name!r:.60}; this model's outputs are {known}")
+        if name in names:
+            raise RequestError(400, f"output '{name}' is asked for twice")
+        params = _object(entry.get("parameters"), f"output '{name}' parameters")
+        if "classification" in params:
+            raise RequestError(400, f"output '{name}': the classification extension is not supported; "
+                                    "ask for the raw output")
+        wants = params.get("binary_data", binary_default)
+        if not isinstance(wants, bool):
+            raise RequestError(400, f"output '{name}' parameters.binary_data must be true or false")
+        names.append(name)
+        binary.append(wants)
+    return names, binary
+
+
+def decode_infer(body: bytes, header_length: int | None, specs: list[TensorMeta],
+                 outputs: list[TensorMeta] = ()) -> InferRequest:
     if not body:
         raise RequestError(400, "empty body: send a JSON inference request")
     head = body if header_length is None else body[:header_length]
@@ -87,41 +179,51 @@ def decode_infer(body: bytes, header_length: int | None, specs: list[TensorMeta]
         request = orjson.loads(head)
     except orjson.JSONDecodeError as exc:
         raise RequestError(400, f"the body is not valid JSON: {exc}") from None
-    entries = request.get("inputs") if isinstance(request, dict) else None
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise RequestError(400, 'the request needs "inputs": a list of tensors')
-    by_name = {e.get("name"): e for e in entries}
+    entries = _entries(request)
+    by_name = {e["name"]: e for e in entries}
     expected = {m.name for m in specs}
     if set(by_name) != expected or len(entries) != len(specs):
-        unknown = sorted(str(n) for n in set(by_name) - expected)
+        unknown = sorted(set(by_name) - expected)
         missing = sorted(expected - set(by_name))
         raise RequestError(400, f"inputs must be exactly {sorted(expected)}" +
                            (f"; unknown: {unknown}" if unknown else "") + (f"; missing: {missing}" if missing else ""))
+    request_id = request.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise RequestError(400, f'"id" must be a string, got {type(request_id).__name__}')
+    params = _object(request.get("parameters"), "the request's parameters")
+    binary_default = params.get("binary_data_output", False)
+    if not isinstance(binary_default, bool):
+        raise RequestError(400, "parameters.binary_data_output must be true or false")
     offset, view, inputs = header_length or 0, memoryview(body), {}
     for entry in entries:  # binary tensors follow the JSON in the order the inputs are listed
         meta = next(m for m in specs if m.name == entry["name"])
         binary = None
-        if header_length is not None:
-            size = (entry.get("parameters") or {}).get("binary_data_size")
-            if size is not None:
-                if not isinstance(size, int) or size < 0 or offset + size > len(body):
-                    raise RequestError(400, f"input '{meta.name}' binary_data_size {size!r} runs past the body")
-                binary, offset = view[offset:offset + size], offset + size
+        size = _object(entry.get("parameters"), "").get("binary_data_size")
+        if size is not None:
+            if header_length is None:
+                raise RequestError(400, f"input '{meta.name}' names a binary_data_size but the request has no "
+                                        "Inference-Header-Content-Length header")
+            if not _count(size) or offset + size > len(body):
+                raise RequestError(400, f"input '{meta.name}' binary_data_size {size!r:.60} runs past the body")
+            binary, offset = view[offset:offset + size], offset + size
         inputs[meta.name] = _tensor(entry, meta, binary)
+    if offset != len(body) and header_length is not None:
+        raise RequestError(400, f"the body has {len(body) - offset} bytes after the JSON header that no input's "
+                                "binary_data_size accounts for")
     rows = {a.shape[0] for a in inputs.values()}
     if len(rows) != 1:
         raise RequestError(400, f"all inputs must have the same batch dimension, got {sorted(rows)}")
-    params = request.get("parameters") or {}
-    return InferRequest(inputs, rows.pop(), request.get("id"), bool(params.get("binary_data_output")))
+    names, binary = _asked_outputs(request, list(outputs), binary_default)
+    return InferRequest(inputs, rows.pop(), request_id, names, binary)
 
 
 def encode_infer(model: str, request_id: str | None, metas: list[TensorMeta], outputs: list[np.ndarray],
-                 binary: bool) -> tuple[bytes, dict[str, str]]:
-    """The response body and any extra headers."""
+                 binary: list[bool]) -> tuple[bytes, dict[str, str]]:
+    """The response body and any extra headers; `binary` says per output whether it goes as bytes."""
     tensors, blobs = [], []
-    for meta, out in zip(metas, outputs):
+    for meta, out, as_bytes in zip(metas, outputs, binary, strict=True):
         entry = {"name": meta.name, "datatype": meta.datatype, "shape": list(out.shape)}
-        if binary:
+        if as_bytes:
             blob = np.ascontiguousarray(out).tobytes()
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
@@ -132,6 +234,6 @@ def encode_infer(model: str, request_id: str | None, metas: list[TensorMeta], ou
     if request_id is not None:
         response["id"] = request_id
     head = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
-    if not binary:
+    if not any(binary):
         return head, {}
     return head + b"".join(blobs), {"inference-header-content-length": str(len(head))}
