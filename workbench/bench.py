@@ -145,7 +145,7 @@ class Bench:
         """Outputs for `sample(batch)` against ONNX Runtime's, which are computed once per batch size."""
         if batch not in self._expected:
             self._reference = self._reference or reference.session(self.source.path)
-            self._expected[batch] = self._reference.run(None, self.sample(batch))
+            self._expected[batch] = reference.run(self.source.path, self.sample(batch), self._reference)
         results = reference.compare(self.output_names, outputs, self._expected[batch], self.config.rtol,
                                     self.config.atol)
         return {"passed": all(r.passed for r in results), "rtol": self.config.rtol, "atol": self.config.atol,

@@ -82,9 +82,9 @@ def _check(request: CompileRequest, model, libraries: dict[int, Path]) -> dict:
         if failed:
             worst = failed[0]
             raise CorrectnessError(
-                f"batch {batch}: output '{worst.output}' differs from ONNX Runtime (max abs error "
-                f"{worst.max_abs_error:.3g}, max rel error {worst.max_rel_error:.3g}) beyond rtol "
-                f"{request.rtol:g} / atol {request.atol:g}; loosen with --rtol/--atol only if that is expected")
+                f"batch {batch}: output '{worst.output}' differs from ONNX Runtime ({worst.summary()})" +
+                (f" beyond rtol {request.rtol:g} / atol {request.atol:g}; loosen with --rtol/--atol only if "
+                 "that is expected" if worst.reason is None else "; no tolerance covers this"))
     return {"checked": True, "rtol": request.rtol, "atol": request.atol, "per_batch": per_batch}
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from workbench import records
 from workbench.report import figures
-from workbench.report.run import Run, errors_of
+from workbench.report.run import Run, errors_of, failure_reason
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1180px; margin: 1.5em auto; padding: 0 1em; color: #222; }
@@ -148,7 +148,9 @@ def correctness(run: Run) -> str:
             continue
         passed = all(r["correctness"].get("passed") for r in checked)
         worst = errors_of([r["correctness"] for r in checked])
-        verdict_html = '<span class="good">passed</span>' if passed else '<span class="bad">FAILED: never a winner</span>'
+        reason = failure_reason([r["correctness"] for r in checked])
+        verdict_html = ('<span class="good">passed</span>' if passed else
+                        f'<span class="bad">FAILED: never a winner</span>{" (" + esc(reason) + ")" if reason else ""}')
         rows.append([esc(engine), verdict_html, num(worst[0]) if worst else "-", num(worst[1]) if worst else "-"])
     tolerance = next((r["correctness"] for r in run.records if (r.get("correctness") or {}).get("rtol") is not None),
                      None)

@@ -74,21 +74,24 @@ def load_run(directory: Path) -> Run:
     return Run(directory, loaded, context)
 
 
+def _comparisons(node) -> list[dict]:
+    """Every per-output comparison (reference.Comparison.as_dict) anywhere in a correctness block."""
+    if isinstance(node, dict):
+        return ([node] if "max_abs_error" in node else []) + [c for v in node.values() for c in _comparisons(v)]
+    if isinstance(node, list):
+        return [c for v in node for c in _comparisons(v)]
+    return []
+
+
 def errors_of(correctness: dict | None) -> tuple[float, float] | None:
     """Worst max abs and max rel error anywhere in a record's correctness block."""
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "max_abs_error" in node:
-                found.append((node["max_abs_error"], node["max_rel_error"]))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(correctness)
+    found = _comparisons(correctness)
     if not found:
         return None
-    return max(a for a, _ in found), max(r for _, r in found)
+    return max(c["max_abs_error"] for c in found), max(c["max_rel_error"] for c in found)
+
+
+def failure_reason(correctness: dict | None) -> str | None:
+    """Why an output failed where its error figures would mislead (shapes, NaN, inf); records made
+    before reasons were kept have none."""
+    return next((c["reason"] for c in _comparisons(correctness) if c.get("reason")), None)
