@@ -212,13 +212,19 @@ class TuningDatabase:
         make_directory(self.directory, "tuning database directory")
 
     def _warn_if_other_machine(self, sessions: list[dict]) -> None:
-        from workbench.fingerprint import fingerprint_id, machine_fingerprint
+        from workbench import fingerprint
 
-        here = fingerprint_id(machine_fingerprint())
-        others = {str(s.get("machine", {}).get("cpu_model", "?")) for s in sessions if s.get("fingerprint_id") != here}
+        here = fingerprint.here()
+        judged = [(s, *fingerprint.same_machine(s, here)) for s in sessions]
+        others = {fingerprint.describe_cpu(s.get("machine", {})) for s, same, _ in judged if not same}
         if others:
             warn(f"{self.directory} holds records tuned on another machine ({', '.join(sorted(others))}); "
                  "they apply, but timings and the best schedules may differ here")
+        older = sum(same and by_older for _, same, by_older in judged)
+        if older:
+            warn(f"{self.directory}: the fingerprint of {older} tuning session(s) is {fingerprint.OLDER_KIND_NOTE}; "
+                 f"they match this machine's name, flags and cores, but may come from another generation of "
+                 f"{here['machine']['cpu_model']}")
 
     def open(self):
         """The MetaSchedule JSONDatabase over these files (call validate first)."""

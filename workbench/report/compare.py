@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from workbench.fingerprint import OLDER_KIND_NOTE, describe_cpu, fingerprint_kind, same_machine
 from workbench.report.page import CSS, esc, num, scenario_label, table
 from workbench.report.run import Run
 
@@ -36,6 +37,22 @@ def _samples(record: dict) -> tuple[str, np.ndarray, bool] | None:
     return None
 
 
+def machine_warning(a: Run, b: Run) -> str:
+    same, by_older = same_machine(a.provenance, b.provenance)
+    warning = ""
+    if not same:
+        warning = (f'<div class="warn">&#9888; The two runs were measured on different machines '
+                   f'({esc(a.provenance["fingerprint_id"])}: {esc(describe_cpu(a.provenance["machine"]))} and '
+                   f'{esc(b.provenance["fingerprint_id"])}: {esc(describe_cpu(b.provenance["machine"]))}); differences '
+                   "mix the machine with the change.</div>")
+    if by_older:
+        older = " and ".join(f"{label} ({esc(run.run_id)})" for label, run in (("A", a), ("B", b))
+                             if fingerprint_kind(run.provenance) < 2)
+        warning += (f'<div class="warn">&#9888; The fingerprint of run {older} is {OLDER_KIND_NOTE}'
+                    f'{"; the two machines may differ in CPU generation" if same else ""}.</div>')
+    return warning
+
+
 def compare(a: Run, b: Run) -> str:
     rows = []
     keyed_a = {(r["engine"], scenario_label(r)): r for r in a.ok()}
@@ -53,12 +70,7 @@ def compare(a: Run, b: Run) -> str:
         css = {"regression": "bad", "improvement": "good"}.get(verdict, "muted")
         rows.append([esc(key[0]), key[1], metric, num(float(statistic(sa[1]))), num(float(statistic(sb[1]))),
                      f"{ratio - 1:+.1%}", f"[{low - 1:+.1%}, {high - 1:+.1%}]", f'<span class="{css}">{verdict}</span>'])
-    warning = ""
-    if a.provenance["fingerprint_id"] != b.provenance["fingerprint_id"]:
-        warning = (f'<div class="warn">&#9888; The two runs were measured on different machines '
-                   f'({esc(a.provenance["fingerprint_id"])}: {esc(a.provenance["machine"]["cpu_model"])} and '
-                   f'{esc(b.provenance["fingerprint_id"])}: {esc(b.provenance["machine"]["cpu_model"])}); differences '
-                   "mix the machine with the change.</div>")
+    warning = machine_warning(a, b)
     if a.records[0]["model"]["sha256"] != b.records[0]["model"]["sha256"]:
         warning += '<div class="warn">&#9888; The two runs measured different model files.</div>'
     body = (table(["engine", "scenario", "metric", "A", "B", "change", "95% interval", "verdict"], rows) if rows

@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 from workbench import records
+from workbench.fingerprint import OLDER_KIND_NOTE, describe_cpu, fingerprint_kind
 from workbench.report import figures
 from workbench.report.run import Run, errors_of, failure_reason
 
@@ -339,7 +340,8 @@ def roofline(run: Run) -> str:
 def environment(run: Run) -> str:
     p = run.provenance
     machine = p["machine"]
-    facts = [["fingerprint", esc(p["fingerprint_id"])], ["CPU", esc(machine["cpu_model"])],
+    older = f' <span class="muted">({esc(OLDER_KIND_NOTE)})</span>' if fingerprint_kind(p) < 2 else ""
+    facts = [["fingerprint", esc(p["fingerprint_id"]) + older], ["CPU", esc(describe_cpu(machine))],
              ["cores", f"{machine['physical_cores']} physical, {machine['logical_cores']} logical"],
              ["ISA", esc(", ".join(machine["cpu_flags"]))], ["GPUs", esc(", ".join(g["name"] for g in machine["gpus"]) or "none")],
              ["OS", esc(machine["os"])], ["git commit", esc(p.get("git_commit") or "unknown")],
