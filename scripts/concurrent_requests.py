@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from workbench import models
-from workbench.bench import v2_request
+from workbench.serving.protocol import encode_request
 from workbench.engines.loaders import open_engine
 from workbench.serving.process import ServerProcess, free_port, python_module
 from workbench.serving.server import ServerConfig
@@ -41,7 +41,7 @@ def main(config_path: Path, concurrent: int) -> None:
     copy = Path("/tmp") / f"concurrent-requests-{config.port}.json"
     copy.write_text(config.to_json())
     url = f"http://127.0.0.1:{config.port}/v2/models/{model.name}/infer"
-    body = v2_request(inputs)
+    body = encode_request(inputs)
     with ServerProcess("probe", python_module("workbench.serving.server", str(copy)), config.port,
                        copy.with_suffix(".log")):
         started = time.perf_counter()

@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import assert_one_line_error, workbench_cli
 from tests.integration.test_bad_inputs import invoke
-from workbench.bench import ENGINES, BenchConfig, run_bench
+from workbench.bench import BenchConfig, run_bench
+from workbench.bench.config import ENGINES
 from workbench.benchview import BenchDisplay
 from workbench.fingerprint import physical_cores
 from workbench.load.direct import DirectSpec

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from workbench import models, reference
-from workbench.bench import v2_request
+from workbench.serving.protocol import encode_request
 from workbench.errors import WorkbenchError
 from workbench.load import generator
 from workbench.load.http import Endpoint
@@ -65,7 +65,7 @@ def test_health_metadata_and_infer_match_onnxruntime(mlp_server):
     meta = json.loads(body)
     assert status == 200 and meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 64]}]
     inputs = models.sample_inputs(models.load(models.resolve("mlp")), 3, seed=5)
-    status, _, body = call(_infer_url(mlp_server), v2_request(inputs))
+    status, _, body = call(_infer_url(mlp_server), encode_request(inputs))
     out = json.loads(body)["outputs"][0]
     expected = reference.run(models.resolve("mlp").path, inputs)[0]
     assert status == 200 and out["shape"] == [3, 10]

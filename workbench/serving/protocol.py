@@ -237,3 +237,27 @@ def encode_infer(model: str, request_id: str | None, metas: list[TensorMeta], ou
     if not any(binary):
         return head, {}
     return head + b"".join(blobs), {"inference-header-content-length": str(len(head))}
+
+
+# The client's half, used by bench, the scripts and the tests to speak to any v2 server.
+def encode_request(inputs: dict[str, np.ndarray]) -> bytes:
+    """A v2 request with JSON tensors."""
+    return orjson.dumps({"inputs": [{"name": n, "shape": list(a.shape), "datatype": DATATYPE_OF[str(a.dtype)],
+                                     "data": a.ravel()} for n, a in inputs.items()]},
+                        option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def encode_binary_request(inputs: dict[str, np.ndarray]) -> tuple[bytes, dict[str, str]]:
+    """The binary tensor extension: a JSON header naming each input's byte count, the raw bytes
+    after it in input order, and binary outputs asked for. Returns the body and its header."""
+    header = orjson.dumps({"inputs": [{"name": n, "shape": list(a.shape), "datatype": DATATYPE_OF[str(a.dtype)],
+                                       "parameters": {"binary_data_size": a.nbytes}} for n, a in inputs.items()],
+                           "parameters": {"binary_data_output": True}})
+    body = header + b"".join(np.ascontiguousarray(a).tobytes() for a in inputs.values())
+    return body, {"Inference-Header-Content-Length": str(len(header))}
+
+
+def decode_response(body: bytes) -> dict[str, np.ndarray]:
+    """A JSON-tensor v2 response's outputs by name."""
+    return {o["name"]: np.asarray(o["data"], DATATYPES[o["datatype"]]).reshape(o["shape"])
+            for o in orjson.loads(body)["outputs"]}

@@ -1,0 +1,65 @@
+"""The build a run times, and what the report needs beside the records (context.json)."""
+
+import json
+from pathlib import Path
+
+from workbench import records
+from workbench.bench.session import BenchRun
+
+
+def default_build_dir(run: BenchRun) -> Path:
+    from workbench.paths import build_dir
+
+    return build_dir() / run.source.name / run.profile.name
+
+
+def ensure_build(run: BenchRun) -> Path:
+    """The compiled model for this target, built now (with the records there are) if missing or stale."""
+    from workbench.compiler.builder import CompileRequest, ensure_build as ensure
+    from workbench.paths import tuning_logs_dir
+
+    out = default_build_dir(run)
+    ensure(CompileRequest(run.source, run.profile, run.batch_sizes, tuning_logs_dir() / run.profile.name, out,
+                          run.config.rtol, run.config.atol),
+           lambda: run.display.phase("tvm", "compiling (no current build found)"))
+    return out
+
+
+def _built_kernels(run: BenchRun) -> dict | None:
+    """The kernel digests of this model's build (the one this run uses, else the one on disk),
+    None without one or with one from before digests existed."""
+    from workbench.compiler.builder import MANIFEST
+
+    manifest = (run.build_dir or default_build_dir(run)) / MANIFEST
+    if not manifest.exists():
+        return None
+    return json.loads(manifest.read_text()).get("tuning", {}).get("kernels")
+
+
+def write_context(run: BenchRun, measure_peak: bool) -> None:
+    """What the report needs beside the records: model FLOPs, the machine's measured peak (~2 s;
+    only the roofline of direct measurements uses it), and the tuning history of this model on
+    this target (cumulative curves for the report)."""
+    from workbench import machinepeak, modelstats
+    from workbench.compiler.database import TuningDatabase
+    from workbench.compiler.tasks import same_kernels
+    from workbench.errors import ModelError
+    from workbench.paths import tuning_logs_dir
+
+    try:
+        stats = modelstats.compute_stats(run.model)
+        model = {"flops_per_sample": stats.flops, "parameters": stats.parameters}
+    except ModelError as exc:
+        model = {"flops_per_sample": None, "parameters": None, "note": str(exc)}
+    sessions = []
+    directory = tuning_logs_dir() / run.profile.name
+    if directory.is_dir():
+        database = TuningDatabase(directory, run.profile.resolved_target())
+        built = _built_kernels(run)
+        sessions = [s for s in database.sessions()
+                    if s.get("model_sha256") == run.model_sha256 and same_kernels(s.get("kernels"), built)]
+    context = {"format": records.RECORD_FORMAT, "run_id": run.run_id, "model": {**run.common["model"], **model},
+               "target": run.profile.name, "machine_peak": machinepeak.measure() if measure_peak else None,
+               "tuning": {"database": str(directory), "sessions": sessions},
+               "provenance": run.common["provenance"]}
+    (run.run_dir / "context.json").write_text(json.dumps(context))

@@ -1,0 +1,87 @@
+"""Engines called in-process: latency per batch size, offline throughput, the paired run, and the
+tvm engine timed on a remote device over RPC."""
+
+import json
+
+import numpy as np
+
+from workbench.bench.session import BenchRun
+from workbench.load import direct as timing
+
+
+def run_direct(run: BenchRun, kind: str):
+    """Latency per batch size and offline throughput; returns the engine and its correctness if its
+    outputs passed (None for null, which has no correctness to pass)."""
+    from workbench.engines.loaders import open_engine
+
+    sizes, spec, sample = run.batch_sizes, run.config.direct_spec, run.inputs.sample
+    engine = open_engine(kind, model_path=run.source.path, build_dir=run.build_dir,
+                         outputs=run.outputs_spec, providers=run.profile.onnxruntime_providers)
+    correctness = None
+    if kind != "null":  # null returns zeros by design: it measures the harness, not a model
+        correctness = run.inputs.check_batches({b: engine(sample(b)) for b in sizes})
+        if not correctness["passed"]:
+            for b in sizes:
+                run.save(kind, {"kind": "latency", "batch": b}, engine.settings, correctness, None, "rejected",
+                         "outputs differ from ONNX Runtime beyond the tolerance; not timed")
+            return None
+    for b in sizes:
+        run.display.phase(kind, f"direct latency, batch {b}")
+        run.save(kind, {"kind": "latency", "batch": b, "min_runs": spec.min_runs, "min_time_s": spec.min_time_s},
+                 engine.settings, correctness, timing.latency(engine, sample(b), spec))
+    top = max(sizes)
+    run.display.phase(kind, f"offline throughput, batch {top}")
+    run.save(kind, {"kind": "offline", "batch": top, "duration_s": spec.offline_s},
+             engine.settings, correctness, timing.offline(engine, sample(top), top, spec))
+    return (engine, correctness) if correctness else None
+
+
+def run_paired(run: BenchRun, engines: dict) -> None:
+    """The engines again, in alternating blocks at each batch size, ONNX Runtime last as the
+    reference: the ratio that holds up when the machine's speed drifts between phases."""
+    spec = run.config.direct_spec
+    for b in run.batch_sizes:
+        run.display.phase(" vs ".join(engines), f"paired latency, batch {b}")
+        results = timing.paired({kind: engine for kind, (engine, _) in engines.items()}, run.inputs.sample(b), spec)
+        for kind, (engine, correctness) in engines.items():
+            run.save(kind, {"kind": "paired", "batch": b, "engines": list(engines), "block": spec.paired_block,
+                            "min_time_s": spec.paired_s}, engine.settings, correctness, results[kind])
+
+
+def run_remote_direct(run: BenchRun) -> None:
+    """The tvm engine on a device at the tracker: checked against ONNX Runtime here, then timed
+    with TVM's device-side timer (per-repeat means, each repeat at least 10 ms)."""
+    from workbench.engines.loaders import build_settings
+    from workbench.engines.remote import RemoteDevice
+    from workbench.fleet import wait_for_devices
+    from workbench.load.stats import summarize
+
+    rpc, sizes = run.profile.rpc, run.batch_sizes
+    devices = wait_for_devices(rpc.tracker_host, rpc.tracker_port, rpc.key, run.config.rpc_wait_s)
+    build = json.loads((run.build_dir / "manifest.json").read_text())
+    names = [s["name"] for s in run.inputs_spec]
+    settings = {**build_settings(run.build_dir),
+                "measured_on": {"rpc_tracker": f"{rpc.tracker_host}:{rpc.tracker_port}", "rpc_key": rpc.key,
+                                "devices": devices},
+                "timer": "TVM time_evaluator on the device; one value per repeat (mean of its calls)"}
+    run.display.phase("tvm", f"loading on a '{rpc.key}' device")
+    device = RemoteDevice(rpc, run.profile.device)
+    remote = {b: device.load(run.build_dir / build["libraries"][str(b)]["file"]) for b in sizes}
+    args = {b: [run.inputs.sample(b)[n] for n in names] for b in sizes}
+    correctness = run.inputs.check_batches({b: remote[b](args[b]) for b in sizes})
+    if not correctness["passed"]:
+        run.save("tvm", {"kind": "latency", "batch": sizes[0]}, settings, correctness, None,
+                 "rejected", "outputs on the remote device differ from ONNX Runtime; not timed")
+        return
+    repeats = run.config.direct_spec.min_runs
+    timed = {}
+    for b in sizes:
+        run.display.phase("tvm", f"device latency, batch {b}")
+        timed[b] = remote[b].time(args[b], repeats, min_repeat_ms=10)
+        run.save("tvm", {"kind": "latency", "batch": b, "repeats": repeats, "min_repeat_ms": 10}, settings,
+                 correctness, {"latency_ms": summarize(timed[b]), "runs": len(timed[b]),
+                               "raw_latency_us": np.round(timed[b] * 1e6).astype(int).tolist()})
+    top = max(sizes)
+    run.save("tvm", {"kind": "offline", "batch": top, "from": "device latency at the largest batch"}, settings,
+             correctness, {"throughput_sps": top / float(np.median(timed[top])), "batch": top,
+                           "latency_ms": summarize(timed[top])})

@@ -1,0 +1,34 @@
+"""The seeded inputs every engine is fed, and the check of its outputs against ONNX Runtime's."""
+
+import numpy as np
+
+from workbench import models, reference
+
+
+class Inputs:
+    def __init__(self, source: models.ModelSource, model, output_names: list[str], config):
+        self.source, self.model, self.output_names = source, model, output_names
+        self.seed, self.rtol, self.atol = config.seed, config.rtol, config.atol
+        self._samples: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        self._expected: dict[int, list[np.ndarray]] = {}
+        self._reference = None
+
+    def sample(self, batch: int, seed_offset: int = 0) -> dict[str, np.ndarray]:
+        key = (batch, seed_offset)
+        if key not in self._samples:
+            self._samples[key] = models.sample_inputs(self.model, batch, self.seed + seed_offset)
+        return self._samples[key]
+
+    def check(self, outputs: list[np.ndarray], batch: int) -> dict:
+        """Outputs for `sample(batch)` against ONNX Runtime's, which are computed once per batch size."""
+        if batch not in self._expected:
+            self._reference = self._reference or reference.session(self.source.path)
+            self._expected[batch] = reference.run(self.source.path, self.sample(batch), self._reference)
+        results = reference.compare(self.output_names, outputs, self._expected[batch], self.rtol, self.atol)
+        return {"passed": all(r.passed for r in results), "rtol": self.rtol, "atol": self.atol,
+                "outputs": [r.as_dict() for r in results]}
+
+    def check_batches(self, outputs_by_batch: dict) -> dict:
+        """Every batch size's check, passed only when all pass."""
+        checks = {b: self.check(outputs, b) for b, outputs in outputs_by_batch.items()}
+        return {"passed": all(c["passed"] for c in checks.values()), "per_batch": {str(b): c for b, c in checks.items()}}

@@ -1,0 +1,84 @@
+"""The order of a bench run: validate, build if a tvm engine needs it, each engine in turn (a
+served engine that fails to start is recorded and the others still run), then the paired run."""
+
+import dataclasses
+from pathlib import Path
+
+from workbench import records
+from workbench.bench.config import DIRECT_ENGINES, ENGINES, BenchConfig, validate
+from workbench.bench.context import ensure_build, write_context
+from workbench.bench.direct import run_direct, run_paired, run_remote_direct
+from workbench.bench.served import REMOTE, run_served, server_process
+from workbench.bench.session import BenchRun
+from workbench.console import warn
+from workbench.errors import WorkbenchError
+
+
+def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
+    """Run every engine; a served engine that fails to start is recorded and the others still run."""
+    from workbench.fleet import profile_with_rpc
+    from workbench.targets import get_profile
+
+    validate(config)
+    profile = profile_with_rpc(get_profile(config.target), config.rpc, config.rpc_key)
+    if profile.rpc is not None:
+        if config.engines == ENGINES:
+            config = dataclasses.replace(config, engines=("tvm",))
+        if config.engines != ("tvm",) or config.url:
+            raise WorkbenchError("--rpc times the tvm engine on the remote device; the other engines would run "
+                                 "here and not compare with it, so pass --engines tvm")
+    run = BenchRun(config, profile, display)
+    engines = [REMOTE] if config.url else list(config.engines)
+    if {"tvm", "server-tvm"} & set(engines):
+        runs, why = profile.runs_here()
+        if not runs and profile.rpc is None:  # over RPC the device runs it, not this machine
+            raise WorkbenchError(f"target '{profile.name}' cannot run on this machine ({why}); bench the "
+                                 f"host target here, or drop the tvm engines with --engines")
+        run.build_dir = ensure_build(run)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    direct_run = bool(set(engines) & set(DIRECT_ENGINES))
+    if direct_run:
+        display.phase("machine", "measuring float32 peak and memory bandwidth")
+    write_context(run, measure_peak=direct_run)
+    display.start(run.run_id)
+    try:
+        _run_engines(run, engines)
+    finally:
+        display.stop()
+        if run.records:
+            records.write_csv(run.run_dir, run.records)
+    return run.run_dir, run.records
+
+
+def _run_engines(run: BenchRun, engines: list[str]) -> None:
+    passed = {}  # direct engines whose outputs agreed with ONNX Runtime (not null), for the paired run
+    for engine in engines:
+        if engine == "tvm" and run.profile.rpc is not None:
+            run_remote_direct(run)
+        elif engine in DIRECT_ENGINES:
+            if (opened := run_direct(run, engine)) is not None:
+                passed[engine] = opened
+        elif engine == REMOTE:
+            url = run.config.url
+            run_served(run, REMOTE, url.rstrip("/"), {"server": f"external at {url}", "wire": run.config.wire})
+        else:
+            _run_server_engine(run, engine)
+    if len(passed) > 1:
+        run_paired(run, dict(sorted(passed.items(), key=lambda e: e[0] == "onnxruntime")))
+
+
+def _run_server_engine(run: BenchRun, engine: str) -> None:
+    process, settings = server_process(run, engine)
+    run.display.phase(engine, "starting server")
+    try:
+        process.start()
+    except WorkbenchError as exc:  # recorded; the other engines are still measured
+        warn(str(exc))
+        run.save(engine, {"kind": "closed"}, settings, None, None, "failed", str(exc))
+        return
+    try:
+        run_served(run, engine, process.url, settings, process.alive, process.rss_mb)
+    finally:
+        code = process.stop()
+        if code not in (0, None, -15):
+            warn(f"{engine} server exited with code {code}; log {process.log_path}")
