@@ -15,7 +15,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from workbench.compiler.runtime import CompiledModel
+from workbench.engines.compiled import CompiledModel
 
 
 def median_us(call, x, calls: int = 2000) -> float:

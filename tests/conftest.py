@@ -23,10 +23,11 @@ def project(tmp_path, monkeypatch) -> Path:
     return make_project(tmp_path)
 
 
-def workbench_cli(*args: str, home: Path, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+def workbench_cli(*args: str, home: Path, timeout: float = 600, extra_env: dict | None = None,
+                  **kwargs) -> subprocess.CompletedProcess:
     """The installed console script, run as a user runs it."""
     exe = Path(sys.executable).parent / "workbench"
-    env = {**os.environ, "WORKBENCH_HOME": str(home), "COLUMNS": "200"}
+    env = {**os.environ, "WORKBENCH_HOME": str(home), "COLUMNS": "200", **(extra_env or {})}
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
 
 

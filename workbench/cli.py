@@ -57,7 +57,11 @@ def targets() -> None:
     from workbench.targets import load_profile, profile_paths
 
     fp = fingerprint.machine_fingerprint()
-    console.print(f"This machine: {fp['cpu_model']} (LLVM: [bold]{llvm_host_cpu()}[/bold], "
+    try:
+        llvm = f"[bold]{llvm_host_cpu()}[/bold]"
+    except ImportError as exc:  # the rest of the table needs no TVM: say so and go on
+        llvm = f"unknown, TVM cannot be imported ({escape(str(exc))}); reinstall with make install"
+    console.print(f"This machine: {fp['cpu_model']} (LLVM: {llvm}, "
                   f"{fp['physical_cores']} physical cores){'; GPU: ' + fp['gpus'][0]['name'] if fp['gpus'] else '; no GPU'}")
     table = Table("target", "device", "runs here", "TVM target", "description")
     for name, path in profile_paths().items():
@@ -67,15 +71,19 @@ def targets() -> None:
             table.add_row(escape(name), "", "[red]no: malformed[/red]", f"[red]{escape(str(exc))}[/red]", "")
             continue
         runs, why = profile.runs_here()
-        try:
-            resolved = profile.resolved_target()
-            tvm_target = " ".join(f"{k}={resolved[k]}" for k in ("kind", "mcpu", "mtriple", "arch", "num-cores")
-                                  if k in resolved)
-        except WorkbenchError as exc:
-            tvm_target = f"[red]{escape(str(exc))}[/red]"
         table.add_row(escape(profile.name), profile.device, "[green]yes[/green]" if runs else f"no: {why}",
-                      tvm_target, escape(profile.description))
+                      _shown_target(profile), escape(profile.description))
     console.print(table)
+
+
+def _shown_target(profile) -> str:
+    try:
+        resolved = profile.resolved_target()
+    except ImportError:  # mcpu "auto" is LLVM's name for this CPU, known only through TVM: shown as it stands
+        resolved = profile.target
+    except WorkbenchError as exc:
+        return f"[red]{escape(str(exc))}[/red]"
+    return " ".join(f"{k}={resolved[k]}" for k in ("kind", "mcpu", "mtriple", "arch", "num-cores") if k in resolved)
 
 
 @app.command()
@@ -162,7 +170,7 @@ def tune(model: ModelOpt, target: TargetOpt,
     from workbench.models import resolve
     from workbench.targets import get_profile
 
-    from workbench.fleet import profile_with_rpc
+    from workbench.targets import profile_with_rpc
 
     profile = profile_with_rpc(get_profile(target), rpc, rpc_key)
     source = resolve(model)
@@ -202,17 +210,19 @@ def fleet_up(servers: Annotated[int, typer.Option(help="RPC servers to start")] 
 def fleet_status(tracker: Annotated[str | None, typer.Option(help="host:port (default: the fleet that is up)")] = None) -> None:
     """Keys, free and busy devices, and queued requests, as the tracker sees them."""
     from workbench import fleet
+    from workbench.engines.rpc import registered, summary
+    from workbench.targets import parse_tracker
 
     if tracker is None:
         state = fleet.read_state()
         if state is None:
             raise WorkbenchError("no fleet is up here; start one with `workbench fleet up`, or pass --tracker host:port")
         tracker = state.tracker
-    host, port = fleet.parse_tracker(tracker)
-    info = fleet.summary(host, port)
+    host, port = parse_tracker(tracker)
+    info = summary(host, port)
     table = Table("key", "devices", "free", "busy", "queued requests", title=f"tracker {host}:{port}")
     for key, queue in sorted(info.get("queue_info", {}).items()):
-        total = fleet.registered(info, key)
+        total = registered(info, key)
         free = int(queue.get("free", 0))
         table.add_row(key, str(total), str(free), str(max(0, total - free)), str(queue.get("pending", 0)))
     console.print(table)

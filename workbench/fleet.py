@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from workbench.engines.rpc import registered, summary
 from workbench.errors import WorkbenchError
 from workbench.fingerprint import physical_cores
 from workbench.paths import project_root
@@ -67,72 +68,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def parse_tracker(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise WorkbenchError(f"--rpc takes the tracker as host:port, e.g. 127.0.0.1:9190 (got {text!r})")
-    return host, int(port)
-
-
-def profile_with_rpc(profile, rpc: str | None, rpc_key: str | None):
-    """The profile measured through a tracker: --rpc/--rpc-key override the profile's [rpc]."""
-    import dataclasses
-
-    from workbench.targets import RpcConfig
-
-    if rpc is None and rpc_key is None:
-        return profile
-    if rpc is None and profile.rpc is None:
-        raise WorkbenchError("--rpc-key needs --rpc host:port (or an [rpc] section in the profile)")
-    host, port = parse_tracker(rpc) if rpc else (profile.rpc.tracker_host, profile.rpc.tracker_port)
-    key = rpc_key or (profile.rpc.key if profile.rpc else None)
-    if not key:
-        raise WorkbenchError("--rpc needs --rpc-key, the key the devices registered under (e.g. cpu-local)")
-    return dataclasses.replace(profile, rpc=RpcConfig(host, port, key))
-
-
-def summary(host: str, port: int, timeout_s: float = 5) -> dict:
-    """The tracker's view: servers by key, and per key how many are free and how many requests wait."""
-    from tvm import rpc
-
-    try:
-        socket.create_connection((host, port), timeout=timeout_s).close()
-        return rpc.connect_tracker(host, port).summary()
-    except (OSError, RuntimeError) as exc:
-        raise WorkbenchError(f"cannot reach the RPC tracker at {host}:{port} ({getattr(exc, 'strerror', None) or exc}); "
-                             "start one with `workbench fleet up` or python -m tvm.exec.rpc_tracker") from None
-
-
-def check_wait(timeout_s: float) -> None:
-    """--rpc-wait: NaN would never reach the deadline, so a missing device would hang the run."""
-    if not 0 <= timeout_s < float("inf"):
-        raise WorkbenchError(f"--rpc-wait must be a non-negative number of seconds (got {timeout_s})")
-
-
-def wait_for_devices(host: str, port: int, key: str, timeout_s: float) -> int:
-    """How many devices are registered under key, waiting up to timeout_s for at least one."""
-    check_wait(timeout_s)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        info = summary(host, port)
-        count = registered(info, key)
-        if count or time.monotonic() >= deadline:
-            break
-        time.sleep(0.5)
-    if not count:
-        known = sorted(info.get("queue_info", {}))
-        raise WorkbenchError(f"no device registered under key '{key}' at the tracker {host}:{port} within "
-                             f"{timeout_s:g} s (keys there: {', '.join(known) or 'none'}); start one with "
-                             f"python -m tvm.exec.rpc_server --tracker={host}:{port} --key={key}")
-    return count
-
-
-def registered(info: dict, key: str) -> int:
-    """Servers registered under key, free or busy (the tracker lists each as "server:<key>")."""
-    listed = sum(1 for s in info.get("server_info", []) if s.get("key") == f"server:{key}")
-    return max(listed, int(info.get("queue_info", {}).get(key, {}).get("free", 0)))
 
 
 def _die_with_parent() -> None:

@@ -6,12 +6,13 @@ count, `arch` from the GPU's compute capability.
 """
 
 import copy
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench import fingerprint
-from workbench.errors import TargetError
+from workbench.errors import TargetError, WorkbenchError
 from workbench.paths import targets_dir
 
 DEVICES = ("cpu", "cuda")
@@ -190,3 +191,23 @@ def get_profile(name: str, directory: Path | None = None) -> TargetProfile:
     if profile.name != name:
         raise TargetError(f"{paths[name]}: field 'name' is {profile.name!r} but the file is {name}.toml; make them match")
     return profile
+
+
+def parse_tracker(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise WorkbenchError(f"--rpc takes the tracker as host:port, e.g. 127.0.0.1:9190 (got {text!r})")
+    return host, int(port)
+
+
+def profile_with_rpc(profile, rpc: str | None, rpc_key: str | None):
+    """The profile measured through a tracker: --rpc/--rpc-key override the profile's [rpc]."""
+    if rpc is None and rpc_key is None:
+        return profile
+    if rpc is None and profile.rpc is None:
+        raise WorkbenchError("--rpc-key needs --rpc host:port (or an [rpc] section in the profile)")
+    host, port = parse_tracker(rpc) if rpc else (profile.rpc.tracker_host, profile.rpc.tracker_port)
+    key = rpc_key or (profile.rpc.key if profile.rpc else None)
+    if not key:
+        raise WorkbenchError("--rpc needs --rpc-key, the key the devices registered under (e.g. cpu-local)")
+    return dataclasses.replace(profile, rpc=RpcConfig(host, port, key))

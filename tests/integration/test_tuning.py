@@ -20,7 +20,7 @@ from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
 from workbench.compiler.measure import COLD_CALLS
 from workbench.compiler.tasks import extract, prepared_modules
-from workbench.compiler.runtime import CompiledModel
+from workbench.engines.compiled import CompiledModel
 from workbench.compiler.tuner import tune
 from workbench.errors import CorrectnessError
 from workbench.models import input_specs, load, resolve, sample_inputs

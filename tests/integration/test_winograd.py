@@ -8,7 +8,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from workbench.compiler.builder import CompileRequest, compile_model
 from workbench.compiler.importer import import_model, make_target, prepare
-from workbench.compiler.runtime import CompiledModel
+from workbench.engines.compiled import CompiledModel
 from workbench.models import load, resolve, sample_inputs
 from workbench.reference import compare
 from workbench.reference import run as run_reference

@@ -64,6 +64,6 @@ def validate(config: BenchConfig) -> None:
     if config.max_batch < 1 or config.max_delay_ms < 0 or config.server_workers < 1:
         raise WorkbenchError("--max-batch and --server-workers must be at least 1, --max-delay-ms non-negative")
     if config.rpc is not None:
-        from workbench.fleet import check_wait
+        from workbench.engines.rpc import check_wait
 
         check_wait(config.rpc_wait_s)  # before the build, not after it

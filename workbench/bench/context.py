@@ -41,7 +41,7 @@ def write_context(run: BenchRun, measure_peak: bool) -> None:
     only the roofline of direct measurements uses it), and the tuning history of this model on
     this target (cumulative curves for the report)."""
     from workbench import machinepeak, modelstats
-    from workbench.compiler.database import TuningDatabase
+    from workbench.compiler.database import read_sessions
     from workbench.compiler.tasks import same_kernels
     from workbench.errors import ModelError
     from workbench.paths import tuning_logs_dir
@@ -54,9 +54,8 @@ def write_context(run: BenchRun, measure_peak: bool) -> None:
     sessions = []
     directory = tuning_logs_dir() / run.profile.name
     if directory.is_dir():
-        database = TuningDatabase(directory, run.profile.resolved_target())
         built = _built_kernels(run)
-        sessions = [s for s in database.sessions()
+        sessions = [s for s in read_sessions(directory)
                     if s.get("model_sha256") == run.model_sha256 and same_kernels(s.get("kernels"), built)]
     context = {"format": records.RECORD_FORMAT, "run_id": run.run_id, "model": {**run.common["model"], **model},
                "target": run.profile.name, "machine_peak": machinepeak.measure() if measure_peak else None,

@@ -53,7 +53,7 @@ def run_remote_direct(run: BenchRun) -> None:
     with TVM's device-side timer (per-repeat means, each repeat at least 10 ms)."""
     from workbench.engines.loaders import build_settings
     from workbench.engines.remote import RemoteDevice
-    from workbench.fleet import wait_for_devices
+    from workbench.engines.rpc import wait_for_devices
     from workbench.load.stats import summarize
 
     rpc, sizes = run.profile.rpc, run.batch_sizes

@@ -16,8 +16,7 @@ from workbench.errors import WorkbenchError
 
 def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
     """Run every engine; a served engine that fails to start is recorded and the others still run."""
-    from workbench.fleet import profile_with_rpc
-    from workbench.targets import get_profile
+    from workbench.targets import get_profile, profile_with_rpc
 
     validate(config)
     profile = profile_with_rpc(get_profile(config.target), config.rpc, config.rpc_key)

@@ -64,7 +64,7 @@ def _coverage(modules: dict, request: CompileRequest, target, db) -> dict:
 
 def _check(request: CompileRequest, model, libraries: dict[int, Path]) -> dict:
     """The correctness gate: each batch variant against ONNX Runtime on the same seeded inputs."""
-    from workbench.compiler.runtime import CompiledModel
+    from workbench.engines.compiled import CompiledModel
 
     runs, why = request.profile.runs_here()
     if not runs:

@@ -315,4 +315,11 @@ class TuningDatabase:
             f.write(json.dumps(session) + "\n")
 
     def sessions(self) -> list[dict]:
-        return _check_lines(self.sessions_path, _check_session) if self.sessions_path.exists() else []
+        return read_sessions(self.directory)
+
+
+def read_sessions(directory: Path) -> list[dict]:
+    """The tuning sessions recorded in a database folder: needs neither TVM nor the resolved target,
+    so bench and report read them without loading the compiler."""
+    path = directory / SESSIONS
+    return _check_lines(path, _check_session) if path.exists() else []

@@ -104,7 +104,7 @@ class TuneSummary:
 def _check_can_measure(profile: TargetProfile, rpc_wait_s: float) -> int:
     """How many devices will measure candidates: 1 here, or those under the key at the tracker."""
     if profile.rpc is not None:
-        from workbench.fleet import wait_for_devices
+        from workbench.engines.rpc import wait_for_devices
 
         return wait_for_devices(profile.rpc.tracker_host, profile.rpc.tracker_port, profile.rpc.key, rpc_wait_s)
     runs, why = profile.runs_here()

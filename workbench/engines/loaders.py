@@ -39,7 +39,7 @@ def build_settings(build_dir: Path) -> dict:
 
 def tvm_engine(build_dir: Path) -> Engine:
     """The libraries `compile` wrote, one per batch size; a call runs the one for its batch."""
-    from workbench.compiler.runtime import CompiledModel
+    from workbench.engines.compiled import CompiledModel
 
     manifest = json.loads((build_dir / "manifest.json").read_text())
     names = [spec["name"] for spec in manifest["inputs"]]

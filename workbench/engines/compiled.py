@@ -1,4 +1,4 @@
-"""Load an exported library and run it: the in-process TVM engine's core."""
+"""Load an exported TVM library and run it: the in-process TVM engine's core."""
 
 from pathlib import Path
 
