@@ -1,9 +1,11 @@
 """Serving bundles for real: export through the CLI, verify, serve (archive, directory, several
-models, a fresh virtual environment), and refuse tampered, truncated, unsafe or foreign bundles."""
+models, deployed as its README says in a fresh virtual environment), and refuse tampered,
+truncated, unsafe or foreign bundles and manifests that do not tell the truth."""
 
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tarfile
@@ -17,7 +19,8 @@ from tests.conftest import assert_one_line_error, make_project, workbench_cli
 from tests.integration.test_server import call
 from workbench import models, reference
 from workbench.bench import v2_request
-from workbench.bundle.archive import file_digests
+from workbench.bundle.archive import file_digests, file_sizes
+from workbench.bundle.export import python_version
 from workbench.serving.process import ServerProcess, free_port
 
 
@@ -62,8 +65,10 @@ def _infer_matches_onnxruntime(url: str, model: str) -> None:
 
 def test_export_writes_a_complete_checksummed_bundle(archive, tmp_path):
     root = _unpack(archive, tmp_path)
-    manifest = json.loads((root / "manifest.json").read_text())
-    assert manifest["files"] == file_digests(root)
+    text = (root / "manifest.json").read_text()
+    manifest = json.loads(text)
+    assert manifest["bundle_format"] == 2
+    assert manifest["files"] == file_digests(root) and manifest["sizes"] == file_sizes(root)
     assert manifest["batch_sizes"] == [1, 4] and sorted(manifest["libraries"]) == ["1", "4"]
     assert {"lib/mlp-b1.so", "lib/mlp-b4.so", "model/mlp.onnx", "samples/b1.npz", "perf.json", "requirements.txt",
             "Dockerfile", "README.md", "runtime/workbench/serving/server.py"} <= set(manifest["files"])
@@ -72,6 +77,31 @@ def test_export_writes_a_complete_checksummed_bundle(archive, tmp_path):
     card = json.loads((root / "perf.json").read_text())
     assert card["run_id"] and any(r["engine"] == "tvm" and r["scenario"] == "latency" for r in card["rows"])
     assert card["run_id"] in (root / "README.md").read_text()
+    pins = (root / "requirements.txt").read_text()
+    assert "\njsonschema==" in pins  # the manifest is validated against its schema where it is served
+
+
+def test_the_bundle_says_which_python_and_ships_an_example_request(archive, tmp_path):
+    root = _unpack(archive, tmp_path)
+    manifest = json.loads((root / "manifest.json").read_text())
+    readme = (root / "README.md").read_text()
+    assert manifest["requires"]["python"] == python_version()
+    assert f"Python {python_version()}" in readme and f"python{python_version()} -m venv" in readme
+    assert f"FROM python:{python_version()}-slim" in (root / "Dockerfile").read_text()
+    assert manifest["example_request"] == "request.json" and "request.json" in manifest["files"]
+    assert "-d @request.json" in readme
+    request = json.loads((root / "request.json").read_text())
+    with np.load(root / "samples" / "b1.npz") as sample:
+        assert request["inputs"][0]["shape"] == [1, 64] and request["inputs"][0]["datatype"] == "FP32"
+        np.testing.assert_array_equal(np.asarray(request["inputs"][0]["data"], np.float32),
+                                      sample["input_0"].ravel())
+
+
+def test_the_manifest_records_no_path_of_the_build_machine(archive, home, tmp_path):
+    root = _unpack(archive, tmp_path)
+    text = (root / "manifest.json").read_text()
+    assert json.loads(text)["tuning"]["database"] == "tuning_logs/host"
+    assert str(home) not in text and str(home.resolve()) not in text
 
 
 def test_verify_passes_on_a_fresh_bundle(archive, home):
@@ -113,8 +143,46 @@ def _flip_a_byte(root: Path) -> None:
     lib.write_bytes(bytes(data))
 
 
+def _edit_manifest(edit):
+    """A change that edits manifest.json (and nothing else, so every checksum still matches)."""
+    def change(root: Path) -> None:
+        manifest = json.loads((root / "manifest.json").read_text())
+        edit(manifest)
+        (root / "manifest.json").write_text(json.dumps(manifest))
+    return change
+
+
+def _outside_library(where: str):
+    """The manifest's batch-1 library pointed at a copy outside the bundle."""
+    def edit(manifest: dict) -> None:
+        manifest["libraries"]["1"]["file"] = where
+    return edit
+
+
+def _grow(root: Path) -> None:
+    with open(root / "samples" / "b1.npz", "ab") as f:
+        f.write(bytes(1 << 20))
+
+
+def _foreign_cache(root: Path) -> None:
+    (root / "runtime" / "workbench" / "__pycache__").mkdir()
+    (root / "runtime" / "workbench" / "__pycache__" / "cli.cpython-39.pyc").write_bytes(b"\x61\x0d\x0d\x0a" * 8)
+
+
 @pytest.mark.parametrize("change, fragment", [
     (_flip_a_byte, "checksum of lib/mlp-b1.so does not match"),
+    (_edit_manifest(_outside_library("/tmp/workbench-outside.so")),
+     "libraries.1.file '/tmp/workbench-outside.so' points outside the bundle"),
+    (_edit_manifest(_outside_library("../../outside.so")), "libraries.1.file '../../outside.so' points outside"),
+    (_edit_manifest(lambda m: m["model"].update(file="/etc/hostname")), "model.file '/etc/hostname' points outside"),
+    (_edit_manifest(lambda m: m["inputs"][0].update(shape=["batch", 65])),
+     "manifest.json inputs[0] is 'input' float32 ['batch', 65] but the bundled model's is 'input' float32 "
+     "['batch', 64]"),
+    (_edit_manifest(lambda m: m["outputs"][0].update(dtype="float16")), "manifest.json outputs[0] is 'logits' float16"),
+    (_edit_manifest(lambda m: m.update(inputs="x")), "manifest.json: inputs: 'x' is not of type 'array'"),
+    (_edit_manifest(lambda m: m.update(batch_sizes=[1, 4, 8])), "batch_sizes are [1, 4, 8] but its libraries"),
+    (_grow, "bytes in the archive but"),
+    (_foreign_cache, "cli.cpython-39.pyc was written by another Python (cpython-39"),
     (lambda root: (root / "samples" / "b4.npz").unlink(), "samples/b4.npz is missing"),
     (lambda root: (root / "lib" / "extra.so").write_bytes(b"x"), "lib/extra.so is not in the manifest"),
     (lambda root: (root / "manifest.json").unlink(), "not a workbench bundle (no manifest.json)"),
@@ -192,20 +260,104 @@ def test_bad_bundle_commands_get_one_line(home, args, fragment):
     assert_one_line_error(result.returncode, result.stdout + result.stderr, fragment)
 
 
-def test_a_fresh_virtualenv_with_only_requirements_txt_serves_the_bundle(archive, tmp_path):
-    """No workbench install: the bundle's pinned requirements and its runtime/ copy are enough."""
-    root = _unpack(archive, tmp_path)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                              "-r", str(root / "requirements.txt")], capture_output=True, text=True, timeout=900)
-    assert install.returncode == 0, install.stderr[-2000:]
+def test_a_format_1_bundle_still_opens(archive, home, tmp_path):
+    """Bundles exported before per-file sizes were recorded: checksums as before, the total cap only."""
+    def edit(manifest: dict) -> None:
+        del manifest["sizes"]
+        manifest["bundle_format"] = 1
+    old = _rewrite_archive(archive, tmp_path, _edit_manifest(edit))
+    result = workbench_cli("verify", str(old), home=home)
+    assert result.returncode == 0 and "verified" in result.stdout, result.stdout + result.stderr
+
+
+def _readme_steps(root: Path) -> list[str]:
+    """The commands of the README's "Run it" section, as a user pastes them."""
+    section = (root / "README.md").read_text().split("## Run it", 1)[1].split("\n## ", 1)[0]
+    return [line.strip() for line in section.splitlines() if line.startswith("    ")]
+
+
+def _dockerfile_cmd(root: Path, port: int) -> tuple[list[str], str, dict]:
+    """The Dockerfile's CMD argv with the bundle path, --host 127.0.0.1 and --port substituted,
+    its WORKDIR (the bundle here) and its ENV lines (the bundle path substituted)."""
+    lines = (root / "Dockerfile").read_text().splitlines()
+    workdir = next(line.split()[1] for line in lines if line.startswith("WORKDIR "))
+    env = dict(line.split(None, 1)[1].split("=", 1) for line in lines if line.startswith("ENV "))
+    argv = json.loads(next(line for line in lines if line.startswith("CMD "))[4:])
+    substitute = {workdir: str(root), argv[argv.index("--host") + 1]: "127.0.0.1",
+                  argv[argv.index("--port") + 1]: str(port)}
+    return ([substitute.get(a, a) for a in argv], workdir,
+            {k: v.replace(workdir, str(root)) for k, v in env.items()})
+
+
+def _env_i(**variables: str) -> list[str]:
+    """`env -i` with only these set: nothing from this test's environment (PYTHONDONTWRITEBYTECODE
+    above all) reaches the command."""
+    return ["env", "-i", *(f"{k}={v}" for k, v in variables.items())]
+
+
+def _serves_its_sample(server: ServerProcess, root: Path) -> None:
+    """Ready, and request.json answered with the stored ONNX Runtime outputs of the batch-1 sample."""
+    assert call(server.url + "/v2/health/ready")[0] == 200
+    status, _, body = call(f"{server.url}/v2/models/mlp/infer", (root / "request.json").read_bytes(),
+                           {"Content-Type": "application/json"})
+    assert status == 200, body
+    with np.load(root / "samples" / "b1.npz") as sample:
+        expected = sample["output_0"]
+    out = json.loads(body)["outputs"][0]
+    np.testing.assert_allclose(np.asarray(out["data"], np.float32).reshape(expected.shape), expected,
+                               rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_bundle_deploys_as_its_readme_says_with_a_stock_python(archive, tmp_path):
+    """What a user does: unpack, run the README's steps (a fresh venv from the stock python3.X,
+    requirements.txt, verify, serve, serve again), then the Dockerfile's CMD, each under `env -i`
+    with only PATH, HOME and PYTHONPATH, so Python writes its bytecode caches into runtime/ as it
+    does by default. (pip's wheel cache under $HOME is reused between runs.)"""
+    with tarfile.open(archive) as tar:  # as `tar xzf` does
+        tar.extractall(tmp_path, filter="data")
+    root = tmp_path / "mlp-host"
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                           if not Path(p).resolve().is_relative_to(Path(sys.prefix).resolve()))
+    user = {"PATH": path, "HOME": os.environ["HOME"], "PYTHONPATH": "runtime"}
+    setup, verify, serve = _readme_steps(root)
+
+    def shell(line: str, timeout: float) -> subprocess.CompletedProcess:
+        return subprocess.run([*_env_i(**user), "bash", "-c", line], cwd=root, capture_output=True, text=True,
+                              timeout=timeout)
+
+    installed = shell(setup, timeout=900)
+    assert installed.returncode == 0, installed.stdout[-2000:] + installed.stderr[-2000:]
+    checked = shell(verify, timeout=300)
+    assert checked.returncode == 0 and "verified" in checked.stdout, checked.stdout + checked.stderr
+    assert list((root / "runtime" / "workbench").glob("__pycache__/*.pyc"))  # caches were written and accepted
+
+    argv = shlex.split(serve, comments=True)
+    argv = [a for a in argv if not a.startswith("PYTHONPATH=")]  # set in the environment instead
+    for attempt in ("first", "second"):  # the second start meets the caches the first one wrote
+        port = free_port()
+        argv[argv.index("--port") + 1] = str(port)
+        server = ServerProcess(f"readme-{attempt}", _env_i(**user) + argv, port, tmp_path / f"{attempt}.log",
+                               cwd=root).start()
+        try:
+            _serves_its_sample(server, root)
+        finally:
+            assert server.stop() == 0, (tmp_path / f"{attempt}.log").read_text()[-2000:]
+
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("WORKBENCH_HOME", "PYTHONPATH", "VIRTUAL_ENV")}
-    env["PYTHONPATH"] = str(root / "runtime")
-    argv = [str(venv / "bin" / "python"), "-m", "workbench", "serve", ".", "--port", str(port)]
-    server = ServerProcess("fresh-venv", argv, port, tmp_path / "fresh.log", cwd=root, env=env).start()
+    cmd, _, image_env = _dockerfile_cmd(root, port)
+    words = shlex.split(setup)
+    venv_bin = (root / words[words.index("venv") + 1] / "bin").resolve()  # python3.X -m venv <dir> && ...
+    docker_env = {**image_env, "PATH": f"{venv_bin}{os.pathsep}{path}", "HOME": os.environ["HOME"]}
+    server = ServerProcess("dockerfile-cmd", _env_i(**docker_env) + cmd, port, tmp_path / "docker.log",
+                           cwd=root).start()
     try:
-        _infer_matches_onnxruntime(server.url, "mlp")
+        _serves_its_sample(server, root)
     finally:
-        server.stop()
+        assert server.stop() == 0
+
+    # An added file that matches no shipped source is still refused, cache-like name or not.
+    stray = root / "runtime" / "workbench" / "__pycache__" / f"extra.{sys.implementation.cache_tag}.pyc"
+    stray.write_bytes(next((root / "runtime" / "workbench").glob("__pycache__/*.pyc")).read_bytes())
+    refused = shell(verify, timeout=300)
+    assert_one_line_error(refused.returncode, refused.stdout + refused.stderr, f"{stray.name} is not in the manifest")

@@ -3,6 +3,7 @@
 import json
 import platform
 import shutil
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,14 +12,15 @@ import numpy as np
 
 from workbench import fingerprint, models, records, reference
 from workbench.bundle import FORMAT, MANIFEST, templates
-from workbench.bundle.archive import ARCHIVE_SUFFIX, file_digests, pack
+from workbench.bundle.archive import ARCHIVE_SUFFIX, file_digests, file_sizes, pack
 from workbench.compiler.builder import CompileRequest, ensure_build
 from workbench.errors import WorkbenchError
 from workbench.paths import make_directory, project_root
 
 # What serving a bundle imports; each is pinned to the version installed here, with what it needs.
 SERVING_DISTRIBUTIONS = ("apache-tvm", "apache-tvm-ffi", "onnxruntime", "numpy", "ml_dtypes", "psutil", "orjson",
-                         "uvicorn", "uvloop", "httptools", "pillow", "typer", "rich")
+                         "uvicorn", "uvloop", "httptools", "pillow", "typer", "rich", "jsonschema")
+REQUEST_FILE = "request.json"
 _SOURCE = Path(__file__).resolve().parent.parent
 
 
@@ -58,6 +60,11 @@ def pinned_requirements(names=SERVING_DISTRIBUTIONS) -> list[str]:
             if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
                 pending.append(requirement.name)
     return [f"{name}=={version}" for name, version in sorted(pins.items())]
+
+
+def python_version() -> str:
+    """major.minor of this Python: the requirements are pinned to what is installed here."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def required_cpu_flags(request: CompileRequest) -> list[str]:
@@ -108,6 +115,14 @@ def _write_samples(root: Path, model, source_path: Path, batch_sizes) -> dict[st
     return files
 
 
+def _example_request(inputs: dict[str, np.ndarray]) -> str:
+    """Sample inputs as a v2 JSON request body: what the README's curl sends."""
+    from workbench.serving.protocol import DATATYPE_OF
+
+    return json.dumps({"inputs": [{"name": name, "shape": list(a.shape), "datatype": DATATYPE_OF[str(a.dtype)],
+                                   "data": a.ravel().tolist()} for name, a in inputs.items()]})
+
+
 def _copy_runtime(root: Path) -> None:
     shutil.copytree(_SOURCE, root / "runtime" / "workbench",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.onnx"))
@@ -149,16 +164,19 @@ def export_bundle(request: ExportRequest, on_compile=lambda: None) -> Path:
         (root / "model").mkdir()
         shutil.copy2(build.source.path, root / model_file)
         samples = _write_samples(root, model, build.source.path, build.batch_sizes)
+        # the smallest batch's sample inputs, so the answer can be checked against samples/
+        (root / REQUEST_FILE).write_text(_example_request(models.sample_inputs(model, min(build.batch_sizes))))
         reports_dir = request.reports_dir or project_root() / "reports"
         card = perf_card(reports_dir, built["model_sha256"], {b: e["sha256"] for b, e in libraries.items()})
         (root / "perf.json").write_text(json.dumps(card, indent=2))
         requirements = pinned_requirements()
         (root / "requirements.txt").write_text(templates.requirements_txt(requirements))
-        (root / "Dockerfile").write_text(templates.dockerfile(name))
+        (root / "Dockerfile").write_text(templates.dockerfile(name, python_version()))
         _copy_runtime(root)
         manifest = _manifest(request, built, model, name, libraries, model_file, samples, card, labels)
         (root / "README.md").write_text(templates.readme(manifest, card))
         manifest["files"] = file_digests(root)
+        manifest["sizes"] = file_sizes(root)
         (root / MANIFEST).write_text(json.dumps(manifest, indent=2))
         archive = request.bundles_dir / f"{name}{ARCHIVE_SUFFIX}"
         pack(root, archive)
@@ -181,7 +199,7 @@ def _manifest(request: ExportRequest, built: dict, model, name: str, libraries: 
         "target": built["target"], "target_json": built["target_json"], "device": built["device"],
         "requires": {"machine": platform.machine(), "device": build.profile.device,
                      "cpu_flags": required_cpu_flags(build) if build.profile.device == "cpu" else [],
-                     "gpu_arch": gpu_arch},
+                     "gpu_arch": gpu_arch, "python": python_version()},
         "tuned_on": {"fingerprint_id": built["provenance"]["fingerprint_id"],
                      "machine": built["provenance"]["machine"]},
         "versions": fingerprint.versions(),
@@ -192,5 +210,6 @@ def _manifest(request: ExportRequest, built: dict, model, name: str, libraries: 
         "tuning": built["tuning"], "correctness": built["correctness"],
         "tolerance": {"rtol": build.rtol, "atol": build.atol},
         "samples": samples, "perf_card": {"file": "perf.json", "run_id": card.get("run_id")},
+        "example_request": REQUEST_FILE,
         "serve": "pip install -r requirements.txt && PYTHONPATH=runtime python -m workbench serve . --port 8080",
     }

@@ -8,7 +8,7 @@ import numpy as np
 
 from workbench import reference
 from workbench.bundle.archive import Bundle, BundleError, open_bundle
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, first_line
 
 
 def parse_models(text: str) -> list[tuple[str, Path]]:
@@ -63,6 +63,7 @@ class BatchCheck:
 
 
 def load_samples(bundle: Bundle, batch: int) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """The stored inputs and outputs for one batch size, each of the manifest's dtype and shape."""
     m = bundle.manifest
     try:
         with np.load(bundle.root / m["samples"][str(batch)], allow_pickle=False) as data:
@@ -71,13 +72,22 @@ def load_samples(bundle: Bundle, batch: int) -> tuple[dict[str, np.ndarray], lis
     except (KeyError, ValueError, OSError) as exc:
         raise BundleError(f"{bundle.source}: the samples for batch {batch} cannot be read ({exc}); "
                           "export the bundle again") from None
+    for spec, array in zip(m["inputs"] + m["outputs"], list(inputs.values()) + outputs):
+        # a named (dynamic) first dimension is the batch; any other named one may be anything
+        shape = [batch if i == 0 and not isinstance(d, int) else d for i, d in enumerate(spec["shape"])]
+        fits = len(array.shape) == len(shape) and all(not isinstance(d, int) or d == a
+                                                       for d, a in zip(shape, array.shape))
+        if not fits or str(array.dtype) != spec["dtype"]:
+            raise BundleError(f"{bundle.source}: the batch-{batch} sample of '{spec['name']}' is {array.dtype} "
+                              f"{list(array.shape)}, not {spec['dtype']} {shape} as the manifest says; "
+                              "export the bundle again")
     return inputs, outputs
 
 
 def verify(bundle: Bundle) -> list[BatchCheck]:
     """Each compiled batch size run on the stored samples and compared with the stored ONNX Runtime
     outputs at the export's tolerance; then its median latency here."""
-    from workbench.engines.loaders import tvm_engine
+    from workbench.engines.tvm_engine import tvm_engine
     from workbench.load.direct import DirectSpec, latency
 
     m = bundle.manifest
@@ -86,7 +96,12 @@ def verify(bundle: Bundle) -> list[BatchCheck]:
     checks = []
     for batch in m["batch_sizes"]:
         inputs, expected = load_samples(bundle, batch)
-        results = reference.compare(names, engine(inputs), expected, m["tolerance"]["rtol"], m["tolerance"]["atol"])
+        try:
+            actual = engine(inputs)
+        except Exception as exc:  # TVM's own errors: a library whose signature is not the manifest's
+            raise BundleError(f"{bundle.source}: {m['libraries'][str(batch)]['file']} cannot run its batch-{batch} "
+                              f"sample ({first_line(exc)}); the bundle does not match its manifest") from None
+        results = reference.compare(names, actual, expected, m["tolerance"]["rtol"], m["tolerance"]["atol"])
         passed = all(r.passed for r in results)
         p50 = None
         if passed:

@@ -9,11 +9,11 @@ def requirements_txt(pins: list[str]) -> str:
     return header + "\n".join(pins) + "\n"
 
 
-def dockerfile(name: str) -> str:
+def dockerfile(name: str, python: str) -> str:
     return f"""# The bundle {name} as a container: docker build -t {name} . && docker run -p 8080:8080 {name}
 # The libraries are compiled for the CPU (or GPU) named in manifest.json "requires"; the server
-# refuses to start on a machine without it.
-FROM python:3.11-slim
+# refuses to start on a machine without it. Python {python}: the requirements are pinned for it.
+FROM python:{python}-slim
 WORKDIR /bundle
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
@@ -44,6 +44,8 @@ def _figures(card: dict) -> str:
 def readme(manifest: dict, card: dict) -> str:
     name, model = manifest["name"], manifest["model"]["name"]
     needs = manifest["requires"]
+    python, venv = needs["python"], f"../{name}-venv"
+    batch = min(manifest["batch_sizes"])
     hardware = (f"an NVIDIA GPU ({needs['gpu_arch']})" if needs["device"] == "cuda"
                 else f"an {needs['machine']} CPU with {', '.join(needs['cpu_flags']) or 'no special ISA'}")
     inputs = "\n".join(f"- `{s['name']}`: {s['dtype']} {s['shape']}" for s in manifest["inputs"])
@@ -58,17 +60,21 @@ It runs on {hardware}; the server refuses other machines with a one-line reason.
 
 ## Run it
 
-    python -m venv venv && venv/bin/pip install -r requirements.txt
-    PYTHONPATH=runtime venv/bin/python -m workbench verify .       # checksums, target, outputs vs ONNX Runtime
-    PYTHONPATH=runtime venv/bin/python -m workbench serve . --port 8080
+Python {python} (the requirements are pinned to the versions that exported it), from this folder:
 
-or with Docker: `docker build -t {name} . && docker run -p 8080:8080 {name}`.
+    python{python} -m venv {venv} && {venv}/bin/pip install -r requirements.txt
+    PYTHONPATH=runtime {venv}/bin/python -m workbench verify .       # checksums, target, outputs vs ONNX Runtime
+    PYTHONPATH=runtime {venv}/bin/python -m workbench serve . --port 8080
+
+or with Docker: `docker build -t {name} . && docker run -p 8080:8080 {name}`. The virtual
+environment goes beside this folder, not in it: verification refuses files the manifest does not
+list (bytecode caches Python writes for runtime/ are checked against their source instead).
 
 The server speaks the Open Inference Protocol v2 (KServe / Triton "v2"):
 
     curl -s localhost:8080/v2/health/ready
     curl -s localhost:8080/v2/models/{model}
-    curl -s -X POST localhost:8080/v2/models/{model}/infer -d @request.json
+    curl -s -X POST localhost:8080/v2/models/{model}/infer -H 'Content-Type: application/json' -d @request.json
     curl -s localhost:8080/metrics
 {image}
 Inputs:
@@ -77,6 +83,7 @@ Inputs:
 Outputs:
 {outputs}
 
+`request.json` holds the inputs of `{manifest['samples'][str(batch)]}`; the answer matches its outputs.
 Requests are batched dynamically up to the largest compiled batch size; a request with more rows
 than that is answered 400. A full queue is answered 503 with Retry-After.
 
@@ -85,8 +92,8 @@ than that is answered 400. A full queue is answered 503 with Retry-After.
 {_figures(card)}
 ## Contents
 
-`manifest.json` lists every file with its sha256; loading refuses a bundle whose files do not
+`manifest.json` lists every file with its sha256 and size; loading refuses a bundle whose files do not
 match. `lib/` holds one library per batch size (weights bound in as constants), `model/` the
 source ONNX model, `samples/` seeded inputs with ONNX Runtime's outputs, `runtime/` the workbench
-source that serves it.
+source that serves it, `request.json` an example request.
 """

@@ -1,0 +1,93 @@
+"""A bundle manifest is never trusted: wrong types, paths outside the bundle or not checksummed,
+and batch sizes that disagree are each refused in one line naming the field."""
+
+import copy
+import json
+
+import pytest
+
+from workbench.bundle import BundleError
+from workbench.bundle.manifest import check_consistent, parse
+
+SHA = "0" * 64
+FILES = ["lib/m-b1.so", "lib/m-b4.so", "model/m.onnx", "samples/b1.npz", "samples/b4.npz", "perf.json",
+         "request.json"]
+VALID = {
+    "bundle_format": 2, "name": "m-host", "version": "1", "target": "llvm", "device": "cpu",
+    "model": {"name": "m", "file": "model/m.onnx", "sha256": SHA, "task": None},
+    "requires": {"machine": "x86_64", "device": "cpu", "cpu_flags": ["avx2"], "gpu_arch": None, "python": "3.11"},
+    "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 64]}],
+    "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}],
+    "batch_sizes": [1, 4],
+    "libraries": {"1": {"file": "lib/m-b1.so", "sha256": SHA}, "4": {"file": "lib/m-b4.so", "sha256": SHA}},
+    "tolerance": {"rtol": 1e-4, "atol": 1e-5},
+    "samples": {"1": "samples/b1.npz", "4": "samples/b4.npz"},
+    "perf_card": {"file": "perf.json", "run_id": None}, "example_request": "request.json",
+    "files": {f: SHA for f in FILES}, "sizes": {f: 10 for f in FILES},
+}
+
+
+def _changed(change) -> dict:
+    manifest = copy.deepcopy(VALID)
+    change(manifest)
+    return manifest
+
+
+def _refused(manifest, *fragments: str) -> None:
+    with pytest.raises(BundleError) as caught:
+        check_consistent(parse(json.dumps(manifest).encode(), "b.tar.gz"), "b.tar.gz")
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 400, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_a_long_value_is_shortened_and_the_complaint_kept():
+    _refused(_changed(lambda m: m.update(inputs="x" * 10_000)), "xxx ... is not of type 'array'")
+
+
+def test_a_valid_manifest_passes_and_format_1_without_sizes_still_reads():
+    check_consistent(parse(json.dumps(VALID).encode(), "b"), "b")
+    old = _changed(lambda m: (m.pop("sizes"), m.pop("example_request"), m.update(bundle_format=1)))
+    check_consistent(parse(json.dumps(old).encode(), "b"), "b")
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda m: m.update(inputs="x"), "manifest.json: inputs: 'x' is not of type 'array'"),
+    (lambda m: m["inputs"][0].update(shape=65), "manifest.json: inputs[0].shape: 65 is not of type 'array'"),
+    (lambda m: m["inputs"][0].update(shape=[True, 64]), "manifest.json: inputs[0].shape[0]: True is not valid"),
+    (lambda m: m.update(batch_sizes=["1"]), "manifest.json: batch_sizes[0]: '1' is not of type 'integer'"),
+    (lambda m: m.update(libraries=[]), "manifest.json: libraries: [] is not of type 'object'"),
+    (lambda m: m["libraries"].update({"x": {"file": "lib/m-b1.so"}}), "manifest.json: libraries"),
+    (lambda m: m["tolerance"].update(rtol="big"), "manifest.json: tolerance.rtol: 'big' is not of type 'number'"),
+    (lambda m: m.update(files={"a": "not a sha"}), "manifest.json: files.a: 'not a sha' does not match"),
+    (lambda m: m["requires"].update(cpu_flags="avx2"), "manifest.json: requires.cpu_flags: 'avx2' is not of type"),
+    (lambda m: m.pop("sizes"), "manifest.json lacks sizes"),
+    (lambda m: (m.pop("name"), m.pop("files")), "manifest.json lacks name, files"),
+    (lambda m: m["model"].pop("file"), "manifest.json: model lacks file"),
+    (lambda m: m.update(inputs="x" * 10_000), "inputs: 'xxxxx"),  # a long value is cut short, see below
+    (lambda m: m.update(bundle_format=True), "bundle format True is not supported"),
+    (lambda m: m.update(bundle_format=3), "bundle format 3 is not supported"),
+])
+def test_a_manifest_of_the_wrong_shape_is_refused_naming_the_field(change, fragment):
+    _refused(_changed(change), fragment)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda m: m["libraries"]["1"].update(file="/tmp/evil.so"), "libraries.1.file '/tmp/evil.so' points outside"),
+    (lambda m: m["libraries"]["4"].update(file="../evil.so"), "libraries.4.file '../evil.so' points outside"),
+    (lambda m: m["libraries"]["4"].update(file="lib/../../evil.so"), "points outside the bundle"),
+    (lambda m: m["model"].update(file="/etc/passwd"), "model.file '/etc/passwd' points outside"),
+    (lambda m: m["samples"].update({"1": "../samples/b1.npz"}), "samples.1 '../samples/b1.npz' points outside"),
+    (lambda m: m["perf_card"].update(file="./perf.json"), "perf_card.file './perf.json' points outside"),
+    (lambda m: m.update(example_request="C:\\request.json"), "example_request 'C:\\request.json' points outside"),
+    (lambda m: m["libraries"]["1"].update(file="lib/other.so"),
+     "libraries.1.file 'lib/other.so' is not among the checksummed files"),
+    (lambda m: (m["files"].update({"/abs.so": SHA}), m["sizes"].update({"/abs.so": 1})),
+     "lists '/abs.so', which is not a path inside the bundle"),
+    (lambda m: m["sizes"].pop("perf.json"), "records a checksum or a size for perf.json but not both"),
+    (lambda m: m.update(batch_sizes=[1, 4, 8]), "batch_sizes are [1, 4, 8] but its libraries are for [1, 4]"),
+    (lambda m: m["samples"].pop("4"), "batch_sizes are [1, 4] but its samples are for [1]"),
+])
+def test_paths_outside_the_bundle_or_unchecksummed_and_disagreeing_batches_are_refused(change, fragment):
+    _refused(_changed(change), fragment)
