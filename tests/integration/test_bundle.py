@@ -271,9 +271,10 @@ def test_a_format_1_bundle_still_opens(archive, home, tmp_path):
 
 
 def _readme_steps(root: Path) -> list[str]:
-    """The commands of the README's "Run it" section, as a user pastes them."""
-    section = (root / "README.md").read_text().split("## Run it", 1)[1].split("\n## ", 1)[0]
-    return [line.strip() for line in section.splitlines() if line.startswith("    ")]
+    """The first code block of the README's "Run it" section, as a user pastes it."""
+    section = (root / "README.md").read_text().split("## Run it", 1)[1]
+    block = section.split("\n    ", 1)[1].split("\n\n", 1)[0]
+    return [line.strip() for line in block.splitlines()]
 
 
 def _dockerfile_cmd(root: Path, port: int) -> tuple[list[str], str, dict]:
