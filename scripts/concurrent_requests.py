@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from workbench import models
-from workbench.serving.protocol import encode_request
-from workbench.engines.loaders import open_engine
+from workbench.engines.registry import open_engine
 from workbench.serving.process import ServerProcess, free_port, python_module
+from workbench.serving.protocol import encode_request
 from workbench.serving.server import ServerConfig
 
 

@@ -6,6 +6,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from workbench import scenarios
 from workbench.console import console, err_console
 
 
@@ -67,11 +68,8 @@ def print_tables(records: list[dict]) -> None:
     table = Table(title="bench results (latency in ms)", title_justify="left", pad_edge=False)
     for column in ("engine", "scenario", "throughput", "p50", "p90", "p99", "p99.9", "max", "err", "stable", "ok"):
         table.add_column(column, justify="left" if column in ("engine", "scenario") else "right")
-    for r in map(row, records):
-        label = {"latency": f"latency b{r['batch']}", "offline": f"offline b{r['batch']}",
-                 "paired": f"paired b{r['batch']}",
-                 "closed": f"closed c{r['concurrency']}", "open": f"open {_fmt(r['rate'], 0)}/s",
-                 "slo-search": "SLO max rate"}.get(r["scenario"], r["scenario"])
+    for record in records:
+        r, label = row(record), scenarios.label(record["scenario"])
         unit = {"samples/s": " sps", "requests/s": " rps"}.get(r["throughput_unit"], "")
         ok = {True: "yes", False: "NO", None: "n/a"}[r["correct"]] if r["status"] == "ok" else r["status"]
         # A paired row's figure is its p50 over the reference's, measured in alternating blocks.

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from workbench.console import console, err_console
 from workbench.errors import WorkbenchError
+from workbench.tolerance import DEFAULT_ATOL, DEFAULT_RTOL
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Tune, compile and benchmark ONNX models with Apache TVM, side by side with ONNX Runtime.")
@@ -168,9 +169,7 @@ def tune(model: ModelOpt, target: TargetOpt,
     if not 0 <= seed < 2**31:
         raise WorkbenchError(f"--seed must be between 0 and 2147483647 (got {seed})")
     from workbench.models import resolve
-    from workbench.targets import get_profile
-
-    from workbench.targets import profile_with_rpc
+    from workbench.targets import get_profile, profile_with_rpc
 
     profile = profile_with_rpc(get_profile(target), rpc, rpc_key)
     source = resolve(model)
@@ -278,8 +277,8 @@ def compile_command(model: str, target: str, batch_sizes: str | None, database: 
 @_one_line_errors
 def compile_(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, database: DatabaseOpt = None,
              out: Annotated[Path | None, typer.Option(help="Output directory (default: build/<model>/<target>)")] = None,
-             rtol: RtolOpt = 1e-4,
-             atol: AtolOpt = 1e-5) -> None:
+             rtol: RtolOpt = DEFAULT_RTOL,
+             atol: AtolOpt = DEFAULT_ATOL) -> None:
     """Build the model with the tuning records, export a library per batch size, check it against ONNX Runtime."""
     compile_command(model, target, batch_sizes, database, out, rtol, atol)
 
@@ -315,7 +314,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
           rpc: Annotated[str | None, typer.Option(help="Time the tvm engine on a device at this RPC tracker (host:port)")] = None,
           rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
           rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30,
-          rtol: RtolOpt = 1e-4, atol: AtolOpt = 1e-5,
+          rtol: RtolOpt = DEFAULT_RTOL, atol: AtolOpt = DEFAULT_ATOL,
           as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of tables")] = False) -> None:
     """Measure TVM, ONNX Runtime and served engines side by side; write reports/<run-id>/records and results.csv."""
     import json as jsonlib
@@ -330,7 +329,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
                          rate=rate, slo_p99_ms=slo_p99_ms, duration_s=duration, warmup_s=warmup,
                          min_requests=min_requests, url=url, max_batch=max_batch, max_delay_ms=max_delay_ms,
                          seed=seed, server_workers=server_workers, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait, wire=wire,
-                         rtol=rtol, atol=atol, **({"engines": chosen} if chosen is not None else {}))
+                         rtol=rtol, atol=atol, engines=chosen)
     run_dir, records = run_bench(config, BenchDisplay(enabled=not as_json))
     if as_json:
         print(jsonlib.dumps({"run_dir": str(run_dir), "results": [row(r) for r in records]}, indent=2))
@@ -345,8 +344,8 @@ def export(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, dat
            out: Annotated[Path, typer.Option(help="Folder the bundle archive is written to")] = Path("bundles"),
            version: Annotated[str, typer.Option(help="Version recorded in the manifest")] = "1",
            labels: Annotated[Path | None, typer.Option(help="Class names, one per line (image models)")] = None,
-           rtol: RtolOpt = 1e-4,
-           atol: AtolOpt = 1e-5) -> None:
+           rtol: RtolOpt = DEFAULT_RTOL,
+           atol: AtolOpt = DEFAULT_ATOL) -> None:
     """Pack the compiled model (built now if missing or stale) as a serving bundle: <out>/<model>-<target>.tar.gz."""
     from workbench.bundle.export import ExportRequest, export_bundle
 
@@ -422,8 +421,8 @@ def report(run: Annotated[Path | None, typer.Argument(help="A reports/<run-id> f
            compare: Annotated[tuple[Path, Path] | None, typer.Option(help="Two run folders, A then B")] = None) -> None:
     """Write the HTML report of a bench run (reports/<run-id>/index.html), or compare two runs."""
     from workbench.paths import project_root
-    from workbench.report.write import write_comparison, write_report
     from workbench.report.run import latest_run
+    from workbench.report.write import write_comparison, write_report
 
     if compare is not None:
         if run is not None:
@@ -453,12 +452,12 @@ def demo(model: Annotated[str, typer.Option(help="Built-in model to run the flow
     profile = get_profile("host")
     summary = run_tune(resolve(model), profile, trials, profile.batch_sizes, tuning_logs_dir() / "host")
     _print_tune_summary(summary)
-    out_dir = compile_command(model, "host", None, None, None, 1e-4, 1e-5)
+    out_dir = compile_command(model, "host", None, None, None, DEFAULT_RTOL, DEFAULT_ATOL)
     console.print("\n[bold]Bench[/bold] (every engine; closed loop at concurrency 1 and 64, open loop at 300 requests/s)")
     run_dir, records = run_bench(BenchConfig(model=model, target="host", concurrency=(1, 64), rate=300.0,
                                              duration_s=duration, warmup_s=1.0), BenchDisplay(enabled=True))
     print_tables(records)
-    archive = export_bundle(ExportRequest(compile_request(model, "host", None, None, None, 1e-4, 1e-5),
+    archive = export_bundle(ExportRequest(compile_request(model, "host", None, None, None, DEFAULT_RTOL, DEFAULT_ATOL),
                                           project_root() / "bundles"))
     report = write_report(run_dir)
     console.print("\n[bold]Outputs[/bold]")

@@ -6,6 +6,8 @@ The report reads only these files, so every figure carries its settings and prov
 import json
 from pathlib import Path
 
+from workbench import scenarios
+
 RECORD_FORMAT = 1
 GENERATOR_SATURATED = 0.8  # of one core: above it the generator may be what limits throughput
 CSV_COLUMNS = ("engine", "scenario", "concurrency", "rate", "batch", "throughput", "throughput_unit",
@@ -15,11 +17,7 @@ CSV_COLUMNS = ("engine", "scenario", "concurrency", "rate", "batch", "throughput
 
 
 def record_name(record: dict) -> str:
-    s = record["scenario"]
-    key = {"latency": ("b", "batch"), "offline": ("b", "batch"), "paired": ("b", "batch"),
-           "closed": ("c", "concurrency"), "open": ("r", "rate"), "slo-search": ("p99-", "slo_p99_ms")}.get(s["kind"])
-    suffix = f"-{key[0]}{s[key[1]]:g}" if key and s.get(key[1]) is not None else ""
-    return f"{record['engine']}__{s['kind']}{suffix}.json"
+    return f"{record['engine']}__{record['scenario']['kind']}{scenarios.file_suffix(record['scenario'])}.json"
 
 
 def write_record(run_dir: Path, record: dict) -> Path:
@@ -37,7 +35,7 @@ def row(record: dict) -> dict:
     return {
         "engine": record["engine"], "scenario": s["kind"], "concurrency": s.get("concurrency"),
         "rate": s.get("rate"), "batch": s.get("batch"), "throughput": throughput,
-        "throughput_unit": "samples/s" if "throughput_sps" in result else ("requests/s" if throughput is not None else None),
+        "throughput_unit": scenarios.KINDS[s["kind"]].unit if throughput is not None else None,
         **{k: latency.get(k) for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")},
         "errors": sum((result.get("errors") or {}).values()),
         "stable": (result.get("stability") or {}).get("stable"),

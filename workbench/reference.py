@@ -60,11 +60,6 @@ class Comparison:
         return self.reason or f"max abs error {self.max_abs_error:.3g}, max rel error {self.max_rel_error:.3g}"
 
 
-def check_tolerance(rtol: float, atol: float) -> None:
-    if not (rtol >= 0 and atol >= 0):  # also refuses NaN
-        raise WorkbenchError(f"--rtol and --atol must be non-negative numbers (got {rtol}, {atol})")
-
-
 def _nonfinite_reason(a: np.ndarray, e: np.ndarray, differ: np.ndarray) -> str:
     nan = int((np.isnan(a) != np.isnan(e)).sum())
     parts = [f"{nan} position(s) NaN in one output and not the other"] if nan else []

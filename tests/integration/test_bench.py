@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import assert_one_line_error, workbench_cli
 from tests.integration.test_bad_inputs import invoke
 from workbench.bench import BenchConfig, run_bench
-from workbench.bench.config import ENGINES
 from workbench.benchview import BenchDisplay
+from workbench.engines.registry import NAMES as ENGINES
 from workbench.fingerprint import physical_cores
 from workbench.load.direct import DirectSpec
 from workbench.records import CSV_COLUMNS, read_csv, read_records

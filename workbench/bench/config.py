@@ -4,20 +4,17 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench import reference
+from workbench.engines import registry
 from workbench.errors import WorkbenchError
 from workbench.load import direct
-
-DIRECT_ENGINES = ("tvm", "onnxruntime", "null")
-SERVED_ENGINES = ("flask-naive", "server-tvm", "server-onnxruntime", "server-null")
-ENGINES = DIRECT_ENGINES + SERVED_ENGINES
+from workbench.tolerance import DEFAULT_ATOL, DEFAULT_RTOL, check_tolerance
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     model: str
     target: str
-    engines: tuple[str, ...] = ENGINES
+    engines: tuple[str, ...] | None = None  # None: every engine (tvm alone over RPC)
     concurrency: tuple[int, ...] = (1, 64)
     batch_sizes: tuple[int, ...] | None = None  # direct measurements and tvm builds; None: the profile's
     rate: float | None = None
@@ -30,8 +27,8 @@ class BenchConfig:
     max_batch: int = 32
     max_delay_ms: float = 0.0
     server_workers: int = 1
-    rtol: float = 1e-4
-    atol: float = 1e-5
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
     direct_spec: direct.DirectSpec = field(default_factory=direct.DirectSpec)
     reports_dir: Path | None = None
     rpc: str | None = None  # tracker host:port: the tvm engine is timed on a device there
@@ -42,14 +39,14 @@ class BenchConfig:
 def validate(config: BenchConfig) -> None:
     if config.wire not in ("json", "binary"):
         raise WorkbenchError(f"--wire must be json or binary (got {config.wire!r})")
-    if config.wire == "binary" and "flask-naive" in config.engines and not config.url:
+    if config.wire == "binary" and registry.FLASK_NAIVE in (config.engines or registry.NAMES) and not config.url:
         raise WorkbenchError("flask-naive speaks JSON only, so --wire binary would compare unequal requests; "
                              "pass --engines without flask-naive, or --wire json")
-    if not config.engines:
-        raise WorkbenchError(f"--engines names no engine; choose from: {', '.join(ENGINES)}")
-    unknown = [e for e in config.engines if e not in ENGINES]
-    if unknown:
-        raise WorkbenchError(f"unknown engine '{unknown[0]}'; choose from: {', '.join(ENGINES)}")
+    if config.engines is not None:
+        if not config.engines:
+            raise WorkbenchError(f"--engines names no engine; choose from: {', '.join(registry.NAMES)}")
+        for name in config.engines:
+            registry.get(name)
     if not config.concurrency or any(c < 1 for c in config.concurrency):
         raise WorkbenchError("--concurrency takes positive integers, e.g. 1,4,16,64")
     if config.rate is not None and not 0 < config.rate < math.inf:
@@ -60,7 +57,7 @@ def validate(config: BenchConfig) -> None:
         raise WorkbenchError("--duration must be positive and --warmup non-negative (seconds)")
     if config.seed < 0 or config.min_requests < 0:
         raise WorkbenchError("--seed and --min-requests must be non-negative integers")
-    reference.check_tolerance(config.rtol, config.atol)
+    check_tolerance(config.rtol, config.atol)
     if config.max_batch < 1 or config.max_delay_ms < 0 or config.server_workers < 1:
         raise WorkbenchError("--max-batch and --server-workers must be at least 1, --max-delay-ms non-negative")
     if config.rpc is not None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from workbench import records
 from workbench.bench.session import BenchRun
+from workbench.engines import registry
 
 
 def default_build_dir(run: BenchRun) -> Path:
@@ -15,13 +16,14 @@ def default_build_dir(run: BenchRun) -> Path:
 
 def ensure_build(run: BenchRun) -> Path:
     """The compiled model for this target, built now (with the records there are) if missing or stale."""
-    from workbench.compiler.builder import CompileRequest, ensure_build as ensure
+    from workbench.compiler.builder import CompileRequest
+    from workbench.compiler.builder import ensure_build as ensure
     from workbench.paths import tuning_logs_dir
 
     out = default_build_dir(run)
     ensure(CompileRequest(run.source, run.profile, run.batch_sizes, tuning_logs_dir() / run.profile.name, out,
                           run.config.rtol, run.config.atol),
-           lambda: run.display.phase("tvm", "compiling (no current build found)"))
+           lambda: run.display.phase(registry.TVM, "compiling (no current build found)"))
     return out
 
 

@@ -6,19 +6,20 @@ import json
 import numpy as np
 
 from workbench.bench.session import BenchRun
+from workbench.engines import registry
 from workbench.load import direct as timing
 
 
 def run_direct(run: BenchRun, kind: str):
     """Latency per batch size and offline throughput; returns the engine and its correctness if its
     outputs passed (None for null, which has no correctness to pass)."""
-    from workbench.engines.loaders import open_engine
+    from workbench.engines.registry import open_engine
 
     sizes, spec, sample = run.batch_sizes, run.config.direct_spec, run.inputs.sample
     engine = open_engine(kind, model_path=run.source.path, build_dir=run.build_dir,
                          outputs=run.outputs_spec, providers=run.profile.onnxruntime_providers)
     correctness = None
-    if kind != "null":  # null returns zeros by design: it measures the harness, not a model
+    if not registry.is_null(kind):  # null returns zeros by design: it measures the harness, not a model
         correctness = run.inputs.check_batches({b: engine(sample(b)) for b in sizes})
         if not correctness["passed"]:
             for b in sizes:
@@ -51,9 +52,9 @@ def run_paired(run: BenchRun, engines: dict) -> None:
 def run_remote_direct(run: BenchRun) -> None:
     """The tvm engine on a device at the tracker: checked against ONNX Runtime here, then timed
     with TVM's device-side timer (per-repeat means, each repeat at least 10 ms)."""
-    from workbench.engines.loaders import build_settings
     from workbench.engines.remote import RemoteDevice
     from workbench.engines.rpc import wait_for_devices
+    from workbench.engines.tvm_engine import build_settings
     from workbench.load.stats import summarize
 
     rpc, sizes = run.profile.rpc, run.batch_sizes
@@ -64,24 +65,24 @@ def run_remote_direct(run: BenchRun) -> None:
                 "measured_on": {"rpc_tracker": f"{rpc.tracker_host}:{rpc.tracker_port}", "rpc_key": rpc.key,
                                 "devices": devices},
                 "timer": "TVM time_evaluator on the device; one value per repeat (mean of its calls)"}
-    run.display.phase("tvm", f"loading on a '{rpc.key}' device")
+    run.display.phase(registry.TVM, f"loading on a '{rpc.key}' device")
     device = RemoteDevice(rpc, run.profile.device)
     remote = {b: device.load(run.build_dir / build["libraries"][str(b)]["file"]) for b in sizes}
     args = {b: [run.inputs.sample(b)[n] for n in names] for b in sizes}
     correctness = run.inputs.check_batches({b: remote[b](args[b]) for b in sizes})
     if not correctness["passed"]:
-        run.save("tvm", {"kind": "latency", "batch": sizes[0]}, settings, correctness, None,
+        run.save(registry.TVM, {"kind": "latency", "batch": sizes[0]}, settings, correctness, None,
                  "rejected", "outputs on the remote device differ from ONNX Runtime; not timed")
         return
     repeats = run.config.direct_spec.min_runs
     timed = {}
     for b in sizes:
-        run.display.phase("tvm", f"device latency, batch {b}")
+        run.display.phase(registry.TVM, f"device latency, batch {b}")
         timed[b] = remote[b].time(args[b], repeats, min_repeat_ms=10)
-        run.save("tvm", {"kind": "latency", "batch": b, "repeats": repeats, "min_repeat_ms": 10}, settings,
+        run.save(registry.TVM, {"kind": "latency", "batch": b, "repeats": repeats, "min_repeat_ms": 10}, settings,
                  correctness, {"latency_ms": summarize(timed[b]), "runs": len(timed[b]),
                                "raw_latency_us": np.round(timed[b] * 1e6).astype(int).tolist()})
     top = max(sizes)
-    run.save("tvm", {"kind": "offline", "batch": top, "from": "device latency at the largest batch"}, settings,
+    run.save(registry.TVM, {"kind": "offline", "batch": top, "from": "device latency at the largest batch"}, settings,
              correctness, {"throughput_sps": top / float(np.median(timed[top])), "batch": top,
                            "latency_ms": summarize(timed[top])})

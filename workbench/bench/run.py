@@ -5,12 +5,13 @@ import dataclasses
 from pathlib import Path
 
 from workbench import records
-from workbench.bench.config import DIRECT_ENGINES, ENGINES, BenchConfig, validate
+from workbench.bench.config import BenchConfig, validate
 from workbench.bench.context import ensure_build, write_context
 from workbench.bench.direct import run_direct, run_paired, run_remote_direct
-from workbench.bench.served import REMOTE, run_served, server_process
+from workbench.bench.served import run_served, server_process
 from workbench.bench.session import BenchRun
 from workbench.console import warn
+from workbench.engines import registry
 from workbench.errors import WorkbenchError
 
 
@@ -20,22 +21,21 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
 
     validate(config)
     profile = profile_with_rpc(get_profile(config.target), config.rpc, config.rpc_key)
-    if profile.rpc is not None:
-        if config.engines == ENGINES:
-            config = dataclasses.replace(config, engines=("tvm",))
-        if config.engines != ("tvm",) or config.url:
-            raise WorkbenchError("--rpc times the tvm engine on the remote device; the other engines would run "
-                                 "here and not compare with it, so pass --engines tvm")
+    if profile.rpc is not None and (config.engines not in (None, (registry.TVM,)) or config.url):
+        raise WorkbenchError("--rpc times the tvm engine on the remote device; the other engines would run "
+                             "here and not compare with it, so pass --engines tvm")
+    default = (registry.TVM,) if profile.rpc is not None else registry.NAMES
+    config = dataclasses.replace(config, engines=config.engines or default)
     run = BenchRun(config, profile, display)
-    engines = [REMOTE] if config.url else list(config.engines)
-    if {"tvm", "server-tvm"} & set(engines):
+    engines = [registry.REMOTE] if config.url else list(config.engines)
+    if any(registry.get(e).needs_build for e in engines if e != registry.REMOTE):
         runs, why = profile.runs_here()
         if not runs and profile.rpc is None:  # over RPC the device runs it, not this machine
             raise WorkbenchError(f"target '{profile.name}' cannot run on this machine ({why}); bench the "
                                  f"host target here, or drop the tvm engines with --engines")
         run.build_dir = ensure_build(run)
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    direct_run = bool(set(engines) & set(DIRECT_ENGINES))
+    direct_run = bool(set(engines) & set(registry.DIRECT))
     if direct_run:
         display.phase("machine", "measuring float32 peak and memory bandwidth")
     write_context(run, measure_peak=direct_run)
@@ -52,18 +52,18 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
 def _run_engines(run: BenchRun, engines: list[str]) -> None:
     passed = {}  # direct engines whose outputs agreed with ONNX Runtime (not null), for the paired run
     for engine in engines:
-        if engine == "tvm" and run.profile.rpc is not None:
+        if engine == registry.TVM and run.profile.rpc is not None:
             run_remote_direct(run)
-        elif engine in DIRECT_ENGINES:
+        elif engine in registry.DIRECT:
             if (opened := run_direct(run, engine)) is not None:
                 passed[engine] = opened
-        elif engine == REMOTE:
+        elif engine == registry.REMOTE:
             url = run.config.url
-            run_served(run, REMOTE, url.rstrip("/"), {"server": f"external at {url}", "wire": run.config.wire})
+            run_served(run, registry.REMOTE, url.rstrip("/"), {"server": f"external at {url}", "wire": run.config.wire})
         else:
             _run_server_engine(run, engine)
     if len(passed) > 1:
-        run_paired(run, dict(sorted(passed.items(), key=lambda e: e[0] == "onnxruntime")))
+        run_paired(run, dict(sorted(passed.items(), key=lambda e: e[0] == registry.REFERENCE)))
 
 
 def _run_server_engine(run: BenchRun, engine: str) -> None:

@@ -4,12 +4,12 @@ closed loop per concurrency, open loop at --rate, and the SLO search."""
 import numpy as np
 
 from workbench.bench.session import BenchRun
+from workbench.engines import registry
 from workbench.errors import WorkbenchError
 from workbench.load import generator
 from workbench.load.http import Endpoint
 from workbench.serving.protocol import decode_response, encode_binary_request, encode_request
 
-REMOTE = "remote"  # the engine name of a server at --url
 N_PAYLOADS = 8  # distinct seeded requests, cycled
 
 
@@ -20,14 +20,15 @@ def server_process(run: BenchRun, engine: str):
     from workbench.serving.server import ModelConfig, ServerConfig
 
     port, log = free_port(), run.run_dir / "logs" / f"{engine}.log"
-    if engine == "flask-naive":
+    if engine == registry.FLASK_NAIVE:
         argv = python_module("workbench.serving.naive_flask", str(run.source.path), str(port))
         return ServerProcess(engine, argv, port, log), {"server": "flask (threaded dev server)",
                                                         "batching": "none", "wire": "json"}
-    kind, config = engine.removeprefix("server-"), run.config
-    sizes = list(run.batch_sizes) if kind == "tvm" else None
+    info, config = registry.get(engine), run.config
+    kind = info.runtime
+    sizes = list(run.batch_sizes) if info.needs_build else None
     model = ModelConfig(run.source.name, kind, str(run.source.path), run.inputs_spec, run.outputs_spec,
-                        build_dir=str(run.build_dir) if kind == "tvm" else None, batch_sizes=sizes,
+                        build_dir=str(run.build_dir) if info.needs_build else None, batch_sizes=sizes,
                         max_batch=config.max_batch, max_delay_ms=config.max_delay_ms,
                         providers=list(run.profile.onnxruntime_providers))
     config_path = run.run_dir / "logs" / f"{engine}.json"
@@ -35,8 +36,8 @@ def server_process(run: BenchRun, engine: str):
     config_path.write_text(ServerConfig([model], port=port, workers=config.server_workers).to_json())
     argv = python_module("workbench.serving.server", str(config_path))
     libraries = {}
-    if kind == "tvm":
-        from workbench.engines.loaders import build_settings
+    if info.needs_build:
+        from workbench.engines.tvm_engine import build_settings
 
         libraries = {"libraries_sha256": build_settings(run.build_dir)["libraries_sha256"]}
     return ServerProcess(engine, argv, port, log), {
@@ -58,12 +59,12 @@ def check_served(run: BenchRun, url: str) -> dict:
 
 def _correctness(run: BenchRun, engine: str, url: str) -> dict | None:
     """The served outputs checked against ONNX Runtime (None for server-null, which has none)."""
-    if engine == "server-null":
+    if registry.is_null(engine):
         return None
     try:
         return check_served(run, url)
     except (OSError, ValueError, KeyError) as exc:
-        if engine == REMOTE:
+        if engine == registry.REMOTE:
             raise WorkbenchError(f"the check request to {url} failed ({type(exc).__name__}: {exc}); "
                                  f"is a server for '{run.source.name}' running there?") from None
         return {"passed": False, "error": f"{type(exc).__name__}: {exc}"}

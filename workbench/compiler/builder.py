@@ -15,6 +15,7 @@ from workbench.errors import CorrectnessError, ModelError, TargetError, Workbenc
 from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
 from workbench.paths import make_directory, project_root
 from workbench.targets import TargetProfile
+from workbench.tolerance import DEFAULT_ATOL, DEFAULT_RTOL, check_tolerance
 
 MANIFEST = "manifest.json"
 
@@ -26,8 +27,8 @@ class CompileRequest:
     batch_sizes: tuple[int, ...]
     database_dir: Path
     out_dir: Path
-    rtol: float = 1e-4
-    atol: float = 1e-5
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
 
 
 def library_name(model: str, batch: int) -> str:
@@ -91,7 +92,7 @@ def _check(request: CompileRequest, model, libraries: dict[int, Path]) -> dict:
 def compile_model(request: CompileRequest) -> dict:
     """Build into a staging directory and put it in place only once the gate has passed, so a
     failed build never leaves a library beside a manifest that does not describe it."""
-    reference.check_tolerance(request.rtol, request.atol)
+    check_tolerance(request.rtol, request.atol)
     out_dir = request.out_dir.resolve()
     _check_replaceable(out_dir)
     model = load(request.source)

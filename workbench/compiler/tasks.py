@@ -5,8 +5,7 @@ from dataclasses import dataclass
 
 from workbench.compiler.database import mean_run_secs
 from workbench.compiler.importer import import_model, prepare
-from workbench.errors import first_line
-from workbench.errors import ModelError
+from workbench.errors import ModelError, first_line
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """`workbench tune`: MetaSchedule over a model's tasks, into the target's shared database."""
 
 import signal
-import socket
 import threading
 import time
 from contextlib import contextmanager

@@ -3,14 +3,13 @@
 An engine takes the model's inputs as a dict of numpy arrays whose first dimension is the batch
 and returns the outputs as a list in the model's output order. `batch_sizes` is the set of batch
 sizes it can run (None: any), so the batcher pads to a compiled size and never past it.
+`registry.py` names every engine bench measures; each in-process runtime has an adapter module.
 """
 
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-
-ENGINE_KINDS = ("tvm", "onnxruntime", "null")
 
 
 @dataclass

@@ -6,8 +6,9 @@ import itertools
 
 import numpy as np
 
-ENGINE_ORDER = ("tvm", "onnxruntime", "null", "flask-naive", "server-tvm", "server-onnxruntime", "server-null",
-                "remote")
+from workbench.engines import registry
+
+ENGINE_ORDER = (*registry.NAMES, registry.REMOTE)
 
 
 def colour(engine: str) -> str:
@@ -149,7 +150,7 @@ def tuning_curve(curves: dict[int, list[tuple[float, int, float]]],
     fig, axes = _figure(11, 3.8, ncols=2)
     for ax, column, label in ((axes[0], 1, "tuning trials (cumulative)"), (axes[1], 0, "tuning minutes (cumulative)")):
         for batch, curve in curves.items():
-            ax.plot([p[column] for p in curve], [p[2] for p in curve], color=colour("tvm"),
+            ax.plot([p[column] for p in curve], [p[2] for p in curve], color=colour(registry.TVM),
                     marker=styles[batch][1], markersize=4, label=f"TVM estimate, batch {batch} (sum of best kernels)")
         for name, (value, engine, batch) in lines.items():
             ax.axhline(value, color=colour(engine), linestyle=styles[batch][0], label=name)

@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 
-from workbench import records
+from workbench import records, scenarios
+from workbench.engines import registry
 from workbench.fingerprint import OLDER_KIND_NOTE, describe_cpu, fingerprint_kind
 from workbench.report import figures
 from workbench.report.run import Run, errors_of, failure_reason
@@ -48,11 +49,7 @@ def image(uri: str | None, alt: str) -> str:
 
 
 def scenario_label(record: dict) -> str:
-    s = record["scenario"]
-    return {"latency": f"latency b{s.get('batch')}", "offline": f"offline b{s.get('batch')}",
-            "paired": f"paired b{s.get('batch')}",
-            "closed": f"closed c{s.get('concurrency')}", "open": f"open {s.get('rate')}/s",
-            "slo-search": f"SLO p99 &le; {s.get('slo_p99_ms')} ms"}.get(s["kind"], s["kind"])
+    return scenarios.label(record["scenario"], html=True)
 
 
 # ---- 1. verdict and warnings --------------------------------------------------------------------
@@ -70,14 +67,14 @@ def _factor(value: float, reference: float | None, lower_is_better: bool) -> str
 
 def verdict(run: Run) -> str:
     rows = []
-    latency = [r for r in run.ok(kind="latency") if r["engine"] != "null"]
+    latency = [r for r in run.ok(kind="latency") if not registry.is_null(r["engine"])]
     smallest = min((r["scenario"]["batch"] for r in latency), default=None)
     direct_b1 = [(r["engine"], r["result"]["latency_ms"]["p50_ms"]) for r in latency
                  if r["scenario"]["batch"] == smallest]
     closed = run.ok(kind="closed")
     c_low = min((r["scenario"]["concurrency"] for r in closed), default=None)
     c_high = max((r["scenario"]["concurrency"] for r in closed), default=None)
-    served = [r for r in closed if r["engine"] != "server-null"]
+    served = [r for r in closed if not registry.is_null(r["engine"])]
 
     def served_at(c):
         return [r for r in served if r["scenario"]["concurrency"] == c]
@@ -87,20 +84,20 @@ def verdict(run: Run) -> str:
 
     workloads = []
     if direct_b1:
-        workloads.append(("Direct latency, smallest batch (p50 ms)", direct_b1, True, "onnxruntime", None))
+        workloads.append(("Direct latency, smallest batch (p50 ms)", direct_b1, True, registry.ONNXRUNTIME, None))
     if c_low is not None:
         pairs = [(r["engine"], r["result"]["latency_ms"]["p50_ms"]) for r in served_at(c_low)]
-        workloads.append((f"Served latency at concurrency {c_low} (p50 ms)", pairs, True, "server-onnxruntime",
-                          "flask-naive"))
+        workloads.append((f"Served latency at concurrency {c_low} (p50 ms)", pairs, True, registry.SERVER_ONNXRUNTIME,
+                          registry.FLASK_NAIVE))
     if c_high is not None and c_high != c_low:
         pairs = [(r["engine"], r["result"]["throughput_rps"]) for r in served_at(c_high)]
         workloads.append((f"Served throughput at concurrency {c_high} (requests/s)", pairs, False,
-                          "server-onnxruntime", "flask-naive"))
+                          registry.SERVER_ONNXRUNTIME, registry.FLASK_NAIVE))
     slo = [(r["engine"], r["result"]["max_rate_rps"] or 0.0) for r in run.ok(kind="slo-search")
-           if r["engine"] != "server-null"]
+           if not registry.is_null(r["engine"])]
     if slo:
-        workloads.append(("Highest rate under the p99 bound (requests/s)", slo, False, "server-onnxruntime",
-                          "flask-naive"))
+        workloads.append(("Highest rate under the p99 bound (requests/s)", slo, False, registry.SERVER_ONNXRUNTIME,
+                          registry.FLASK_NAIVE))
     for name, pairs, lower, ort, flask in workloads:
         best = _best(pairs, lower)
         rows.append([esc(name), f"<b>{esc(best[0])}</b>", num(best[1]),
@@ -145,7 +142,7 @@ def correctness(run: Run) -> str:
         checked = [r for r in mine if r.get("correctness")]
         if not checked:
             rows.append([esc(engine), '<span class="muted">not checked (returns zeros by design)</span>'
-                         if "null" in engine else '<span class="muted">not checked</span>', "-", "-"])
+                         if registry.is_null(engine) else '<span class="muted">not checked</span>', "-", "-"])
             continue
         passed = all(r["correctness"].get("passed") for r in checked)
         worst = errors_of([r["correctness"] for r in checked])
@@ -257,13 +254,13 @@ def tuning_figure(run: Run) -> str | None:
     engine's measured p50 at that batch size as a line."""
     curves = cumulative_curves(_sessions(run))
     lines = {f"{engine} measured b{batch} p50": (p50, engine, batch) for batch in curves
-             for engine in ("onnxruntime", "tvm") if (p50 := measured_p50(run, engine, batch)) is not None}
+             for engine in (registry.ONNXRUNTIME, registry.TVM) if (p50 := measured_p50(run, engine, batch)) is not None}
     return figures.tuning_curve(curves, lines)
 
 
 def parity_line(run: Run) -> str:
     """When the tuning estimate first reached ONNX Runtime's measured batch-1 p50 in this run."""
-    reference = measured_p50(run, "onnxruntime", 1)
+    reference = measured_p50(run, registry.ONNXRUNTIME, 1)
     points = cumulative_curves(_sessions(run)).get(1, [])
     if reference is None or not points:
         return ""
@@ -272,12 +269,12 @@ def parity_line(run: Run) -> str:
     # The estimate is the best of many noisy timings per kernel, so it runs optimistic; the
     # measured ratio beside it is the one that counts.
     measured = ""
-    if paired := _at_batch(run, "tvm", "paired", 1):
+    if paired := _at_batch(run, registry.TVM, "paired", 1):
         p = paired["result"]
         measured = (f" Measured in this run in alternating blocks: TVM b1 p50 {p['latency_ms']['p50_ms']:.2f} ms, "
                     f"<b>{p['ratio_p50']:.2f}x</b> ONNX Runtime (10th-90th percentile of "
                     f"{p['rounds']} rounds: {p['ratio_p10']:.2f}-{p['ratio_p90']:.2f}).")
-    elif tvm := measured_p50(run, "tvm", 1):
+    elif tvm := measured_p50(run, registry.TVM, 1):
         measured = f" Measured in this run: TVM b1 p50 {tvm:.2f} ms, {tvm / reference:.2f}x ONNX Runtime."
     if reached := time_to_parity(points, reference):
         return f"<p>Time to parity, {what}: <b>{reached[0]:.1f} minutes, {reached[1]:,} trials</b>.{measured}</p>"
@@ -320,7 +317,7 @@ def roofline(run: Run) -> str:
     weight_bytes = 4 * (model.get("parameters") or 1)
     rows, points = [], []
     for r in run.ok(kind="latency") + run.ok(kind="offline"):
-        if r["engine"] == "null":
+        if registry.is_null(r["engine"]):
             continue
         batch = r["scenario"]["batch"]
         seconds = (r["result"]["latency_ms"]["p50_ms"] / 1000 if r["scenario"]["kind"] == "latency"

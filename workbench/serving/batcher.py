@@ -20,7 +20,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-
 # An engine call this short costs less than handing it to the worker thread and back, so it runs
 # on the event loop (the loop stalls for at most this long per batch).
 INLINE_BELOW_S = 0.0002

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from flask import Flask, jsonify, request
 
-from workbench.engines.loaders import onnxruntime_engine
+from workbench.engines.onnxruntime_engine import onnxruntime_engine
 from workbench.serving.protocol import DATATYPE_OF, DATATYPES
 
 

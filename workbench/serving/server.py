@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.engines.loaders import open_engine
+from workbench.engines.registry import open_engine
 from workbench.serving.app import ServedModel, ServerApp
 from workbench.serving.batcher import BatchPolicy, largest_batch
 from workbench.serving.protocol import TensorMeta

@@ -1,0 +1,47 @@
+"""The libraries `compile` wrote, one per batch size, as one engine; a call runs the one for its batch."""
+
+import json
+from pathlib import Path
+
+from workbench.engines import Engine
+from workbench.engines.registry import TVM
+from workbench.errors import WorkbenchError
+
+
+def build_settings(build_dir: Path) -> dict:
+    """What a record says about a compiled build, including what a perf card matches on: the
+    sha256 of each library, so figures belong to these exact libraries."""
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    return {"build_dir": str(build_dir), "target": manifest["target"], "target_json": manifest["target_json"],
+            "tuning_records": manifest["tuning"].get("records"),
+            "kernels_from_records": manifest["tuning"].get("kernels_from_records"),
+            "libraries_sha256": {b: entry["sha256"] for b, entry in manifest["libraries"].items()}}
+
+
+def tvm_engine(build_dir: Path) -> Engine:
+    from workbench.engines.compiled import CompiledModel
+
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    names = [spec["name"] for spec in manifest["inputs"]]
+    device = "cuda" if manifest.get("device") == "cuda" else "cpu"
+    libraries = {int(b): CompiledModel(build_dir / entry["file"], device)
+                 for b, entry in manifest["libraries"].items()}
+
+    def run(inputs):
+        batch = next(iter(inputs.values())).shape[0]
+        library = libraries.get(batch)
+        if library is None:
+            raise WorkbenchError(f"no library compiled for batch {batch} (compiled: {sorted(libraries)})")
+        return library([inputs[n] for n in names])
+
+    import tvm
+
+    settings = {**build_settings(build_dir), "threads": int(tvm.get_global_func("runtime.NumThreads")())}
+    return Engine(TVM, run, tuple(sorted(libraries)), settings, tuple(s["name"] for s in manifest["outputs"]),
+                  on_loop_thread=True)
+
+
+def open(*, build_dir: Path | None, **_) -> Engine:
+    if build_dir is None:
+        raise WorkbenchError("the tvm engine needs a compiled build directory")
+    return tvm_engine(build_dir)
