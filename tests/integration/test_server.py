@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from workbench import models, reference
-from workbench.serving.protocol import encode_request
 from workbench.errors import WorkbenchError
 from workbench.load import generator
 from workbench.load.http import Endpoint
 from workbench.serving.process import ServerProcess, free_port, python_module
+from workbench.serving.protocol import encode_request
 from workbench.serving.server import ModelConfig, ServerConfig
 
 

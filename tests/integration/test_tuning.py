@@ -20,8 +20,8 @@ from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
 from workbench.compiler.measure import COLD_CALLS
 from workbench.compiler.tasks import extract, prepared_modules
-from workbench.engines.compiled import CompiledModel
 from workbench.compiler.tuner import tune
+from workbench.engines.compiled import CompiledModel
 from workbench.errors import CorrectnessError
 from workbench.models import input_specs, load, resolve, sample_inputs
 from workbench.reference import compare
