@@ -18,10 +18,10 @@ import pytest
 from tests.conftest import assert_one_line_error, make_project, workbench_cli
 from tests.integration.test_server import call
 from workbench import models, reference
-from workbench.bench import v2_request
 from workbench.bundle.archive import file_digests, file_sizes
 from workbench.bundle.export import python_version
 from workbench.serving.process import ServerProcess, free_port
+from workbench.serving.protocol import encode_request
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def _serve(home: Path, *args: str, log: Path) -> ServerProcess:
 
 def _infer_matches_onnxruntime(url: str, model: str) -> None:
     inputs = models.sample_inputs(models.load(models.resolve("mlp")), 3, seed=11)
-    status, _, body = call(f"{url}/v2/models/{model}/infer", v2_request(inputs))
+    status, _, body = call(f"{url}/v2/models/{model}/infer", encode_request(inputs))
     assert status == 200, body
     out = json.loads(body)["outputs"][0]
     expected = reference.run(models.resolve("mlp").path, inputs)[0]

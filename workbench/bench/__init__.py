@@ -15,4 +15,3 @@ from workbench.bench.config import BenchConfig, validate
 from workbench.bench.run import run_bench
 
 __all__ = ["BenchConfig", "run_bench", "validate"]
-from workbench.serving.protocol import encode_request as v2_request  # noqa: F401  (until the tests move)
