@@ -18,6 +18,7 @@ from pathlib import Path
 from workbench.engines.registry import open_engine
 from workbench.serving.app import ServedModel, ServerApp
 from workbench.serving.batcher import BatchPolicy, largest_batch
+from workbench.serving.limits import BodyBudget, timed_protocol
 from workbench.serving.protocol import TensorMeta
 
 READY_LINE = "workbench-server ready"
@@ -46,6 +47,9 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 64 << 20
     workers: int = 1  # processes sharing the socket, each with its own engines and batchers
+    header_timeout_s: float = 10.0  # from connect (or a kept-alive request's first byte) to its last header
+    body_timeout_s: float = 30.0  # from the headers to the body's last byte
+    max_body_bytes_in_flight: int = 256 << 20  # request bodies held at once, per worker process
 
     def to_json(self) -> str:
         from dataclasses import asdict
@@ -71,8 +75,13 @@ def served_model(config: ModelConfig) -> ServedModel:
     return ServedModel(config.name, engine, policy, _metas(config.inputs), _metas(config.outputs), config.extra)
 
 
+def max_body_bytes(config: ServerConfig) -> int:
+    # A body larger than the in-flight cap could never be admitted: refuse it with 413, not 503 forever.
+    return min(config.max_body_bytes, config.max_body_bytes_in_flight)
+
+
 def build_app(config: ServerConfig) -> ServerApp:
-    return ServerApp({m.name: served_model(m) for m in config.models}, config.max_body_bytes)
+    return ServerApp({m.name: served_model(m) for m in config.models}, max_body_bytes(config))
 
 
 def _graceful_server(config):
@@ -95,7 +104,9 @@ async def serve(config: ServerConfig, sock) -> None:
     import uvicorn
 
     app = build_app(config)
-    server = _graceful_server(uvicorn.Config(app, loop="none", http="httptools", lifespan="on", access_log=False,
+    limited = BodyBudget(app, config.max_body_bytes_in_flight, max_body_bytes(config))
+    protocol = timed_protocol(config.header_timeout_s, config.body_timeout_s)
+    server = _graceful_server(uvicorn.Config(limited, loop="none", http=protocol, lifespan="on", access_log=False,
                                            log_level="warning", timeout_graceful_shutdown=30, proxy_headers=False))
 
     async def announce():
