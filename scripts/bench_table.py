@@ -1,4 +1,4 @@
-"""Print a run's results.csv as the Markdown tables docs/BENCHMARKS.md uses.
+"""Print a run's results.csv as Markdown tables (the per-run detail behind docs/BENCHMARKS.md).
 
     python scripts/bench_table.py reports/<run-id>
 """

@@ -8,12 +8,12 @@ selected/ is a second, small database: per workload, the record chosen by re-tim
 side by side as the model runs them (compiler/retime.py); builds look there first.
 
 MetaSchedule parses every record of the file when it opens it (traces, index maps, structural
-hashes), which grows with the history: 149 s at 31K records on Zen 4. But tuning and builds only
-ever read each workload's best few, so validate() moves all but each workload's best
-KEEP_PER_WORKLOAD to the archive file beside it (appended, never rewritten: the history is kept)
-and rewrites the file with the rest. Per workload, not per file: in a database shared by several
-models, one model's new records must not wait for the others' workloads to fill up (mobilenetv2's
-8,040 records over 117 workloads took 52 s to open with a whole-file threshold).
+hashes), which grows with the history (minutes at tens of thousands of records: docs/BENCHMARKS.md,
+"Tuning throughput"). But tuning and builds only ever read each workload's best few, so validate()
+moves all but each workload's best KEEP_PER_WORKLOAD to the archive file beside it (appended, never
+rewritten: the history is kept) and rewrites the file with the rest. Per workload, not per file:
+in a database shared by several models, one model's new records must not wait for the others'
+workloads to fill up (a whole-file threshold left a shared database slow to open).
 """
 
 import fcntl

@@ -101,10 +101,9 @@ def _take_wrapping_indices(bb, call):
 
 # Convolutions on CPUs run channels-last: NHWC activations, HWIO weights. The output channels are
 # then the innermost, contiguous axis of the weights and the result, which the tuned kernels
-# vectorize and block in registers. Measured on resnet18's 512-channel 3x3 convolution (2-core
-# AVX-512 host, 128 trials each, re-timed as a median of 15): NCHW 3.39 ms (68 GFLOP/s), NHWC
-# 1.13 ms (205 GFLOP/s). The weight transposes fold into the constants at build time; only the
-# model's input and output are transposed at run time.
+# vectorize and block in registers (about 3x faster on resnet18's 512-channel 3x3 convolution:
+# docs/BENCHMARKS.md, "How the compiler gap closed"). The weight transposes fold into the
+# constants at build time; only the model's input and output are transposed at run time.
 CPU_CONV_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "HWIO"]}
 
 
@@ -131,11 +130,9 @@ def _winograd_passes(target) -> list:
 
 # Weight prepacking on CPUs: the weights (constants) are marked layout-free, so a tuned schedule
 # may store them in whatever order it reads them (tiled to its register blocks), and the build
-# folds that rewrite into the constants (`prepacked_weights`). With weights cold, as the model
-# meets them, resnet18's 512-channel 3x3 convolution tuned to 1.21 and 1.16 ms with prepacking
-# against 1.66-1.85 ms in three runs without (128 trials each, 2-core Zen 4; docs/BENCHMARKS.md).
-# (Timed warm on an earlier machine, prepacking had not paid: the weights' order matters when they
-# stream from memory.)
+# folds that rewrite into the constants (`prepacked_weights`). It pays with weights cold, as the
+# model meets them, not timed warm: the weights' order matters when they stream from memory
+# (docs/BENCHMARKS.md, "How the compiler gap closed" and "Tried and not kept").
 def _prepack_passes(target) -> list:
     from tvm import relax
 
@@ -165,11 +162,10 @@ def prepare(mod, target):
                 *_layout_passes(target),
                 *_winograd_passes(target),
                 # erf, exp, tanh and softmax as TVM's branch-free approximations. The default erf
-                # calls libm once per element: bert-mini's GELU matmul ran 2.2 ms a call in the
-                # model against 1.3 ms when tuned, because libm takes a shortcut on the large
-                # values of MetaSchedule's random inputs, so tuning also misjudged it. The
-                # approximations vectorize and cost the same on every input; the correctness
-                # gate checks them against ONNX Runtime.
+                # calls libm once per element, and libm takes a shortcut on the large values of
+                # MetaSchedule's random inputs, so tuning misjudged bert-mini's GELU matmul (far
+                # slower in the model than when tuned). The approximations vectorize and cost the
+                # same on every input; the correctness gate checks them against ONNX Runtime.
                 relax.transform.FastMathTransform(),
                 relax.transform.LegalizeOps({"relax.take": _take_wrapping_indices}),
                 relax.get_pipeline("zero"),

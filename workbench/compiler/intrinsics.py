@@ -1,10 +1,11 @@
 """Register only the tensor intrinsics a target can use.
 
 `import tvm.s_tir.tensor_intrin` registers every intrinsic TVM ships (CUDA, ROCm, Hexagon, Arm,
-x86); the CUDA ones alone take ~17 s of the ~26 s it costs on the 2-core reference machine, and
-MetaSchedule pays it in the tuning process and again in every build worker. A CPU target can only
-tensorize with the x86 and Arm intrinsics, so for it we load the package's __path__ without its
-__init__ and import just those two modules. GPU targets get the full import.
+x86); the CUDA ones take most of the tens of seconds it costs on a small machine
+(docs/BENCHMARKS.md, "Tuning throughput"), and MetaSchedule pays it in the tuning process and
+again in every build worker. A CPU target can only tensorize with the x86 and Arm intrinsics, so
+for it we load the package's __path__ without its __init__ and import just those two modules.
+GPU targets get the full import.
 """
 
 import importlib.util

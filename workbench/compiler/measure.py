@@ -1,18 +1,18 @@
 """Builder and runner choices for MetaSchedule on a small machine.
 
 TVM's LocalBuilder starts a fresh process pool for every batch of candidates, and each fresh
-worker spends ~25 s registering tensor intrinsics before its first build (measured on the 2-core
-reference machine; a build itself takes ~50 ms). So a batch of 1 to 64 candidates took ~30 s,
-and candidates hit the 30 s build timeout. ReusedPoolBuilder keeps its workers across batches
-(recycled every `recycle_after` builds, which bounds the leak that made TVM restart them) and
-registers only the target's intrinsics in each (in the initializer, outside the build timeout).
+worker spends tens of seconds registering tensor intrinsics before its first build (a build
+itself takes milliseconds), so on a 2-core machine candidates hit the 30 s build timeout and TVM's
+stock pipeline built nothing (docs/BENCHMARKS.md, "Tuning throughput"). ReusedPoolBuilder keeps
+its workers across batches (recycled every `recycle_after` builds, which bounds the leak that made
+TVM restart them) and registers only the target's intrinsics in each (in the initializer, outside
+the build timeout).
 The timeout stays TVM's 30 s: a few candidates take minutes to compile and are not worth it.
 
 Where the candidate runs on this machine, the builder links it into a shared library with `ld`
-itself. TVM exports a tar of object files instead, and its runner untars it and links it with
-g++ before every timing: ~27 ms of tar, untar and compiler driver per candidate, 18 ms of it in
-the runner, which times candidates one at a time (`ld` alone: 2.5 ms). The same 512 resnet18
-candidates built and timed both ways, in alternating batches: 105.9 s with the tar, 92.0 s linked here.
+itself. TVM exports a tar of object files instead, and its runner, which times candidates one at
+a time, untars it and links it with g++ before every timing; `ld` alone costs a fraction of that
+(docs/BENCHMARKS.md, "Tuning throughput").
 """
 
 import os
@@ -88,18 +88,17 @@ def reused_pool_builder(target_kind: str, max_workers: int, timeout_sec: float =
     return ReusedPoolBuilder()
 
 
-# Each timing repeats the kernel until it has run for this long (TVM's default is 100 ms). At
-# 100 ms timing took 23% of a convolution's tuning time (0.84 of 3.7 min for 192 trials); at 40 ms
-# 0.49 min, and a 5 ms convolution is still averaged over 8 runs.
+# Each timing repeats the kernel until it has run for this long (TVM's default is 100 ms): 40 ms
+# cut the runner's time by about 40% (docs/BENCHMARKS.md, "Tuning throughput"), and a 5 ms
+# convolution is still averaged over 8 runs.
 MIN_REPEAT_MS = 40
-# The evolutionary search's population and rounds (TVM: 512 and 4). Search took 46% of a
-# convolution's tuning time on 2 cores; see docs/BENCHMARKS.md for what the smaller search cost.
+# The evolutionary search's population and rounds (TVM: 512 and 4): search was nearly half of a
+# convolution's tuning time on 2 cores (docs/BENCHMARKS.md, "Tuning throughput").
 POPULATION = 256
 GENETIC_ROUNDS = 3
 # A round's search costs the same whatever it sends to be measured, so the population follows the
-# batch: 2 candidates searched per one measured. At 16 a batch (a 608-trial resnet18 budget) the
-# full population made search 63% of the session's time; at 64 a batch, 4 per measured left it 40%,
-# and 2 per measured ran 12% more trials a minute with as good an estimate after 6 minutes.
+# batch: 2 candidates searched per one measured, which ran more trials a minute than 4 with as good
+# an estimate (docs/BENCHMARKS.md, "Tuning throughput").
 SEARCHED_PER_MEASURED = 2
 MIN_POPULATION = 64
 

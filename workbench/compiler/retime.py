@@ -1,12 +1,11 @@
 """Choosing each task's schedule by re-timing its best few side by side, as the model runs them.
 
 Tuning times every candidate once, over and over on the same inputs, so a kernel's weights sit
-warm in the caches. Inside the model they do not: resnet18's weights (47 MB) are read once per
-inference, and its 512-channel convolutions ran at 1.85-2.00x their tuned times there (4.40 ms
-for two calls tuned at 1.10 ms each). Candidates differ in how badly cold weights hurt them: of one
-convolution's eight best, the fastest warm took 2.25 ms with its weights flushed and the fifth
-1.61 ms. And on a shared machine whose speed drifts within minutes, the best of hundreds of
-single timings is partly the luckiest.
+warm in the caches. Inside the model they do not: resnet18's weights are read once per inference,
+and its largest convolutions ran far slower there than tuned. Candidates differ in how badly cold
+weights hurt them: of one convolution's eight best, the fastest warm was not the fastest flushed
+(docs/BENCHMARKS.md, "Measurement lessons"). And on a shared machine whose speed drifts within
+minutes, the best of hundreds of single timings is partly the luckiest.
 
 So after tuning, each task's best POOL records (and the one chosen before, if any) are built
 again and timed in interleaved rounds (A B C A B C ...: a slow spell hits them all alike), with
@@ -64,7 +63,8 @@ def _scheduled(record):
 
 def _build_all(records, target, builder) -> list[str | None]:
     """Each record's kernel built and exported by tuning's builder pool, so on every core at once
-    (built one by one in this process, resnet18's choice spent ~0.3 s a record, most of its time)."""
+    (built one by one in this process, building was most of the choice's time; docs/BENCHMARKS.md,
+    "Tuning throughput")."""
     from tvm.s_tir.meta_schedule.builder import BuilderInput
 
     mods = [_scheduled(r) for r in records]

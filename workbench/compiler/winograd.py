@@ -9,8 +9,8 @@ kernels, so the bias, residual add and ReLU after the convolution fuse into the 
 The multiply is a plain `matmul` with a constant operand, which MetaSchedule tunes and prepacks
 like any other.
 
-Where it pays was measured, not assumed (docs/BENCHMARKS.md, "Compiler gap on the Intel Xeon, day 4"):
-`pays` says which shapes.
+Where it pays was measured, not assumed (docs/BENCHMARKS.md, "How the compiler gap closed" and
+"Tried and not kept"): `pays` says which shapes.
 """
 
 import functools
@@ -32,9 +32,9 @@ def _transform_matrices():
 
 
 def pays(in_channels: int, out_channels: int, height: int, width: int) -> bool:
-    """Where Winograd measured faster inside resnet18 on the 2-core AVX-512 Xeon (three kernels per
-    convolution against the tuned direct one): 128 channels at 28x28 0.54 against 0.65 ms, 256 at
-    14x14 0.49 against 0.75. Left direct, by prediction: 64 channels at 56x56 (its input transform
+    """Where Winograd measured faster inside resnet18 (three kernels per convolution against the
+    tuned direct one; docs/BENCHMARKS.md, "How the compiler gap closed"): 128 channels at 28x28 and
+    256 at 14x14. Left direct, by prediction: 64 channels at 56x56 (its input transform
     is twice the work per multiply) and 512 at 7x7 (16 MB of transformed weights against 9.4
     MB, and those convolutions already wait on their weights)."""
     return 128 <= min(in_channels, out_channels) and max(in_channels, out_channels) <= 256 and height * width <= 28 * 28
@@ -89,8 +89,7 @@ def _pick(values, index, dtype: str = "float32"):
 def _nonzeros(matrix: np.ndarray) -> list[tuple[list[int], list[float]]]:
     """B's nonzeros as terms: term u holds, for every column, the row and coefficient of that
     column's u-th nonzero. F(2, 3)'s B has two per column, so each transformed value sums 2 x 2
-    inputs, not 4 x 4 (measured in the model: the input transform of a 28x28x128 map took
-    0.19 ms with all 16 terms, 0.10 with these)."""
+    inputs, not 4 x 4 (written with all 16 terms, most of them zero, the input transform was slower)."""
     columns = [np.flatnonzero(matrix[:, j]) for j in range(matrix.shape[1])]
     return [([int(c[u]) if u < len(c) else 0 for c in columns],  # a shorter column adds zero terms
              [float(matrix[c[u], j]) if u < len(c) else 0.0 for j, c in enumerate(columns)])

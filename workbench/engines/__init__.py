@@ -19,8 +19,8 @@ class Engine:
     batch_sizes: tuple[int, ...] | None
     settings: dict = field(default_factory=dict)
     output_names: tuple[str, ...] = ()
-    # Run on the server's event-loop thread instead of a worker thread. TVM needs it: a TVM call
-    # from a worker thread while the loop runs took ~19 s for four resnet18 requests (0.5 s inline).
+    # Run on the server's event-loop thread instead of a worker thread. TVM needs it: called from a
+    # worker thread while the loop runs it stalls (docs/BENCHMARKS.md, "Serving and the generator").
     on_loop_thread: bool = False
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:

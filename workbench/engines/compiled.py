@@ -8,9 +8,9 @@ import numpy as np
 class CompiledModel:
     """A compiled library for one batch size on one device, called with numpy arrays.
 
-    Per call the overhead around the kernels is what matters for small models: on mlp at batch 1
-    (9 µs of kernels) allocating fresh input tensors and copying outputs out took 71 µs a call,
-    copying into input tensors kept from the first call and handing outputs over by DLPack 30 µs.
+    Per call the overhead around the kernels is what matters for small models, so inputs are copied
+    into tensors kept from the first call and outputs handed over by DLPack instead of allocating and
+    copying each call (docs/BENCHMARKS.md, "Serving and the generator").
     Not thread-safe: one caller at a time (the batcher and bench both call from one thread).
     """
 

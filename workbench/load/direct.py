@@ -3,9 +3,8 @@
 Latency: warm-up calls first (discarded), then calls until both a minimum count and a minimum time
 are reached. Offline throughput: back-to-back batches at the largest size for a fixed time, the
 ceiling a server on this machine can approach. Paired: two or more engines called in alternating
-short blocks, so that a slow spell of a shared machine (seconds to minutes here: mobilenetv2's
-TVM latency phase gave 8.44 ms and its offline phase seconds later 5.68 ms, run-20261202-053927)
-falls on all of them alike; their ratio is the median of the per-round ratios.
+short blocks, so that a slow spell of a shared machine (seconds to minutes; docs/BENCHMARKS.md,
+"Measurement lessons") falls on all of them alike; their ratio is the median of the per-round ratios.
 """
 
 import time
@@ -27,7 +26,8 @@ class DirectSpec:
     offline_s: float = 5.0
     paired_s: float = 6.0
     paired_block: int = 5  # timed calls per engine per round, after one untimed call
-    # The ratio's 10th-90th percentile needs rounds: batch-8 resnet18 got 6 in 6 s (1.45 s a round).
+    # The ratio's 10th-90th percentile needs rounds; paired_s alone gave a slow model too few
+    # (docs/BENCHMARKS.md, "Measurement lessons").
     paired_rounds: int = 20
 
 

@@ -235,10 +235,9 @@ def time_to_parity(points: list[tuple[float, int, float]], reference_ms: float) 
 
 
 def measured_p50(run: Run, engine: str, batch: int) -> float | None:
-    """The engine's p50 at this batch size, from the paired blocks where the run has them: the
-    machine here drifts by up to 1.7x between phases (TVM's mobilenetv2 latency phase 4.87 ms, its
-    paired blocks a minute later 8.36 ms beside ONNX Runtime's 8.70, run-20261204-134444), and
-    lines drawn from one phase each would compare two speeds of the machine."""
+    """The engine's p50 at this batch size, from the paired blocks where the run has them: a shared
+    machine drifts between phases, and lines drawn from one phase each would compare two speeds of
+    the machine (docs/BENCHMARKS.md, "Measurement lessons")."""
     for kind in ("paired", "latency"):
         if timed := _at_batch(run, engine, kind, batch):
             return timed["result"]["latency_ms"]["p50_ms"]
