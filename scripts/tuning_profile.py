@@ -12,10 +12,11 @@ from pathlib import Path
 
 from tvm.s_tir import meta_schedule as ms
 
-from workbench.compiler.tuner import tune
+from workbench.compiler.tuner import TuneRequest, tune
 from workbench.errors import WorkbenchError
 from workbench.models import resolve
 from workbench.targets import get_profile
+from workbench.tuneview import TuneDisplay
 
 
 def main() -> None:
@@ -26,8 +27,10 @@ def main() -> None:
     args = parser.parse_args()
     database = Path(tempfile.mkdtemp(prefix="tuning-profile-"))
     try:
+        request = TuneRequest(resolve(args.model), get_profile("host"), args.trials, (1,), database,
+                              minutes=args.minutes)
         with ms.Profiler() as profiler:
-            summary = tune(resolve(args.model), get_profile("host"), args.trials, (1,), database, minutes=args.minutes)
+            summary = tune(request, TuneDisplay())
     except WorkbenchError as exc:
         sys.exit(str(exc))
     print(f"{summary.trials} trials in {summary.seconds / 60:.1f} min ({summary.trials_per_minute:.1f}/min), "

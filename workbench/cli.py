@@ -116,39 +116,6 @@ def _database_dir(database: Path | None, target: str) -> Path:
     return database or tuning_logs_dir() / target
 
 
-def _print_tune_summary(summary) -> None:
-    from workbench.compiler.tuner import task_budget_note
-
-    table = Table(title=f"{summary.model} on {summary.target}")
-    table.add_column("task", overflow="fold", min_width=20)
-    chosen = "chosen, cold" if summary.cold_weights else "chosen"
-    for column in ("FLOPs", "calls", "best before", "best now", "GFLOP/s", chosen, "trials", "errors"):
-        table.add_column(column, justify="right")
-    fmt = lambda s: f"{s * 1e6:.1f} µs" if s else "default"  # noqa: E731
-    for t in summary.tasks:
-        table.add_row(t.name, f"{t.flops:.3g}", str(t.weight), fmt(t.best_before), fmt(t.best_after),
-                      f"{t.gflops_per_s:.1f}" if t.gflops_per_s else "-", fmt(t.chosen) if t.chosen else "-",
-                      str(t.trials), str(t.errors))
-    console.print(table)
-    est = lambda s: f"{s * 1e3:.3f} ms" if s else "unknown (untuned tasks)"  # noqa: E731
-    console.print(f"Estimated end-to-end latency, smallest batch (sum of best kernel times x calls): "
-                  f"{est(summary.estimated_latency_before)} before this run -> "
-                  f"[bold]{est(summary.estimated_latency_after)}[/bold]")
-    console.print(f"Trials: {summary.trials} of a budget of {summary.budget.total} "
-                  f"(at most {summary.budget.per_task} per task) in {summary.seconds / 60:.1f} min = "
-                  f"[bold]{summary.trials_per_minute:.1f} trials/min[/bold]; records "
-                  f"{summary.records_before} -> {summary.records_after} in {summary.database}")
-    if summary.retimed:
-        other = sum(1 for r in summary.retimed if r.rank != 0)
-        timed, caveat = (("with cold weights", " (every weight and output cold, so it runs high)")
-                         if summary.cold_weights else ("warm", ""))
-        console.print(f"Chose the schedules of {len(summary.retimed)} tasks by timing their best records side "
-                      f"by side {timed} ({summary.retime_seconds:.0f} s): {other} differ from tuning's "
-                      f"best; estimate from those timings{caveat}: {est(summary.estimated_latency_chosen)}")
-    if note := task_budget_note(summary):
-        err_console.print(f"[yellow]warning:[/yellow] {note}")
-
-
 @app.command()
 @_one_line_errors
 def tune(model: ModelOpt, target: TargetOpt,
@@ -164,19 +131,20 @@ def tune(model: ModelOpt, target: TargetOpt,
              help="After tuning, choose each task's schedule among this many of its best records, timed "
                   "side by side as tuning timed them (0: off)")] = 8) -> None:
     """Tune a model's kernels with MetaSchedule; records go to the target's shared database."""
+    from workbench.compiler.tuner import TuneRequest
     from workbench.compiler.tuner import tune as run_tune
-
-    if not 0 <= seed < 2**31:
-        raise WorkbenchError(f"--seed must be between 0 and 2147483647 (got {seed})")
     from workbench.models import resolve
     from workbench.targets import get_profile, profile_with_rpc
+    from workbench.tuneview import TuneDisplay, print_summary
 
     profile = profile_with_rpc(get_profile(target), rpc, rpc_key)
-    source = resolve(model)
-    summary = run_tune(source, profile, profile.total_trials if trials is None else trials,
-                       parse_batch_sizes(batch_sizes, profile.batch_sizes), _database_dir(database, target), seed,
-                       rpc_wait, minutes, retime_pool)
-    _print_tune_summary(summary)
+    request = TuneRequest(source=resolve(model), profile=profile,
+                          trials=profile.total_trials if trials is None else trials,
+                          batch_sizes=parse_batch_sizes(batch_sizes, profile.batch_sizes),
+                          database_dir=_database_dir(database, target), seed=seed, rpc_wait_s=rpc_wait,
+                          minutes=minutes, retime_pool=retime_pool)
+    summary = run_tune(request, TuneDisplay())
+    print_summary(summary)
     if summary.out_of_time:
         console.print(f"stopped at the --minutes {minutes:g} limit; rerun to continue from the records")
     if summary.interrupted:
@@ -443,17 +411,21 @@ def demo(model: Annotated[str, typer.Option(help="Built-in model to run the flow
     from workbench.bench import BenchConfig, run_bench
     from workbench.benchview import BenchDisplay, print_tables
     from workbench.bundle.export import ExportRequest, export_bundle
+    from workbench.compiler.tuner import TuneRequest
     from workbench.compiler.tuner import tune as run_tune
     from workbench.models import resolve
     from workbench.paths import project_root, tuning_logs_dir
     from workbench.report.write import write_report
     from workbench.targets import get_profile
+    from workbench.tuneview import TuneDisplay, print_summary
 
     profile = get_profile("host")
-    summary = run_tune(resolve(model), profile, trials, profile.batch_sizes, tuning_logs_dir() / "host")
-    _print_tune_summary(summary)
+    request = TuneRequest(resolve(model), profile, trials, profile.batch_sizes, tuning_logs_dir() / "host")
+    summary = run_tune(request, TuneDisplay())
+    print_summary(summary)
     out_dir = compile_command(model, "host", None, None, None, DEFAULT_RTOL, DEFAULT_ATOL)
-    console.print("\n[bold]Bench[/bold] (every engine; closed loop at concurrency 1 and 64, open loop at 300 requests/s)")
+    console.print("\n[bold]Bench[/bold] (every engine; closed loop at concurrency 1 and 64, "
+                  "open loop at 300 requests/s)")
     run_dir, records = run_bench(BenchConfig(model=model, target="host", concurrency=(1, 64), rate=300.0,
                                              duration_s=duration, warmup_s=1.0), BenchDisplay(enabled=True))
     print_tables(records)

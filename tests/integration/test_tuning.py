@@ -20,15 +20,23 @@ from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
 from workbench.compiler.measure import COLD_CALLS
 from workbench.compiler.tasks import extract, prepared_modules
-from workbench.compiler.tuner import tune
+from workbench.compiler.tuner import TuneRequest, TuneSummary
+from workbench.compiler.tuner import tune as run_tune
 from workbench.engines.compiled import CompiledModel
 from workbench.errors import CorrectnessError
 from workbench.models import input_specs, load, resolve, sample_inputs
 from workbench.reference import compare
 from workbench.reference import run as run_reference
 from workbench.targets import get_profile
+from workbench.tuneview import TuneDisplay
 
 pytestmark = pytest.mark.slow
+
+
+def tune(source, profile, trials: int, batch_sizes: tuple[int, ...], database_dir, **options) -> TuneSummary:
+    """One session as `workbench tune` runs it, without the live line."""
+    return run_tune(TuneRequest(source, profile, trials, batch_sizes, database_dir, **options),
+                    TuneDisplay(enabled=False))
 
 
 def timings_per_record(database: TuningDatabase) -> set[int]:
@@ -123,7 +131,8 @@ def test_candidates_timed_here_are_linked_here_into_libraries_that_run():
         finally:
             builder.shutdown()
     assert built[True].artifact_path.endswith(".so") and built[False].artifact_path.endswith(".tar")
-    x, y, out = np.arange(64, dtype="float32"), np.ones(64, dtype="float32"), tvm.runtime.tensor(np.zeros(64, "float32"))
+    x, y = np.arange(64, dtype="float32"), np.ones(64, dtype="float32")
+    out = tvm.runtime.tensor(np.zeros(64, "float32"))
     tvm.runtime.load_module(built[True].artifact_path)["main"](tvm.runtime.tensor(x), tvm.runtime.tensor(y), out)
     np.testing.assert_array_equal(out.numpy(), x * 2 + y)
     for result in built.values():
@@ -148,8 +157,8 @@ def test_a_candidate_ld_cannot_link_is_a_build_error_that_leaves_no_files(tmp_pa
     a = te.placeholder((8,), name="a")
     builder = reused_pool_builder("llvm", 1, link_here=True)
     try:
-        (result,) = builder.build([BuilderInput(tvm.IRModule({"main": te.create_prim_func([a, te.compute((8,), lambda i: a[i])])}),
-                                                tvm.target.Target("llvm"))])
+        kernel = tvm.IRModule({"main": te.create_prim_func([a, te.compute((8,), lambda i: a[i])])})
+        (result,) = builder.build([BuilderInput(kernel, tvm.target.Target("llvm"))])
     finally:
         builder.shutdown()
     assert result.artifact_path is None and "ld could not link the candidate: ld: cannot link this" in result.error_msg
@@ -345,7 +354,8 @@ def _conv_model(path):
         helper.make_node("Clip", ["pw", "zero"], ["floor"]),
         helper.make_node("Add", ["floor", "pw"], ["y"]),
     ]
-    graph = helper.make_graph(nodes, "convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 17, 17])],
+    graph = helper.make_graph(nodes, "convs",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 17, 17])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16, 9, 9])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return resolve(str(path))

@@ -17,8 +17,34 @@ heaviest convolution.
 import math
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+from workbench.errors import WorkbenchError
 
 CONVERGED_GAIN = 0.01  # a batch that improves its task by less than this counts as no progress
+
+
+@dataclass(frozen=True)
+class Budget:
+    total: int
+    per_task: int
+    per_iter: int
+
+
+def plan_budget(num_tasks: int, total: int, per_task_cap: int) -> Budget:
+    """Batch size and caps for the share-of-time scheduler.
+
+    Every task first gets one batch so it leaves TVM's (very slow) default schedule; batches are
+    sized so that first round takes at most half the trials (and at most TVM's usual 64), leaving
+    the rest for the tasks that hold the time. A total below the task count is raised to one trial
+    per task; the profile's trials_per_task caps any one task.
+    """
+    if total <= 0:
+        raise WorkbenchError(f"--trials must be a positive number (got {total})")
+    total = max(total, num_tasks)
+    per_iter = max(1, min(64, total // (2 * num_tasks)))
+    per_task = max(per_iter, min(per_task_cap, total))
+    return Budget(total=min(total, per_task * num_tasks), per_task=per_task, per_iter=per_iter)
 
 
 def next_task(best: Sequence[float | None], weights: Sequence[float], batches: Sequence[int],

@@ -1,7 +1,11 @@
-"""`workbench tune`: MetaSchedule over a model's tasks, into the target's shared database."""
+"""`workbench tune`: MetaSchedule over a model's tasks, into the target's shared database.
 
-import signal
-import threading
+A TuneRequest goes: plan (a pure function of the request and the task count), the MetaSchedule
+session (compiler/tunesession.py), the choice among each task's best records (compiler/retime.py),
+then one session line in the database. The caller's display shows progress and turns Ctrl-C into
+a stop after the current batch (workbench/tuneview.py), so nothing here touches the terminal.
+"""
+
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,11 +15,11 @@ from pathlib import Path
 from workbench import fingerprint
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
-from workbench.compiler.intrinsics import register_tensor_intrinsics
-from workbench.compiler.measure import reused_pool_builder, runner_for, search_strategy
+from workbench.compiler.measure import reused_pool_builder, runner_for
 from workbench.compiler.retime import POOL, RetimedTask, select_schedules
-from workbench.compiler.scheduler import share_of_time_scheduler
-from workbench.compiler.tasks import Task, estimated_latency, extract, kernel_digests, prepared_modules
+from workbench.compiler.scheduler import Budget, plan_budget
+from workbench.compiler.tasks import estimated_latency, extract, kernel_digests, prepared_modules
+from workbench.compiler.tunesession import TaskResult, TuningSession
 from workbench.console import warn
 from workbench.errors import TargetError, WorkbenchError
 from workbench.models import ModelSource, load
@@ -23,42 +27,52 @@ from workbench.targets import TargetProfile
 
 
 @dataclass(frozen=True)
-class Budget:
-    total: int
-    per_task: int
-    per_iter: int
+class TuneRequest:
+    """What to tune, checked when made: a request that exists touches nothing before it can run."""
+
+    source: ModelSource
+    profile: TargetProfile
+    trials: int
+    batch_sizes: tuple[int, ...]
+    database_dir: Path
+    seed: int = 0
+    rpc_wait_s: float = 30
+    minutes: float | None = None  # stop after the batch that passes it
+    retime_pool: int = POOL  # records per task timed side by side after tuning (0: off)
+
+    def __post_init__(self):
+        if self.trials <= 0:
+            raise WorkbenchError(f"--trials must be a positive number (got {self.trials})")
+        if not 0 <= self.seed < 2**31:
+            raise WorkbenchError(f"--seed must be between 0 and 2147483647 (got {self.seed})")
+        if self.retime_pool < 0:
+            raise WorkbenchError(f"--retime-pool must be 0 (off) or a positive number of records per task "
+                                 f"(got {self.retime_pool})")
+        if self.minutes is not None and not 0 < self.minutes < float("inf"):  # NaN fails both comparisons
+            raise WorkbenchError(f"--minutes must be a positive number (got {self.minutes})")
 
 
-def plan_budget(num_tasks: int, total: int, per_task_cap: int) -> Budget:
-    """Batch size and caps for the share-of-time scheduler (compiler/scheduler.py).
-
-    Every task first gets one batch so it leaves TVM's (very slow) default schedule; batches are
-    sized so that first round takes at most half the trials (and at most TVM's usual 64), leaving
-    the rest for the tasks that hold the time. A total below the task count is raised to one trial
-    per task; the profile's trials_per_task caps any one task.
-    """
-    if total <= 0:
-        raise WorkbenchError(f"--trials must be a positive number (got {total})")
-    total = max(total, num_tasks)
-    per_iter = max(1, min(64, total // (2 * num_tasks)))
-    per_task = max(per_iter, min(per_task_cap, total))
-    return Budget(total=min(total, per_task * num_tasks), per_task=per_task, per_iter=per_iter)
+@dataclass(frozen=True)
+class TunePlan:
+    budget: Budget
+    retime_pool: int  # 0: no choice step
+    note: str = ""  # why the session runs another number of trials than asked
 
 
-@dataclass
-class TaskResult:
-    name: str
-    flops: float
-    weight: int
-    best_before: float | None
-    best_after: float | None
-    trials: int = 0
-    errors: int = 0
-    chosen: float | None = None  # the chosen schedule's time with cold weights (compiler/retime.py)
-
-    @property
-    def gflops_per_s(self) -> float | None:
-        return self.flops / self.best_after / 1e9 if self.best_after else None
+def plan(request: TuneRequest, num_tasks: int) -> TunePlan:
+    """The budget for `num_tasks` tasks, whether the choice step runs, and what to warn about."""
+    if num_tasks == 0:
+        raise WorkbenchError(f"model '{request.source.name}' has no kernels to tune")
+    profile, trials = request.profile, request.trials
+    budget = plan_budget(num_tasks, trials, profile.trials_per_task)
+    note = ""
+    if budget.total > trials:
+        note = f"--trials {trials} is below the number of tasks ({num_tasks}); giving every task one trial"
+    elif budget.total < trials:
+        note = (f"running {budget.total} of {trials} trials: {num_tasks} tasks x at most {budget.per_task} each "
+                f"(trials_per_task = {profile.trials_per_task} in {profile.path.name})")
+    # Over RPC the device that would time the candidates side by side is elsewhere.
+    return TunePlan(budget, request.retime_pool if profile.rpc is None else 0, note)
 
 
 @dataclass
@@ -115,98 +129,14 @@ def _check_can_measure(profile: TargetProfile, rpc_wait_s: float) -> int:
     return 1
 
 
-def _progress_callback(results: list[TaskResult], on_update, stop: threading.Event, deadline: float | None,
-                       out_of_time: threading.Event):
-    from tvm.ir.utils import derived_object
-    from tvm.s_tir import meta_schedule as ms
-
-    @derived_object
-    class ProgressCallback(ms.measure_callback.PyMeasureCallback):
-        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
-            result = results[task_id]
-            for built, ran in zip(builder_results, runner_results):
-                result.trials += 1
-                if built.error_msg or ran.error_msg or not ran.run_secs:
-                    result.errors += 1
-                    continue
-                secs = sum(float(s) for s in ran.run_secs) / len(ran.run_secs)
-                if result.best_after is None or secs < result.best_after:
-                    result.best_after = secs
-            on_update(task_id)
-            if deadline is not None and time.monotonic() >= deadline:
-                out_of_time.set()
-            if stop.is_set() or out_of_time.is_set():
-                # Ctrl-C or the time limit: this batch's records are already in the database
-                # (AddToDatabase runs first); unwinding the scheduler from here loses nothing measured.
-                raise KeyboardInterrupt
-
-    return ProgressCallback()
-
-
-def _drop_unnamed_metaschedule_handlers() -> None:
-    """MetaSchedule rebuilds its logging config from the names of its logger's handlers and fails
-    on one without a name (seen in the test suite, where another in-process session left one);
-    each session adds its own console and file handlers again, so nothing is lost."""
-    import logging
-
-    logger = logging.getLogger("tvm.s_tir.meta_schedule")
-    for handler in [h for h in logger.handlers if h.get_name() is None]:
-        logger.removeHandler(handler)
-
-
-def _quiet_metaschedule_console() -> None:
-    """MetaSchedule logs every round to stdout; keep its full logs in files and our display on screen."""
-    import logging
-
-    for handler in logging.getLogger("tvm.s_tir.meta_schedule").handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.WARNING)
-
-
-def tune(source: ModelSource, profile: TargetProfile, trials: int, batch_sizes: tuple[int, ...],
-         database_dir: Path, seed: int = 0, rpc_wait_s: float = 30, minutes: float | None = None,
-         retime_pool: int = POOL) -> TuneSummary:
-    if trials <= 0:
-        raise WorkbenchError(f"--trials must be a positive number (got {trials})")
-    if retime_pool < 0:
-        raise WorkbenchError(f"--retime-pool must be 0 (off) or a positive number of records per task (got {retime_pool})")
-    if minutes is not None and not 0 < minutes < float("inf"):  # NaN fails both comparisons
-        raise WorkbenchError(f"--minutes must be a positive number (got {minutes})")
-    devices = _check_can_measure(profile, rpc_wait_s)
-    model = load(source)
-    target_json = profile.resolved_target()
-    database = TuningDatabase(database_dir, target_json)
+def tune(request: TuneRequest, display) -> TuneSummary:
+    """Tune under the database's lock. `display` (workbench/tuneview.py's TuneDisplay, or any object
+    with its three methods) shows the session and sets the session's stop on Ctrl-C."""
+    devices = _check_can_measure(request.profile, request.rpc_wait_s)
+    model = load(request.source)
+    database = TuningDatabase(request.database_dir, request.profile.resolved_target())
     with database.exclusive():
-        return _tune_locked(source, profile, model, trials, batch_sizes, database, seed, devices, minutes, retime_pool)
-
-
-class _Display:
-    """The live progress line, and the estimated-latency curve it records as batches finish."""
-
-    def __init__(self, model: str, tasks: list[Task], results: list[TaskResult], total: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.tasks, self.results = tasks, results
-        self.start = time.monotonic()
-        self.curve = [(0.0, 0, estimated_latency(tasks, [r.best_before for r in results]))]
-        self.progress = Progress(TextColumn(f"[bold]tune {model}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
-        self.bar = self.progress.add_task("tune", total=total, status="searching")
-
-    def batch_done(self, task_id: int) -> None:
-        done = sum(r.trials for r in self.results)
-        est = estimated_latency(self.tasks, [r.best_after for r in self.results])
-        self.curve.append((time.monotonic() - self.start, done, est))
-        r = self.results[task_id]
-        best = f"{r.best_after * 1e6:.1f} µs" if r.best_after else "no valid schedule yet"
-        e2e = f" · est. end-to-end {est * 1e3:.2f} ms" if est else ""
-        self.progress.update(self.bar, completed=done, status=f"{r.name}: best {best}{e2e}")
-
-    def status(self, text: str) -> None:
-        self.progress.update(self.bar, status=text)
-
-    def stopping(self) -> None:
-        self.progress.update(self.bar, status="[yellow]Ctrl-C: stopping after this batch (again to abort)[/yellow]")
+        return _tune_locked(request, model, database, devices, display)
 
 
 @contextmanager
@@ -218,105 +148,58 @@ def _shut_down_after(builder):
         builder.shutdown()
 
 
-@contextmanager
-def _first_ctrl_c_sets(stop: threading.Event, on_first):
-    """The first Ctrl-C asks for a clean stop after the current batch; a second aborts at once."""
-
-    def handler(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        on_first()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _tune_locked(source: ModelSource, profile: TargetProfile, model, trials: int, batch_sizes: tuple[int, ...],
-                 database: TuningDatabase, seed: int, devices: int = 1, minutes: float | None = None,
-                 retime_pool: int = POOL) -> TuneSummary:
-    from tvm.s_tir import meta_schedule as ms
-
+def _tune_locked(request: TuneRequest, model, database: TuningDatabase, devices: int, display) -> TuneSummary:
+    profile = request.profile
     records_before = database.validate()
     target = make_target(database.target)
-    tasks = extract(prepared_modules(model, batch_sizes, target), target)
-    if not tasks:
-        raise WorkbenchError(f"model '{source.name}' has no kernels to tune")
-    budget = plan_budget(len(tasks), trials, profile.trials_per_task)
-    if budget.total > trials:
-        warn(f"--trials {trials} is below the number of tasks ({len(tasks)}); giving every task one trial")
-    elif budget.total < trials:
-        warn(f"running {budget.total} of {trials} trials: {len(tasks)} tasks x at most {budget.per_task} each "
-             f"(trials_per_task = {profile.trials_per_task} in {profile.path.name})")
-
-    db = database.open()
-    results = [TaskResult(t.name, t.flops, t.weight, best, best) for t, best in ((t, t.best_seconds(db)) for t in tasks)]
-    display = _Display(source.name, tasks, results, budget.total)
+    tasks = extract(prepared_modules(model, request.batch_sizes, target), target)
+    tune_plan = plan(request, len(tasks))
+    if tune_plan.note:
+        warn(tune_plan.note)
+    session = TuningSession(tasks, target, database.open(), tune_plan.budget, request.minutes)
     kind = database.target["kind"]
-    register_tensor_intrinsics(kind)  # before TuneContext imports them all
-    log_dir = str(database.directory / "logs")
-    _drop_unnamed_metaschedule_handlers()
-    contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        _as_extracted(tasks, target), work_dir=log_dir, strategy=search_strategy(budget.per_iter), num_threads="physical", seed=seed)
-    _quiet_metaschedule_console()
+    session.prepare(kind, str(database.directory / "logs"), request.seed)
     builder = reused_pool_builder(kind, max_workers=fingerprint.physical_cores(), link_here=profile.rpc is None)
-    stop, out_of_time = threading.Event(), threading.Event()
-    deadline = display.start + minutes * 60 if minutes is not None else None
     retimed, retime_seconds = [], 0.0
-    with display.progress, _first_ctrl_c_sets(stop, display.stopping), _shut_down_after(builder):
-        try:
-            ms.tune.tune_tasks(
-                tasks=contexts, task_weights=weights, work_dir=log_dir,
-                max_trials_global=budget.total, max_trials_per_task=budget.per_task,
-                num_trials_per_iter=budget.per_iter, builder=builder, runner=runner_for(profile, devices), database=db,
-                task_scheduler=share_of_time_scheduler(lambda i: results[i].best_after, [t.batch for t in tasks]),
-                measure_callbacks=[*ms.measure_callback.MeasureCallback.create("default"),
-                                   _progress_callback(results, display.batch_done, stop, deadline, out_of_time)])
-        except KeyboardInterrupt:
-            if not out_of_time.is_set():
-                stop.set()
-        except Exception:
-            if not (stop.is_set() or out_of_time.is_set()):  # our stop, re-raised through TVM's C++ frames
-                raise
-        if retime_pool and not stop.is_set() and profile.rpc is None:  # over RPC the device is elsewhere
-            display.status(f"choosing among the best {retime_pool} schedules of each task, timed side by side")
-            began = time.monotonic()
-            retimed = select_schedules(tasks, db, database, target, builder, profile.device, profile.cold_weights,
-                                       retime_pool, stop.is_set)
-            retime_seconds = time.monotonic() - began
-            chosen = {r.name: r.retimed_s for r in retimed}
-            for result in results:
-                result.chosen = chosen.get(result.name)
-    summary = TuneSummary(model=source.name, target=profile.name, database=database.directory, budget=budget,
-                          tasks=results, seconds=time.monotonic() - display.start, records_before=records_before,
-                          records_after=database.record_count(), interrupted=stop.is_set(), out_of_time=out_of_time.is_set(),
-                          minutes_limit=minutes, cold_weights=profile.cold_weights, kernels=kernel_digests(tasks),
-                          retimed=retimed, retime_seconds=retime_seconds, curve=display.curve,
-                          estimated_latency_chosen=estimated_latency(tasks, [r.chosen or r.best_after for r in results])
-                          if retimed else None)
-    database.append_session(_session_record(source, profile, batch_sizes, trials, summary, devices))
+    with display.session(request.source.name, tune_plan.budget.total, session.stop), _shut_down_after(builder):
+        session.run(builder, runner_for(profile, devices), display)
+        if tune_plan.retime_pool and not session.stop.is_set():
+            retimed, retime_seconds = _choose(session, database, builder, profile, tune_plan.retime_pool, display)
+    summary = TuneSummary(
+        model=request.source.name, target=profile.name, database=database.directory, budget=tune_plan.budget,
+        tasks=session.results, seconds=session.seconds, records_before=records_before,
+        records_after=database.record_count(), interrupted=session.stop.is_set(),
+        out_of_time=session.out_of_time.is_set(), minutes_limit=request.minutes, cold_weights=profile.cold_weights,
+        kernels=kernel_digests(tasks), retimed=retimed, retime_seconds=retime_seconds, curve=session.curve,
+        estimated_latency_chosen=estimated_latency(tasks, [r.chosen or r.best_after for r in session.results])
+        if retimed else None)
+    database.append_session(session_record(request, summary, devices))
     return summary
 
 
-def _as_extracted(tasks: list[Task], target):
-    """Our tasks back in MetaSchedule's ExtractedTask form (names carry the batch variant)."""
-    from tvm.s_tir import meta_schedule as ms
+def _choose(session: TuningSession, database: TuningDatabase, builder, profile: TargetProfile, pool: int,
+            display) -> tuple[list[RetimedTask], float]:
+    """Each task's schedule among its best `pool` records, timed side by side; a Ctrl-C during it
+    keeps the choices made so far."""
+    display.status(f"choosing among the best {pool} schedules of each task, timed side by side")
+    began = time.monotonic()
+    retimed = select_schedules(session.tasks, session.db, database, session.target, builder, profile.device,
+                               profile.cold_weights, pool, session.stop.is_set)
+    chosen = {r.name: r.retimed_s for r in retimed}
+    for result in session.results:
+        result.chosen = chosen.get(result.name)
+    return retimed, time.monotonic() - began
 
-    return [ms.ExtractedTask(task_name=t.name, mod=t.mod, target=target, dispatched=[t.mod], weight=t.weight)
-            for t in tasks]
 
-
-def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, trials: int,
-                    summary: TuneSummary, devices: int = 1) -> dict:
+def session_record(request: TuneRequest, summary: TuneSummary, devices: int = 1) -> dict:
+    """The session line the database keeps (the report's tuning curve reads it)."""
+    profile = request.profile
     return {
         "format": 1,
         # Written when the session ends: its start is that moment less its duration.
         "started": (datetime.now(timezone.utc) - timedelta(seconds=summary.seconds)).isoformat(timespec="seconds"),
-        "model": source.name, "model_sha256": source.sha256(), "target": profile.name,
-        "batch_sizes": list(batch_sizes), "trials_requested": trials, "trials": summary.trials,
+        "model": request.source.name, "model_sha256": request.source.sha256(), "target": profile.name,
+        "batch_sizes": list(request.batch_sizes), "trials_requested": request.trials, "trials": summary.trials,
         "errors": sum(t.errors for t in summary.tasks), "seconds": round(summary.seconds, 2),
         "trials_per_minute": round(summary.trials_per_minute, 2), "interrupted": summary.interrupted,
         "minutes_limit": summary.minutes_limit, "out_of_time": summary.out_of_time, "kernels": summary.kernels,
@@ -332,13 +215,3 @@ def _session_record(source: ModelSource, profile: TargetProfile, batch_sizes, tr
                    "best_s": t.best_after} for t in summary.tasks],
         **fingerprint.provenance(),
     }
-
-
-def task_budget_note(summary: TuneSummary) -> str:
-    untuned = [t for t in summary.tasks if t.best_after is None]
-    if not untuned:
-        return ""
-    share = sum(t.flops * t.weight for t in untuned) / max(1.0, sum(t.flops * t.weight for t in summary.tasks))
-    return (f"{len(untuned)} task(s) have no valid schedule yet ({share:.0%} of the FLOPs) and keep TVM's "
-            f"default: {', '.join(t.name for t in untuned[:5])}{' ...' if len(untuned) > 5 else ''}")
-
