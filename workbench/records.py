@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 from workbench import scenarios
+from workbench.errors import WorkbenchError
 
-RECORD_FORMAT = 1
+# 2: provenance names its fingerprint_kind (2: the CPU's family and model are in the id), and a failed
+# comparison may carry its reason. Format 1 is read through upgrade(); older ones are refused.
+RECORD_FORMAT = 2
 GENERATOR_SATURATED = 0.8  # of one core: above it the generator may be what limits throughput
 CSV_COLUMNS = ("engine", "scenario", "concurrency", "rate", "batch", "throughput", "throughput_unit",
                "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms", "errors", "stable",
@@ -62,5 +65,26 @@ def read_csv(run_dir: Path):
     return pd.read_csv(run_dir / "results.csv", keep_default_na=False, na_values=[""])
 
 
+def upgrade(record, source) -> dict:
+    """A record (or a run's context) as this version writes it: the previous format is brought up to
+    date here, in one place; anything else is refused in one line naming the file."""
+    found = record.get("format") if isinstance(record, dict) else None
+    if found == RECORD_FORMAT:
+        return record
+    if found == RECORD_FORMAT - 1 and not isinstance(found, bool):
+        provenance = record.get("provenance") or {}
+        return {**record, "format": RECORD_FORMAT, "provenance": {**provenance, "fingerprint_kind": 1}}
+    raise WorkbenchError(f"{source} is a record of format {found!r}, and this workbench reads formats "
+                         f"{RECORD_FORMAT - 1} and {RECORD_FORMAT}; rerun `workbench bench` with this version")
+
+
+def read_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise WorkbenchError(f"{path} is not a readable record ({exc}); remove it or rerun the bench") from None
+    return upgrade(record, path)
+
+
 def read_records(run_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((run_dir / "records").glob("*.json"))]
+    return [read_record(p) for p in sorted((run_dir / "records").glob("*.json"))]

@@ -13,7 +13,8 @@ SHA = "0" * 64
 FILES = ["lib/m-b1.so", "lib/m-b4.so", "model/m.onnx", "samples/b1.npz", "samples/b4.npz", "perf.json",
          "request.json"]
 VALID = {
-    "bundle_format": 2, "name": "m-host", "version": "1", "target": "llvm", "device": "cpu",
+    "bundle_format": 2, "name": "m-host", "version": "1", "target": "llvm", "target_json": {"kind": "llvm"},
+    "device": "cpu",
     "model": {"name": "m", "file": "model/m.onnx", "sha256": SHA, "task": None},
     "requires": {"machine": "x86_64", "device": "cpu", "cpu_flags": ["avx2"], "gpu_arch": None, "python": "3.11"},
     "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 64]}],
@@ -91,3 +92,17 @@ def test_a_manifest_of_the_wrong_shape_is_refused_naming_the_field(change, fragm
 ])
 def test_paths_outside_the_bundle_or_unchecksummed_and_disagreeing_batches_are_refused(change, fragment):
     _refused(_changed(change), fragment)
+
+
+def test_one_reader_for_the_compiled_model_of_a_build_or_a_bundle(tmp_path):
+    from workbench.errors import WorkbenchError
+    from workbench.manifest import read_compiled
+
+    with pytest.raises(WorkbenchError, match="has no manifest.json; compile the model first"):
+        read_compiled(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(VALID))  # a bundle's manifest holds the compiled part
+    assert read_compiled(tmp_path)["libraries"]["1"]["file"] == "lib/m-b1.so"
+    (tmp_path / "manifest.json").write_text(json.dumps({**VALID, "inputs": "x"}))
+    with pytest.raises(WorkbenchError) as refused:
+        read_compiled(tmp_path)
+    assert "inputs: 'x' is not of type 'array'" in str(refused.value) and "\n" not in str(refused.value)

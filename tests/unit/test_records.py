@@ -1,7 +1,17 @@
 import pandas as pd
 import pytest
 
-from workbench.records import CSV_COLUMNS, read_records, record_name, row, write_csv, write_record
+from workbench.errors import WorkbenchError
+from workbench.records import (
+    CSV_COLUMNS,
+    RECORD_FORMAT,
+    read_records,
+    record_name,
+    row,
+    upgrade,
+    write_csv,
+    write_record,
+)
 
 
 def record(kind, **scenario):
@@ -53,7 +63,7 @@ def test_write_and_read_records(tmp_path):
     second = {**record("closed", concurrency=8), "result": {"throughput_rps": 50.0}}
     paths = [write_record(tmp_path, first), write_record(tmp_path, second)]
     assert [p.name for p in paths] == ["tvm__open-r100.json", "tvm__closed-c8.json"]
-    assert read_records(tmp_path) == [{"format": 1, **second}, {"format": 1, **first}]
+    assert read_records(tmp_path) == [{"format": RECORD_FORMAT, **second}, {"format": RECORD_FORMAT, **first}]
 
 
 def test_read_records_of_an_empty_run(tmp_path):
@@ -68,3 +78,18 @@ def test_write_csv_columns(tmp_path):
     assert tuple(table.columns) == CSV_COLUMNS
     assert table["throughput_unit"].tolist() == ["requests/s", "samples/s"]
     assert table["throughput"].tolist() == [99.0, 400.0]
+
+
+def test_the_previous_format_is_upgraded_in_one_place():
+    old = {"format": RECORD_FORMAT - 1, "engine": "tvm", "provenance": {"fingerprint_id": "feaad033cc24"}}
+    new = upgrade(old, "r.json")
+    assert new["format"] == RECORD_FORMAT and new["provenance"] == {"fingerprint_id": "feaad033cc24",
+                                                                     "fingerprint_kind": 1}
+    assert upgrade(new, "r.json") is new
+
+
+@pytest.mark.parametrize("found", [0, RECORD_FORMAT + 1, None, "2", True])
+def test_other_formats_are_refused_in_one_line(found):
+    with pytest.raises(WorkbenchError) as refused:
+        upgrade({"format": found}, "r.json")
+    assert "r.json is a record of format" in str(refused.value) and "\n" not in str(refused.value)

@@ -6,6 +6,7 @@ from pathlib import Path
 from workbench import records
 from workbench.bench.session import BenchRun
 from workbench.engines import registry
+from workbench.errors import WorkbenchError
 
 
 def default_build_dir(run: BenchRun) -> Path:
@@ -30,12 +31,12 @@ def ensure_build(run: BenchRun) -> Path:
 def _built_kernels(run: BenchRun) -> dict | None:
     """The kernel digests of this model's build (the one this run uses, else the one on disk),
     None without one or with one from before digests existed."""
-    from workbench.compiler.builder import MANIFEST
+    from workbench.manifest import read_compiled
 
-    manifest = (run.build_dir or default_build_dir(run)) / MANIFEST
-    if not manifest.exists():
+    try:
+        return read_compiled(run.build_dir or default_build_dir(run)).get("tuning", {}).get("kernels")
+    except WorkbenchError:  # no build yet (or a damaged one): no curve to match it against
         return None
-    return json.loads(manifest.read_text()).get("tuning", {}).get("kernels")
 
 
 def write_context(run: BenchRun, measure_peak: bool) -> None:

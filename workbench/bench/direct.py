@@ -1,8 +1,6 @@
 """Engines called in-process: latency per batch size, offline throughput, the paired run, and the
 tvm engine timed on a remote device over RPC."""
 
-import json
-
 import numpy as np
 
 from workbench.bench.session import BenchRun
@@ -56,10 +54,11 @@ def run_remote_direct(run: BenchRun) -> None:
     from workbench.engines.rpc import wait_for_devices
     from workbench.engines.tvm_engine import build_settings
     from workbench.load.stats import summarize
+    from workbench.manifest import read_compiled
 
     rpc, sizes = run.profile.rpc, run.batch_sizes
     devices = wait_for_devices(rpc.tracker_host, rpc.tracker_port, rpc.key, run.config.rpc_wait_s)
-    build = json.loads((run.build_dir / "manifest.json").read_text())
+    build = read_compiled(run.build_dir)
     names = [s["name"] for s in run.inputs_spec]
     settings = {**build_settings(run.build_dir),
                 "measured_on": {"rpc_tracker": f"{rpc.tracker_host}:{rpc.tracker_port}", "rpc_key": rpc.key,

@@ -9,8 +9,8 @@ requirements.txt installed can serve the bundle).
 """
 
 from workbench.errors import WorkbenchError
+from workbench.manifest import MANIFEST  # noqa: F401  (the same file name as a build's)
 
-MANIFEST = "manifest.json"
 FORMAT = 2  # 2: per-file sizes in the manifest ("sizes"), an example request
 
 

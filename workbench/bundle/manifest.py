@@ -5,46 +5,34 @@ signature, the libraries it lists). Each failure is one line naming the field.""
 import json
 from pathlib import Path, PurePosixPath
 
-from workbench.bundle import FORMAT, MANIFEST, BundleError
+from workbench.bundle import FORMAT, BundleError
+from workbench.manifest import BATCH_KEY, COMPILED_PROPERTIES, COMPILED_REQUIRED, MANIFEST, TEXT, problem
 
 READABLE_FORMATS = (1, FORMAT)  # format 1 has no per-file sizes: archives get only the total cap
 
 
-_TEXT = {"type": "string", "minLength": 1}
-_BATCH_KEY = {"pattern": "^[1-9][0-9]*$"}
-_TENSOR = {"type": "object", "required": ["name", "dtype", "shape"],
-           "properties": {"name": _TEXT, "dtype": _TEXT,
-                          "shape": {"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": 0},
-                                                                         {"type": "string"}]}}}}
-_TENSORS = {"type": "array", "minItems": 1, "items": _TENSOR}
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
-    "required": ["bundle_format", "name", "model", "target", "device", "requires", "inputs", "outputs",
-                 "batch_sizes", "libraries", "tolerance", "samples", "files"],
+    "required": ["bundle_format", "name", "model", *COMPILED_REQUIRED, "requires", "tolerance", "samples", "files"],
     "properties": {
+        **COMPILED_PROPERTIES,
         "bundle_format": {"enum": list(READABLE_FORMATS)},
-        "name": _TEXT, "version": {"type": "string"}, "target": _TEXT, "device": _TEXT,
+        "name": TEXT, "version": {"type": "string"},
         "model": {"type": "object", "required": ["name", "file"],
-                  "properties": {"name": _TEXT, "file": _TEXT, "sha256": {"type": "string"}}},
+                  "properties": {"name": TEXT, "file": TEXT, "sha256": {"type": "string"}}},
         "requires": {"type": "object", "required": ["machine", "device", "cpu_flags"],
-                     "properties": {"machine": _TEXT, "device": {"enum": ["cpu", "cuda"]},
+                     "properties": {"machine": TEXT, "device": {"enum": ["cpu", "cuda"]},
                                     "cpu_flags": {"type": "array", "items": {"type": "string"}},
                                     "gpu_arch": {"type": ["string", "null"]}, "python": {"type": "string"}}},
-        "inputs": _TENSORS, "outputs": _TENSORS,
-        "batch_sizes": {"type": "array", "minItems": 1, "uniqueItems": True,
-                        "items": {"type": "integer", "minimum": 1}},
-        "libraries": {"type": "object", "propertyNames": _BATCH_KEY,
-                      "additionalProperties": {"type": "object", "required": ["file"],
-                                               "properties": {"file": _TEXT, "sha256": {"type": "string"}}}},
         "tolerance": {"type": "object", "required": ["rtol", "atol"],
                       "properties": {"rtol": {"type": "number", "minimum": 0},
                                      "atol": {"type": "number", "minimum": 0}}},
-        "samples": {"type": "object", "propertyNames": _BATCH_KEY, "additionalProperties": _TEXT},
+        "samples": {"type": "object", "propertyNames": BATCH_KEY, "additionalProperties": TEXT},
         "files": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
         "sizes": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-        "perf_card": {"type": "object", "required": ["file"], "properties": {"file": _TEXT}},
-        "example_request": _TEXT,
+        "perf_card": {"type": "object", "required": ["file"], "properties": {"file": TEXT}},
+        "example_request": TEXT,
         "preprocess": {"type": ["object", "null"]},
         "labels": {"type": ["array", "null"], "items": {"type": "string"}},
     },
@@ -69,22 +57,11 @@ def parse(text: bytes, source) -> dict:
 
 
 def _validate(manifest: dict, source) -> None:
-    import jsonschema
-
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(manifest))
-    if error is None:
-        return
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-    if error.validator == "required":  # "manifest.json lacks name", "manifest.json: model lacks file"
-        missing = [key for key in error.validator_value if key not in error.instance]
-        what = f"{': ' + where if where else ''} lacks {', '.join(missing)}"
-    else:  # "manifest.json: inputs: 'x' is not of type 'array'"
-        message, shown = error.message, repr(error.instance)
-        if len(shown) > 60 and message.startswith(shown):  # a long value shortened, the complaint kept
-            message = shown[:50] + " ..." + message[len(shown):]
-        message = " ".join(message.split())
-        what = f": {where + ': ' if where else ''}{message[:200] + ' ...' if len(message) > 200 else message}"
-    raise BundleError(f"{source}: {MANIFEST}{what}; the bundle is damaged or was modified, so export it again")
+    why = problem(manifest, SCHEMA)
+    if why is not None:  # "manifest.json lacks name", "manifest.json: inputs: 'x' is not of type 'array'"
+        separator = " " if why.startswith("lacks ") else ": "
+        raise BundleError(f"{source}: {MANIFEST}{separator}{why}; the bundle is damaged or was modified, so export "
+                          "it again")
 
 
 def named_paths(manifest: dict) -> dict[str, str]:

@@ -105,7 +105,8 @@ def verify(bundle: Bundle) -> list[BatchCheck]:
         passed = all(r.passed for r in results)
         p50 = None
         if passed:
-            p50 = latency(engine, inputs, DirectSpec(min_runs=10, min_time_s=0.3, max_time_s=10))["latency_ms"]["p50_ms"]
+            spec = DirectSpec(min_runs=10, min_time_s=0.3, max_time_s=10)
+            p50 = latency(engine, inputs, spec)["latency_ms"]["p50_ms"]
         checks.append(BatchCheck(batch, passed, max(r.max_abs_error for r in results),
                                  max(r.max_rel_error for r in results), p50))
     return checks

@@ -12,12 +12,11 @@ from workbench.compiler.importer import make_target, prepacked_weights
 from workbench.compiler.tasks import extract, kernel_digests, prepared_modules
 from workbench.console import warn
 from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError, first_line
+from workbench.manifest import BUILD_FORMAT, BUILD_SCHEMA, MANIFEST, problem
 from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
 from workbench.paths import make_directory, project_root
 from workbench.targets import TargetProfile
 from workbench.tolerance import DEFAULT_ATOL, DEFAULT_RTOL, check_tolerance
-
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -125,17 +124,25 @@ def compile_model(request: CompileRequest) -> dict:
 def ensure_build(request: CompileRequest, on_compile=lambda: None) -> dict:
     """The manifest in request.out_dir, compiled now when missing or stale: another model, a batch
     size not built, tuning records that changed since, or a gate looser than the one asked for."""
-    manifest_path = request.out_dir / MANIFEST
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
+    manifest = _existing(request.out_dir)
+    if manifest is not None:
         database = TuningDatabase(request.database_dir, request.profile.resolved_target())
-        if (manifest.get("model_sha256") == request.source.sha256()
-                and set(request.batch_sizes) <= {int(b) for b in manifest.get("libraries", {})}
+        if (manifest["model_sha256"] == request.source.sha256()
+                and set(request.batch_sizes) <= {int(b) for b in manifest["libraries"]}
                 and manifest.get("tuning", {}).get("database_sha256") == database.digest()
                 and _gate_covers(manifest.get("correctness", {}), request)):
             return manifest
     on_compile()
     return compile_model(request)
+
+
+def _existing(out_dir: Path) -> dict | None:
+    """The build already in out_dir when its manifest is whole; a damaged one is rebuilt, not trusted."""
+    try:
+        manifest = json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if problem(manifest, BUILD_SCHEMA) is None else None
 
 
 def _gate_covers(correctness: dict, request: CompileRequest) -> bool:
@@ -210,7 +217,7 @@ def _project_path(path: Path) -> str | None:
 def _manifest(request: CompileRequest, model, target_json: dict, database: TuningDatabase, coverage: dict,
               libraries: dict[int, Path], correctness: dict) -> dict:
     return {
-        "format": 1,
+        "format": BUILD_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": request.source.name, "model_path": str(request.source.path),
         "model_sha256": request.source.sha256(),

@@ -1,27 +1,27 @@
 """The libraries `compile` wrote, one per batch size, as one engine; a call runs the one for its batch."""
 
-import json
 from pathlib import Path
 
 from workbench.engines import Engine
 from workbench.engines.registry import TVM
 from workbench.errors import WorkbenchError
+from workbench.manifest import read_compiled
 
 
 def build_settings(build_dir: Path) -> dict:
-    """What a record says about a compiled build, including what a perf card matches on: the
+    """What a record says about a compiled build (a build folder or a bundle), including what a perf card matches on: the
     sha256 of each library, so figures belong to these exact libraries."""
-    manifest = json.loads((build_dir / "manifest.json").read_text())
+    manifest = read_compiled(build_dir)
     return {"build_dir": str(build_dir), "target": manifest["target"], "target_json": manifest["target_json"],
-            "tuning_records": manifest["tuning"].get("records"),
-            "kernels_from_records": manifest["tuning"].get("kernels_from_records"),
+            "tuning_records": manifest.get("tuning", {}).get("records"),
+            "kernels_from_records": manifest.get("tuning", {}).get("kernels_from_records"),
             "libraries_sha256": {b: entry["sha256"] for b, entry in manifest["libraries"].items()}}
 
 
 def tvm_engine(build_dir: Path) -> Engine:
     from workbench.engines.compiled import CompiledModel
 
-    manifest = json.loads((build_dir / "manifest.json").read_text())
+    manifest = read_compiled(build_dir)
     names = [spec["name"] for spec in manifest["inputs"]]
     device = "cuda" if manifest.get("device") == "cuda" else "cpu"
     libraries = {int(b): CompiledModel(build_dir / entry["file"], device)

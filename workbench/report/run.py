@@ -1,6 +1,5 @@
 """A bench run as the report sees it: its records, a flat table of them, and the run's context."""
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,22 +53,12 @@ def load_run(directory: Path) -> Run:
     if not paths:
         raise WorkbenchError(f"{directory} has no records (records/*.json): the bench wrote nothing there, or was "
                              "stopped before its first measurement; run `workbench bench` again")
-    loaded = []
-    for path in paths:
-        try:
-            record = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-            raise WorkbenchError(f"{path} is not a readable record ({exc}); remove it or rerun the bench") from None
-        if not isinstance(record, dict) or record.get("format") != records.RECORD_FORMAT:
-            found = record.get("format") if isinstance(record, dict) else None
-            raise WorkbenchError(f"{path} is a record of format {found!r}, and this report reads format "
-                                 f"{records.RECORD_FORMAT}; rerun `workbench bench` with this version")
-        loaded.append(record)
+    loaded = [records.read_record(path) for path in paths]
     context = {}
     if (directory / "context.json").exists():
         try:
-            context = json.loads((directory / "context.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            context = records.read_record(directory / "context.json")
+        except WorkbenchError:  # the report goes on without the tuning and roofline sections, and says so
             context = {}
     return Run(directory, loaded, context)
 
