@@ -191,6 +191,10 @@ async def open_loop(spec: LoadSpec, rate: float, seed: int = 0, max_in_flight: i
             if client is None:
                 client = _Client(spec.endpoint, spec.timeout_s)
                 clients.append(client)
+            # Never before it is due: the scheduler sends under a tick early and uvloop's sleep can
+            # wake early, which made latency (done - due) shorter than the service time, even negative.
+            while (early := due - time.perf_counter()) > 0:
+                await asyncio.sleep(early if early > 0.001 else 0)
             sent = time.perf_counter()
             if sent - due > LATE_SLOT_S and due >= origin + spec.warmup_s:
                 late += 1
