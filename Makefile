@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test clean browser
+.PHONY: install demo test check clean browser
 
 install: $(STAMP)
 
@@ -26,6 +26,12 @@ demo: install
 # PYTHONDONTWRITEBYTECODE unset: users' Pythons write bytecode caches, so the suite must too.
 test: install browser
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q tests
+
+# The edit loop (under a minute): lint and import order, then every test that neither builds with
+# TVM nor runs for minutes. `make test` is the full suite, and what CI runs.
+check: install
+	$(BIN)/ruff check workbench tests scripts
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -m "not build and not slow and not gpu" tests
 
 clean:
 	rm -rf build reports/run-* .pytest_cache

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from tests.conftest import assert_one_line_error, records_in, workbench_cli
+from tests.helpers import assert_one_line_error, records_in, workbench_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.build, pytest.mark.slow]
 
 
 def test_targets_models_tune_compile(project):

@@ -5,18 +5,9 @@ import json
 import onnx
 import pytest
 from onnx import TensorProto, helper
-from typer.testing import CliRunner
 
-from tests.conftest import assert_one_line_error
-from workbench.cli import app
+from tests.helpers import assert_one_line_error, invoke
 from workbench.fingerprint import gpus
-
-runner = CliRunner()
-
-
-def invoke(*args: str):
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
 
 
 def seeded_database(directory, target: dict, extra: str = "") -> str:

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_one_line_error, workbench_cli
-from tests.integration.test_bad_inputs import invoke
+from tests.helpers import assert_one_line_error, invoke, workbench_cli
 from workbench.bench import BenchConfig, run_bench
 from workbench.benchview import BenchDisplay
 from workbench.engines.registry import NAMES as ENGINES
 from workbench.fingerprint import physical_cores
 from workbench.load.direct import DirectSpec
 from workbench.records import CSV_COLUMNS, read_csv, read_records
+
+pytestmark = pytest.mark.build  # builds or tunes with TVM
 
 QUICK = dict(duration_s=1.0, warmup_s=0.2, min_requests=5, concurrency=(1, 4),
              direct_spec=DirectSpec(min_runs=5, min_time_s=0.1, offline_s=0.5, paired_s=0.1))
@@ -42,15 +43,19 @@ def test_bench_all_engines_writes_records_and_csv(project):
         assert record["status"] == "ok", record.get("note")
         assert record["provenance"]["machine"]["cpu_model"] and record["model"]["sha256"]
         result = record["result"]
-        assert result["latency_ms"]["count"] > 0 and result["latency_ms"]["p50_ms"] <= result["latency_ms"]["max_ms"]
+        assert result["latency_ms"]["count"] > 0 and result["latency_ms"]["p50_ms"] > 0
+        if "raw_latency_us" in result:  # nothing is sent before it is due: no latency at or below zero
+            assert min(result["raw_latency_us"]) > 0
         if record["engine"] not in ("null", "server-null"):
             assert record["correctness"]["passed"] is True
         if record["scenario"]["kind"] in ("closed", "open"):
-            assert result["good"] > 0 and result["throughput_rps"] > 0 and "stable" in result["stability"]
-            assert len(result["raw_latency_us"]) == result["good"] and 0 <= result["generator_cpu"]
+            assert result["good"] > 0 and result["throughput_rps"] > 0 and len(result["windows"]) >= 3
+            assert isinstance(result["stability"]["stable"], bool) and result["stability"]["reason"]
+            assert len(result["raw_latency_us"]) == result["good"] and 0 < result["generator_cpu"] < 1.5
             assert record["settings"]["wire"] == "json"
         if record["scenario"]["kind"] == "open":
-            assert result["service_time_ms"]["count"] == result["good"] and result["missed_slots"] >= 0
+            assert result["service_time_ms"]["count"] == result["good"]
+            assert result["requests"] == result["scheduled_requests"]  # every request due was sent and counted
     server_tvm = next(r for r in on_disk if r["engine"] == "server-tvm")
     assert server_tvm["settings"]["batching"]["batch_sizes"] == [1, 8]
     onnxruntime = next(r for r in on_disk if r["engine"] == "onnxruntime")

@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import assert_one_line_error, make_project, workbench_cli
-from tests.integration.test_server import call
+from tests.helpers import assert_one_line_error, call, make_project, workbench_cli
 from workbench import models, reference
 from workbench.bundle.archive import file_digests, file_sizes
 from workbench.bundle.export import python_version
 from workbench.serving.process import ServerProcess, free_port
 from workbench.serving.protocol import encode_request
+
+pytestmark = pytest.mark.build  # builds or tunes with TVM
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_one_line_error, records_in, workbench_cli
+from tests.helpers import assert_one_line_error, records_in, workbench_cli
 from workbench.fingerprint import physical_cores
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.build, pytest.mark.slow]
 
 
 def _alive(pid: int) -> bool:
@@ -65,8 +65,10 @@ def test_tune_through_two_servers_survives_one_dying(project):
         rows = json.loads(bench.stdout)["results"]
         assert {(r["engine"], r["scenario"]) for r in rows} == {("tvm", "latency"), ("tvm", "offline")}
         assert all(r["correct"] and r["p50_ms"] > 0 for r in rows)
-        record = json.loads(next((Path(json.loads(bench.stdout)["run_dir"]) / "records").glob("tvm__latency*")).read_text())
-        assert record["settings"]["measured_on"]["rpc_key"] == "cpu-test" and "time_evaluator" in record["settings"]["timer"]
+        records = Path(json.loads(bench.stdout)["run_dir"]) / "records"
+        record = json.loads(next(records.glob("tvm__latency*")).read_text())
+        assert record["settings"]["measured_on"]["rpc_key"] == "cpu-test"
+        assert "time_evaluator" in record["settings"]["timer"]
     finally:
         down = workbench_cli("fleet", "down", home=project)
     assert down.returncode == 0 and "stopped" in down.stdout
@@ -80,7 +82,8 @@ def test_unreachable_tracker_and_unknown_key_get_one_line(project):
     port = free_port()
     result = workbench_cli("tune", "--model", "mlp", "--target", "host", "--trials", "3",
                            "--rpc", f"127.0.0.1:{port}", "--rpc-key", "cpu-test", home=project)
-    assert_one_line_error(result.returncode, result.stdout + result.stderr, f"cannot reach the RPC tracker at 127.0.0.1:{port}")
+    assert_one_line_error(result.returncode, result.stdout + result.stderr,
+                          f"cannot reach the RPC tracker at 127.0.0.1:{port}")
 
     up = workbench_cli("fleet", "up", "--servers", "1", "--key", "cpu-test", home=project)
     assert up.returncode == 0, up.stdout + up.stderr

@@ -4,7 +4,9 @@ database for the target (bench reads its sessions for the report's curves)."""
 
 import pytest
 
-from tests.conftest import workbench_cli
+from tests.helpers import workbench_cli
+
+pytestmark = pytest.mark.build  # builds or tunes with TVM
 
 
 @pytest.mark.slow

@@ -8,9 +8,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from tests.conftest import assert_one_line_error, workbench_cli
+from tests.helpers import assert_one_line_error, workbench_cli
 from workbench import reference
 from workbench.models import ModelSource, load, sample_inputs
+
+pytestmark = pytest.mark.build  # builds or tunes with TVM
 
 
 @pytest.fixture(scope="module")

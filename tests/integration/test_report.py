@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.browser import chromium, inspect
-from tests.conftest import assert_one_line_error, make_project, workbench_cli
+from tests.helpers import assert_one_line_error, make_project, workbench_cli
 from workbench.report.page import SECTIONS
 
 # CI sets WORKBENCH_REQUIRE_BROWSER so a missing browser fails there instead of skipping quietly.
-pytestmark = pytest.mark.skipif(chromium() is None and not os.environ.get("WORKBENCH_REQUIRE_BROWSER"),
-                                reason="needs chromium (apt-get install chromium)")
+pytestmark = [pytest.mark.build, pytest.mark.skipif(chromium() is None and not os.environ.get("WORKBENCH_REQUIRE_BROWSER"),
+                                reason="needs chromium (apt-get install chromium)")]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,8 @@ def home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def run_dir(home) -> Path:
     """A small tune, then a short bench with direct, served, open-loop and SLO-search scenarios."""
-    tuned = workbench_cli("tune", "--model", "mlp", "--target", "host", "--trials", "9", "--batch-sizes", "1", home=home)
+    tuned = workbench_cli("tune", "--model", "mlp", "--target", "host", "--trials", "9", "--batch-sizes", "1",
+                          home=home)
     assert tuned.returncode == 0, tuned.stdout + tuned.stderr
     bench = workbench_cli("bench", "--model", "mlp", "--engines", "tvm,onnxruntime,flask-naive,server-onnxruntime",
                           "--batch-sizes", "1,4", "--concurrency", "1,4", "--duration", "1", "--warmup", "0.2",
@@ -45,13 +46,15 @@ def test_report_opens_in_a_browser_with_every_section_and_image(run_dir, home):
     html = page.read_text()
     assert "http://" not in html and "https://" not in html and "<script" not in html  # offline, no JavaScript
     for expected in ("fastest engine", "server-onnxruntime", "GFLOP/s", "trials/min", "SLO p99 &le; 50",
-                     "Stability verdicts", "workbench bench", "Paired (the engines", "Measured in this run in alternating blocks"):
+                     "Stability verdicts", "workbench bench", "Paired (the engines",
+                     "Measured in this run in alternating blocks"):
         assert expected in html, expected
 
 
 def test_the_browser_check_catches_a_broken_page(tmp_path):
     bad = tmp_path / "bad.html"
-    bad.write_text('<html><body><img src="data:image/png;base64,AAAA"><script>console.error("boom")</script></body></html>')
+    bad.write_text('<html><body><img src="data:image/png;base64,AAAA">'
+                   '<script>console.error("boom")</script></body></html>')
     seen = inspect(bad)
     assert seen["errors"] and seen["images"][0]["width"] == 0
 

@@ -3,52 +3,24 @@
 import io
 import json
 import threading
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
+from tests.helpers import call, mlp_tensor, model_config, start_server
 from workbench import models, reference
 from workbench.errors import WorkbenchError
 from workbench.load import generator
 from workbench.load.http import Endpoint
-from workbench.serving.process import ServerProcess, free_port, python_module
+from workbench.serving.process import ServerProcess, python_module
 from workbench.serving.protocol import encode_request
-from workbench.serving.server import ModelConfig, ServerConfig
-
-
-def _model_config(name: str, **kw) -> ModelConfig:
-    source = models.resolve(name)
-    model = models.load(source)
-    extra = {}
-    if recipe := models.metadata(model).get("workbench.preprocess"):
-        extra["preprocess"] = json.loads(recipe)
-    return ModelConfig(name, kw.pop("engine", "onnxruntime"), str(source.path), models.spec_dicts(models.input_specs(model)),
-                       models.spec_dicts(models.output_specs(model)), extra=extra, **kw)
-
-
-def _start(tmp_path, *model_configs, **server_kw) -> ServerProcess:
-    port = free_port()
-    config = tmp_path / "server.json"
-    config.write_text(ServerConfig(list(model_configs), port=port, **server_kw).to_json())
-    return ServerProcess("test-server", python_module("workbench.serving.server", str(config)), port,
-                         tmp_path / "server.log").start()
-
-
-def call(url: str, data: bytes | None = None, headers: dict | None = None, method: str | None = None):
-    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+from workbench.serving.server import ServerConfig
 
 
 @pytest.fixture(scope="module")
 def mlp_server(tmp_path_factory):
-    server = _start(tmp_path_factory.mktemp("mlp"), _model_config("mlp", max_batch=8, max_queue_rows=64),
+    server = start_server(tmp_path_factory.mktemp("mlp"), model_config("mlp", max_batch=8, max_queue_rows=64),
                     max_body_bytes=200_000)
     yield server
     server.stop()
@@ -87,41 +59,36 @@ def test_binary_tensor_extension(mlp_server):
     np.testing.assert_allclose(out, reference.run(models.resolve("mlp").path, {"input": x})[0], rtol=1e-5, atol=1e-6)
 
 
-def _tensor(**over):
-    base = {"name": "input", "datatype": "FP32", "shape": [1, 64], "data": [0.0] * 64}
-    return json.dumps({"inputs": [{**base, **over}]}).encode()
-
-
 @pytest.mark.parametrize("body, fragment", [
     (b"{not json", "not valid JSON"),
     (b"", "empty body"),
     (b'{"inputs": 3}', '"inputs"'),
-    (_tensor(name="pixels"), "unknown: ['pixels']"),
-    (_tensor(datatype="INT64"), "datatype FP32"),
-    (_tensor(shape=[1, 32], data=[0.0] * 32), "expects ['batch', 64]"),
-    (_tensor(data=[0.0] * 63), "63 elements"),
-    (_tensor(data=["a"] * 64), "not a list of FP32"),
-    (_tensor(shape=[9, 64], data=[0.0] * 9 * 64), "largest batch is 8"),
+    (mlp_tensor(name="pixels"), "unknown: ['pixels']"),
+    (mlp_tensor(datatype="INT64"), "datatype FP32"),
+    (mlp_tensor(shape=[1, 32], data=[0.0] * 32), "expects ['batch', 64]"),
+    (mlp_tensor(data=[0.0] * 63), "63 elements"),
+    (mlp_tensor(data=["a"] * 64), "not a list of FP32"),
+    (mlp_tensor(shape=[9, 64], data=[0.0] * 9 * 64), "largest batch is 8"),
 ])
 def test_bad_requests_get_400_and_the_server_keeps_answering(mlp_server, body, fragment):
     status, _, answer = call(_infer_url(mlp_server), body)
     assert status == 400, answer
     assert fragment in json.loads(answer)["error"]
-    assert call(_infer_url(mlp_server), _tensor())[0] == 200
+    assert call(_infer_url(mlp_server), mlp_tensor())[0] == 200
 
 
 def test_unknown_model_oversized_body_and_wrong_method(mlp_server):
-    status, _, body = call(_infer_url(mlp_server, "resnet"), _tensor())
+    status, _, body = call(_infer_url(mlp_server, "resnet"), mlp_tensor())
     assert status == 404 and "unknown model 'resnet'" in json.loads(body)["error"]
     status, _, body = call(_infer_url(mlp_server), b"x" * 300_000)
     assert status == 413
     assert call(_infer_url(mlp_server), method="GET")[0] == 405
     assert call(mlp_server.url + "/nowhere")[0] == 404
-    assert call(_infer_url(mlp_server), _tensor())[0] == 200
+    assert call(_infer_url(mlp_server), mlp_tensor())[0] == 200
 
 
 def test_metrics_count_requests_batches_and_queue(mlp_server):
-    call(_infer_url(mlp_server), _tensor())
+    call(_infer_url(mlp_server), mlp_tensor())
     status, _, body = call(mlp_server.url + "/metrics")
     text = body.decode()
     assert status == 200
@@ -132,18 +99,18 @@ def test_metrics_count_requests_batches_and_queue(mlp_server):
 
 
 def test_a_burst_over_capacity_gets_503_with_retry_after_and_no_crash(tmp_path):
-    server = _start(tmp_path, _model_config("mlp", max_batch=1, max_queue_rows=1))
+    server = start_server(tmp_path, model_config("mlp", max_batch=1, max_queue_rows=1))
     try:
         endpoint = Endpoint.parse(server.url, "/v2/models/mlp/infer")
-        spec = generator.LoadSpec(endpoint, [endpoint.post(_tensor())], duration_s=1.0, warmup_s=0.0)
+        spec = generator.LoadSpec(endpoint, [endpoint.post(mlp_tensor())], duration_s=1.0, warmup_s=0.0)
         result = generator.run(generator.closed_loop(spec, 256)).summary()
         assert result["errors"].get("503", 0) > 0 and result["good"] > 0
         statuses = []
         with ThreadPoolExecutor(64) as pool:
-            statuses = list(pool.map(lambda _: call(_infer_url(server), _tensor()), range(256)))
+            statuses = list(pool.map(lambda _: call(_infer_url(server), mlp_tensor()), range(256)))
         busy = [h for s, h, _ in statuses if s == 503]
         assert all({k.lower(): v for k, v in h.items()}.get("retry-after") for h in busy)
-        assert server.alive() and call(_infer_url(server), _tensor())[0] == 200
+        assert server.alive() and call(_infer_url(server), mlp_tensor())[0] == 200
     finally:
         server.stop()
 
@@ -151,7 +118,7 @@ def test_a_burst_over_capacity_gets_503_with_retry_after_and_no_crash(tmp_path):
 def test_image_predictions_top5_and_bad_images(tmp_path):
     from PIL import Image
 
-    server = _start(tmp_path, _model_config("squeezenet1.1"), _model_config("mlp"))
+    server = start_server(tmp_path, model_config("squeezenet1.1"), model_config("mlp"))
     try:
         png = io.BytesIO()
         Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(png, "PNG")
@@ -183,7 +150,7 @@ def test_a_server_that_cannot_start_names_itself_and_its_log(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         config = tmp_path / "server.json"
-        config.write_text(ServerConfig([_model_config("mlp")], port=port).to_json())
+        config.write_text(ServerConfig([model_config("mlp")], port=port).to_json())
         process = ServerProcess("server-onnxruntime", python_module("workbench.serving.server", str(config)), port,
                                 tmp_path / "server.log")
         with pytest.raises(WorkbenchError, match=r"server-onnxruntime server exited .* log .*server.log"):
@@ -191,9 +158,9 @@ def test_a_server_that_cannot_start_names_itself_and_its_log(tmp_path):
 
 
 def test_a_server_dying_mid_run_is_counted_as_errors(tmp_path):
-    server = _start(tmp_path, _model_config("mlp"))
+    server = start_server(tmp_path, model_config("mlp"))
     endpoint = Endpoint.parse(server.url, "/v2/models/mlp/infer")
-    spec = generator.LoadSpec(endpoint, [endpoint.post(_tensor())], duration_s=2.0, warmup_s=0.0)
+    spec = generator.LoadSpec(endpoint, [endpoint.post(mlp_tensor())], duration_s=2.0, warmup_s=0.0)
     threading.Timer(0.7, server.stop).start()
     result = generator.run(generator.closed_loop(spec, 8)).summary()
     assert result["good"] > 0 and result["errors"].get("connection", 0) > 0
@@ -201,9 +168,9 @@ def test_a_server_dying_mid_run_is_counted_as_errors(tmp_path):
 
 
 def test_sigterm_finishes_in_flight_requests(tmp_path):
-    server = _start(tmp_path, _model_config("mlp"))
+    server = start_server(tmp_path, model_config("mlp"))
     with ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(call, _infer_url(server), _tensor()) for _ in range(64)]
+        futures = [pool.submit(call, _infer_url(server), mlp_tensor()) for _ in range(64)]
         server.stop()
         statuses = [f.result()[0] if not isinstance(f.exception(), OSError) else "refused" for f in futures]
     assert 500 not in statuses and 503 not in statuses

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from tests.integration.test_server import _model_config, _start, call
+from tests.helpers import call, model_config, start_server
 from workbench import models
 from workbench.serving.server import ModelConfig
 
@@ -20,7 +20,7 @@ SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "rest_predict_
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = _start(tmp_path_factory.mktemp("hardening"), _model_config("mlp", max_batch=8, max_queue_rows=64),
+    server = start_server(tmp_path_factory.mktemp("hardening"), model_config("mlp", max_batch=8, max_queue_rows=64),
                     max_body_bytes=200_000)
     yield server
     server.stop()
@@ -36,7 +36,8 @@ def _url(server, route="/v2/models/mlp/infer") -> str:
 
 
 @pytest.mark.parametrize("method, route", [("PATCH", "/v2/health/ready"), ("POST", "/metrics"),
-                                           ("DELETE", "/v2/models/mlp"), ("PUT", "/v2"), ("GET", "/v2/models/mlp/infer")])
+                                           ("DELETE", "/v2/models/mlp"), ("PUT", "/v2"),
+                                           ("GET", "/v2/models/mlp/infer")])
 def test_wrong_methods_are_405_with_allow(server, method, route):
     status, headers, body = call(_url(server, route), b"{}" if method in ("POST", "PUT", "PATCH") else None,
                                  method=method)
@@ -97,7 +98,7 @@ def test_an_engine_failure_is_a_short_500_with_a_request_id_in_the_log(tmp_path)
                          [{"name": "x", "dtype": "float32", "shape": [-1, 4]},
                           {"name": "i", "dtype": "int64", "shape": [-1, 1]}],
                          [{"name": "y", "dtype": "float32", "shape": [-1, -1, 1]}])
-    server = _start(tmp_path, config)
+    server = start_server(tmp_path, config)
     try:
         def infer(index):
             return call(f"{server.url}/v2/models/gather/infer", json.dumps({"inputs": [

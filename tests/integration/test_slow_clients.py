@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.test_server import _model_config, _start, call
+from tests.helpers import call, model_config, start_server
 from workbench import models
 from workbench.serving.protocol import encode_request
 
@@ -20,7 +20,7 @@ SLACK_S = 8.0  # generous: the machine is shared
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = _start(tmp_path_factory.mktemp("slow"), _model_config("mlp", max_batch=8, max_queue_rows=64),
+    server = start_server(tmp_path_factory.mktemp("slow"), model_config("mlp", max_batch=8, max_queue_rows=64),
                     header_timeout_s=HEADER_S, body_timeout_s=BODY_S,
                     max_body_bytes=3 * MIB, max_body_bytes_in_flight=4 * MIB)
     yield server

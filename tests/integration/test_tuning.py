@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.conftest import records_in
+from tests.helpers import records_in
 from workbench.compiler.builder import CompileRequest, apply_records, compile_model, ensure_build
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
@@ -30,7 +30,7 @@ from workbench.reference import run as run_reference
 from workbench.targets import get_profile
 from workbench.tuneview import TuneDisplay
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.build, pytest.mark.slow]
 
 
 def tune(source, profile, trials: int, batch_sizes: tuple[int, ...], database_dir, **options) -> TuneSummary:

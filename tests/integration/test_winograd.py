@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from workbench.compiler.builder import CompileRequest, compile_model
@@ -13,6 +14,8 @@ from workbench.models import load, resolve, sample_inputs
 from workbench.reference import compare
 from workbench.reference import run as run_reference
 from workbench.targets import get_profile
+
+pytestmark = pytest.mark.build  # builds or tunes with TVM
 
 CHANNELS = 128  # the smallest the rewrite takes (winograd.pays)
 
@@ -34,7 +37,8 @@ def _residual_block_model(path):
         helper.make_node("Conv", ["r2", "w_s2"], ["s2"], strides=[2, 2], pads=[1, 1, 1, 1]),
         helper.make_node("Conv", ["s2", "w_1x1"], ["y"]),
     ]
-    graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", c, 7, 7])],
+    graph = helper.make_graph(nodes, "block",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", c, 7, 7])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", c, 4, 4])], inits)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     return resolve(str(path))

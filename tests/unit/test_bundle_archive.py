@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_manifest_rules import FILES, VALID
+from tests.helpers import BUNDLE_FILES as FILES
+from tests.helpers import VALID_BUNDLE_MANIFEST as VALID
 from workbench.bundle import BundleError
 from workbench.bundle.archive import file_digests, file_sizes, open_bundle
 

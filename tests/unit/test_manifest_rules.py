@@ -6,26 +6,10 @@ import json
 
 import pytest
 
+from tests.helpers import SHA
+from tests.helpers import VALID_BUNDLE_MANIFEST as VALID
 from workbench.bundle import BundleError
 from workbench.bundle.manifest import check_consistent, parse
-
-SHA = "0" * 64
-FILES = ["lib/m-b1.so", "lib/m-b4.so", "model/m.onnx", "samples/b1.npz", "samples/b4.npz", "perf.json",
-         "request.json"]
-VALID = {
-    "bundle_format": 2, "name": "m-host", "version": "1", "target": "llvm", "target_json": {"kind": "llvm"},
-    "device": "cpu",
-    "model": {"name": "m", "file": "model/m.onnx", "sha256": SHA, "task": None},
-    "requires": {"machine": "x86_64", "device": "cpu", "cpu_flags": ["avx2"], "gpu_arch": None, "python": "3.11"},
-    "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", 64]}],
-    "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 10]}],
-    "batch_sizes": [1, 4],
-    "libraries": {"1": {"file": "lib/m-b1.so", "sha256": SHA}, "4": {"file": "lib/m-b4.so", "sha256": SHA}},
-    "tolerance": {"rtol": 1e-4, "atol": 1e-5},
-    "samples": {"1": "samples/b1.npz", "4": "samples/b4.npz"},
-    "perf_card": {"file": "perf.json", "run_id": None}, "example_request": "request.json",
-    "files": {f: SHA for f in FILES}, "sizes": {f: 10 for f in FILES},
-}
 
 
 def _changed(change) -> dict:

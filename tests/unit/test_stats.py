@@ -57,7 +57,7 @@ def test_windows_throughput_is_per_second_and_empty_window_is_zero():
 
 
 def _w(throughput, latency):
-    return [{"throughput_rps": t, "latency_ms": l} for t, l in zip(throughput, latency)]
+    return [{"throughput_rps": t, "latency_ms": ms} for t, ms in zip(throughput, latency)]
 
 
 def test_stable_within_ten_percent():
