@@ -18,14 +18,6 @@ from workbench.serving.protocol import encode_request
 from workbench.serving.server import ServerConfig
 
 
-@pytest.fixture(scope="module")
-def mlp_server(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("mlp"), model_config("mlp", max_batch=8, max_queue_rows=64),
-                    max_body_bytes=200_000)
-    yield server
-    server.stop()
-
-
 def _infer_url(server, model="mlp"):
     return f"{server.url}/v2/models/{model}/infer"
 

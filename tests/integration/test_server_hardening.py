@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
-from tests.helpers import call, model_config, start_server
+from tests.helpers import call, start_server
 from workbench import models
 from workbench.serving.server import ModelConfig
 
@@ -19,11 +19,8 @@ SPEC = Path(__file__).resolve().parents[3] / "shared" / "specs" / "rest_predict_
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    server = start_server(tmp_path_factory.mktemp("hardening"), model_config("mlp", max_batch=8, max_queue_rows=64),
-                    max_body_bytes=200_000)
-    yield server
-    server.stop()
+def server(mlp_server):
+    return mlp_server
 
 
 def _json_infer(x, **fields) -> bytes:
