@@ -29,7 +29,8 @@ def main(run_dir: Path) -> None:
         print()
     served = table[~table.scenario.isin(["latency", "offline"])]
     if len(served):
-        print("| engine | scenario | throughput (req/s) | p50 ms | p99 ms | p99.9 ms | errors | stable | generator CPU |")
+        print("| engine | scenario | throughput (req/s) | p50 ms | p99 ms | p99.9 ms | errors | stable "
+              "| generator CPU |")
         print("|---|---|---:|---:|---:|---:|---:|---|---:|")
         for r in served.itertuples():
             label = f"closed c{int(r.concurrency)}" if r.scenario == "closed" else r.scenario

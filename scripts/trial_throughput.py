@@ -31,7 +31,8 @@ def run_stock(model: str, trials: int, per_task: int, work_dir: Path) -> None:
     from workbench.targets import get_profile
 
     mod = import_model(load(resolve(model)), 1)
-    relax.get_pipeline("static_shape_tuning", total_trials=trials, target=make_target(get_profile("host").resolved_target()),
+    target = make_target(get_profile("host").resolved_target())
+    relax.get_pipeline("static_shape_tuning", total_trials=trials, target=target,
                        work_dir=str(work_dir), max_trials_per_task=per_task)(mod)
 
 

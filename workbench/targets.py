@@ -186,10 +186,12 @@ def get_profile(name: str, directory: Path | None = None) -> TargetProfile:
     paths = profile_paths(directory)
     if name not in paths:
         known = ", ".join(paths) or "none"
-        raise TargetError(f"unknown target '{name}'; available: {known} (profiles live in {directory or targets_dir()})")
+        raise TargetError(f"unknown target '{name}'; available: {known} "
+                          f"(profiles live in {directory or targets_dir()})")
     profile = load_profile(paths[name])
     if profile.name != name:
-        raise TargetError(f"{paths[name]}: field 'name' is {profile.name!r} but the file is {name}.toml; make them match")
+        raise TargetError(f"{paths[name]}: field 'name' is {profile.name!r} but the file is {name}.toml; "
+                          "make them match")
     return profile
 
 

@@ -12,8 +12,9 @@ from tests.helpers import assert_one_line_error, make_project, workbench_cli
 from workbench.report.page import SECTIONS
 
 # CI sets WORKBENCH_REQUIRE_BROWSER so a missing browser fails there instead of skipping quietly.
-pytestmark = [pytest.mark.build, pytest.mark.skipif(chromium() is None and not os.environ.get("WORKBENCH_REQUIRE_BROWSER"),
-                                reason="needs chromium (apt-get install chromium)")]
+pytestmark = [pytest.mark.build,
+              pytest.mark.skipif(chromium() is None and not os.environ.get("WORKBENCH_REQUIRE_BROWSER"),
+                                 reason="needs chromium (apt-get install chromium)")]
 
 
 @pytest.fixture(scope="module")

@@ -31,4 +31,5 @@ class Inputs:
     def check_batches(self, outputs_by_batch: dict) -> dict:
         """Every batch size's check, passed only when all pass."""
         checks = {b: self.check(outputs, b) for b, outputs in outputs_by_batch.items()}
-        return {"passed": all(c["passed"] for c in checks.values()), "per_batch": {str(b): c for b, c in checks.items()}}
+        return {"passed": all(c["passed"] for c in checks.values()),
+                "per_batch": {str(b): c for b, c in checks.items()}}

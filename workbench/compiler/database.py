@@ -159,7 +159,8 @@ class TuningDatabase:
         want = _identity(self.target)
 
         def check_record(record):
-            workload_index, (trace, run_secs, target, args) = record[0], record[1][:4]
+            # four fields (trace, times, target, argument info), as MetaSchedule reads them; the last is not checked
+            workload_index, (trace, run_secs, target, _args_info) = record[0], record[1][:4]
             if not isinstance(workload_index, int) or not isinstance(trace, list) or not isinstance(target, dict):
                 raise ValueError
             mean_run_secs(run_secs or [0])  # compaction ranks by it: a time that is not a number is corrupt

@@ -43,8 +43,8 @@ def extract(modules: dict[int, object], target) -> list[Task]:
             raise ModelError(f"TVM cannot split the model into kernels at batch {batch}: {first_line(exc)}") from None
         for extracted in extracted_tasks:
             tir_mod = extracted.dispatched[0]
-            tasks.append(Task(name=f"{extracted.task_name}@b{batch}", batch=batch, mod=tir_mod, weight=int(extracted.weight),
-                              flops=float(estimate_tir_flops(tir_mod))))
+            tasks.append(Task(name=f"{extracted.task_name}@b{batch}", batch=batch, mod=tir_mod,
+                              weight=int(extracted.weight), flops=float(estimate_tir_flops(tir_mod))))
     return tasks
 
 

@@ -14,7 +14,8 @@ def summary(host: str, port: int, timeout_s: float = 5) -> dict:
         socket.create_connection((host, port), timeout=timeout_s).close()
         return rpc.connect_tracker(host, port).summary()
     except (OSError, RuntimeError) as exc:
-        raise WorkbenchError(f"cannot reach the RPC tracker at {host}:{port} ({getattr(exc, 'strerror', None) or exc}); "
+        reason = getattr(exc, "strerror", None) or exc
+        raise WorkbenchError(f"cannot reach the RPC tracker at {host}:{port} ({reason}); "
                              "start one with `workbench fleet up` or python -m tvm.exec.rpc_tracker") from None
 
 

@@ -9,8 +9,8 @@ from workbench.manifest import read_compiled
 
 
 def build_settings(build_dir: Path) -> dict:
-    """What a record says about a compiled build (a build folder or a bundle), including what a perf card matches on: the
-    sha256 of each library, so figures belong to these exact libraries."""
+    """What a record says about a compiled build (a build folder or a bundle), including what a perf card matches
+    on: the sha256 of each library, so figures belong to these exact libraries."""
     manifest = read_compiled(build_dir)
     return {"build_dir": str(build_dir), "target": manifest["target"], "target_json": manifest["target_json"],
             "tuning_records": manifest.get("tuning", {}).get("records"),

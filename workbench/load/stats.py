@@ -68,4 +68,5 @@ def stability(window_stats: list[dict], tolerance: float = STABILITY_TOLERANCE,
         if not (low > 0 and high / low <= 1 + tolerance):
             spread = "inf" if low <= 0 or math.isnan(low) else f"{high / low:.2f}"
             reasons.append(f"{label} max/min {spread} over the last {last} windows")
-    return {"stable": not reasons, "reason": "; ".join(reasons) or f"within {tolerance:.0%} over the last {last} windows"}
+    return {"stable": not reasons,
+            "reason": "; ".join(reasons) or f"within {tolerance:.0%} over the last {last} windows"}

@@ -69,7 +69,8 @@ def compare(a: Run, b: Run) -> str:
         verdict = classify(low, high, lower)
         css = {"regression": "bad", "improvement": "good"}.get(verdict, "muted")
         rows.append([esc(key[0]), key[1], metric, num(float(statistic(sa[1]))), num(float(statistic(sb[1]))),
-                     f"{ratio - 1:+.1%}", f"[{low - 1:+.1%}, {high - 1:+.1%}]", f'<span class="{css}">{verdict}</span>'])
+                     f"{ratio - 1:+.1%}", f"[{low - 1:+.1%}, {high - 1:+.1%}]",
+                     f'<span class="{css}">{verdict}</span>'])
     warning = machine_warning(a, b)
     if a.records[0]["model"]["sha256"] != b.records[0]["model"]["sha256"]:
         warning += '<div class="warn">&#9888; The two runs measured different model files.</div>'

@@ -168,8 +168,8 @@ def roofline(peak_gflops: float, bandwidth_gbs: float, points: list[tuple[str, s
         return None
     fig, (ax,) = _figure()
     intensities = [i for _, _, i, _ in points]
-    x = np.logspace(np.log10(min(intensities) / 4), np.log10(max(max(intensities) * 4, 4 * peak_gflops / bandwidth_gbs)),
-                    200)
+    x = np.logspace(np.log10(min(intensities) / 4),
+                    np.log10(max(max(intensities) * 4, 4 * peak_gflops / bandwidth_gbs)), 200)
     ax.plot(x, np.minimum(peak_gflops, bandwidth_gbs * x), color="black", label="measured roof")
     for engine, label, intensity, achieved in points:
         ax.scatter([intensity], [achieved], color=colour(engine), s=40, zorder=3)

@@ -154,7 +154,8 @@ def correctness(run: Run) -> str:
                      None)
     tol = (f"rtol {tolerance['rtol']:g}, atol {tolerance['atol']:g}" if tolerance else "the bench's tolerance")
     return (table(["engine", "against ONNX Runtime", "max abs error", "max rel error"], rows) +
-            f'<p class="muted">Same seeded inputs for every engine; pass when |a - e| &le; atol + rtol |e| ({tol}).</p>')
+            '<p class="muted">Same seeded inputs for every engine; pass when |a - e| &le; atol + rtol |e| '
+            f'({tol}).</p>')
 
 
 # ---- 3. direct ----------------------------------------------------------------------------------
@@ -253,7 +254,8 @@ def tuning_figure(run: Run) -> str | None:
     engine's measured p50 at that batch size as a line."""
     curves = cumulative_curves(_sessions(run))
     lines = {f"{engine} measured b{batch} p50": (p50, engine, batch) for batch in curves
-             for engine in (registry.ONNXRUNTIME, registry.TVM) if (p50 := measured_p50(run, engine, batch)) is not None}
+             for engine in (registry.ONNXRUNTIME, registry.TVM)
+             if (p50 := measured_p50(run, engine, batch)) is not None}
     return figures.tuning_curve(curves, lines)
 
 
@@ -339,7 +341,8 @@ def environment(run: Run) -> str:
     older = f' <span class="muted">({esc(OLDER_KIND_NOTE)})</span>' if fingerprint_kind(p) < 2 else ""
     facts = [["fingerprint", esc(p["fingerprint_id"]) + older], ["CPU", esc(describe_cpu(machine))],
              ["cores", f"{machine['physical_cores']} physical, {machine['logical_cores']} logical"],
-             ["ISA", esc(", ".join(machine["cpu_flags"]))], ["GPUs", esc(", ".join(g["name"] for g in machine["gpus"]) or "none")],
+             ["ISA", esc(", ".join(machine["cpu_flags"]))],
+             ["GPUs", esc(", ".join(g["name"] for g in machine["gpus"]) or "none")],
              ["OS", esc(machine["os"])], ["git commit", esc(p.get("git_commit") or "unknown")],
              *[[esc(k), esc(v)] for k, v in p["versions"].items()]]
     commands = sorted({r["command"] for r in run.records})
@@ -365,5 +368,6 @@ def render(run: Run) -> str:
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>workbench report: "
             f"{esc(run.run_id)}</title><style>{CSS}</style></head><body><h1>{esc(model)} on "
             f"{esc(run.records[0]['target'])}: {esc(run.run_id)}</h1>"
-            f'<p class="muted">Machine {esc(run.provenance["fingerprint_id"])} ({esc(run.provenance["machine"]["cpu_model"])}); '
+            f'<p class="muted">Machine {esc(run.provenance["fingerprint_id"])} '
+            f'({esc(run.provenance["machine"]["cpu_model"])}); '
             f"{len(run.records)} records; {len(found)} warning(s).</p>{sections}</body></html>")

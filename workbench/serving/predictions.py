@@ -21,7 +21,8 @@ DEFAULT_TOP_K = 5
 def _image_bytes(body: bytes, content_type: str) -> bytes:
     if not content_type.startswith("multipart/form-data"):
         return body
-    message = BytesParser(policy=email_policy).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    message = BytesParser(policy=email_policy).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
     if not message.is_multipart():
         raise RequestError(400, "malformed multipart body: no parts found (is the boundary right?)")
     for part in message.iter_parts():

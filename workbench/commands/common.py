@@ -1,0 +1,81 @@
+"""What every command module shares: the option types, the one-line error wrapper, the argument
+parsers and the compile request that compile, export and demo build."""
+
+import functools
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from workbench.console import err_console
+from workbench.errors import WorkbenchError
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="A built-in model name or a path to an .onnx file")]
+TargetOpt = Annotated[str, typer.Option("--target", "-t", help="A target profile name (see `workbench targets`)")]
+BatchOpt = Annotated[str | None, typer.Option(
+    "--batch-sizes", help="Comma-separated, e.g. 1,8 (default: the profile's)")]
+DatabaseOpt = Annotated[Path | None, typer.Option(
+    "--database", help="Tuning database directory (default: tuning_logs/<target>)")]
+RtolOpt = Annotated[float, typer.Option(help="Relative tolerance of the correctness gate against ONNX Runtime")]
+AtolOpt = Annotated[float, typer.Option(help="Absolute tolerance of the correctness gate against ONNX Runtime")]
+
+
+def one_line_errors(fn):
+    """Every WorkbenchError ends the command with its message on one line and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except WorkbenchError as exc:
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def parse_batch_sizes(text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    if text is None:
+        return default
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise WorkbenchError(f"--batch-sizes must be comma-separated positive integers (got {text!r})") from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise WorkbenchError(f"--batch-sizes must be comma-separated positive integers (got {text!r})")
+    return tuple(sorted(set(sizes)))
+
+
+def parse_int_list(option: str, text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise WorkbenchError(f"{option} takes comma-separated positive integers, e.g. 1,4,16,64 (got {text!r})")
+    return values
+
+
+def database_dir(database: Path | None, target: str) -> Path:
+    from workbench.paths import tuning_logs_dir
+
+    return database or tuning_logs_dir() / target
+
+
+def compile_request(model: str, target: str, batch_sizes: str | None, database: Path | None, out: Path | None,
+                    rtol: float, atol: float):
+    from workbench.compiler.builder import CompileRequest
+    from workbench.models import resolve
+    from workbench.paths import build_dir
+    from workbench.targets import get_profile
+
+    profile = get_profile(target)
+    source = resolve(model)
+    if database is not None and not database.is_dir():
+        raise WorkbenchError(f"no tuning database at {database}; check the path, or leave --database out "
+                             f"to use tuning_logs/{target}")
+    return CompileRequest(source=source, profile=profile,
+                          batch_sizes=parse_batch_sizes(batch_sizes, profile.batch_sizes),
+                          database_dir=database_dir(database, target),
+                          out_dir=out or build_dir() / source.name / target, rtol=rtol, atol=atol)
