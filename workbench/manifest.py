@@ -24,8 +24,9 @@ COMPILED_PROPERTIES = {
     "inputs": TENSORS, "outputs": TENSORS,
     "batch_sizes": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "integer", "minimum": 1}},
     "libraries": {"type": "object", "minProperties": 1, "propertyNames": BATCH_KEY,
-                  "additionalProperties": {"type": "object", "required": ["file"],
-                                           "properties": {"file": TEXT, "sha256": {"type": "string"}}}},
+                  "additionalProperties": {"type": "object", "required": ["file", "sha256"],
+                                           "properties": {"file": TEXT,
+                                                          "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}},
     "tuning": {"type": "object"}, "correctness": {"type": "object"},
 }
 COMPILED_SCHEMA = {"type": "object", "required": COMPILED_REQUIRED, "properties": COMPILED_PROPERTIES}

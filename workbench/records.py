@@ -38,7 +38,7 @@ def row(record: dict) -> dict:
     return {
         "engine": record["engine"], "scenario": s["kind"], "concurrency": s.get("concurrency"),
         "rate": s.get("rate"), "batch": s.get("batch"), "throughput": throughput,
-        "throughput_unit": scenarios.KINDS[s["kind"]].unit if throughput is not None else None,
+        "throughput_unit": getattr(scenarios.KINDS.get(s["kind"]), "unit", None) if throughput is not None else None,
         **{k: latency.get(k) for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")},
         "errors": sum((result.get("errors") or {}).values()),
         "stable": (result.get("stability") or {}).get("stable"),

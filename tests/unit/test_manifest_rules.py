@@ -90,3 +90,11 @@ def test_one_reader_for_the_compiled_model_of_a_build_or_a_bundle(tmp_path):
     with pytest.raises(WorkbenchError) as refused:
         read_compiled(tmp_path)
     assert "inputs: 'x' is not of type 'array'" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_library_without_its_checksum_is_refused_in_one_line():
+    manifest = copy.deepcopy(VALID)
+    del manifest["libraries"]["1"]["sha256"]
+    with pytest.raises(BundleError) as refused:
+        parse(json.dumps(manifest).encode(), "b.tar.gz")
+    assert "libraries.1 lacks sha256" in str(refused.value) and "\n" not in str(refused.value)

@@ -93,3 +93,8 @@ def test_other_formats_are_refused_in_one_line(found):
     with pytest.raises(WorkbenchError) as refused:
         upgrade({"format": found}, "r.json")
     assert "r.json is a record of format" in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_record_of_an_unknown_scenario_kind_still_makes_a_row():
+    r = row({"engine": "x", "scenario": {"kind": "other"}, "result": {"throughput_rps": 1.0}})
+    assert r["scenario"] == "other" and r["throughput"] == 1.0 and r["throughput_unit"] is None
