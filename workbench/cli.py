@@ -24,6 +24,7 @@ from workbench.commands.common import (
 )
 from workbench.commands.fleet import fleet_app
 from workbench.console import console, err_console
+from workbench.engines import registry
 from workbench.errors import WorkbenchError
 from workbench.tolerance import DEFAULT_ATOL, DEFAULT_RTOL
 
@@ -164,8 +165,7 @@ def compile_(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, d
 @one_line_errors
 def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
           engines: Annotated[str | None, typer.Option(
-              help="Comma-separated engines (default: all): tvm, onnxruntime, "
-                   "null, flask-naive, server-tvm, server-onnxruntime, server-null")] = None,
+              help="Comma-separated engines (default: all): " + registry.described())] = None,
           concurrency: Annotated[str, typer.Option(
               help="Closed-loop concurrency, or a sweep such as 1,4,16,64")] = "1,64",
           batch_sizes: BatchOpt = None,

@@ -6,10 +6,13 @@ sizes it can run (None: any), so the batcher pads to a compiled size and never p
 `registry.py` names every engine bench measures; each in-process runtime has an adapter module.
 """
 
-from dataclasses import dataclass, field
-from typing import Callable
+from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # the registry lives in this package, and `workbench --help` must not load numpy for it
+    import numpy as np
 
 
 @dataclass

@@ -36,8 +36,8 @@ class EngineInfo:
 _ENTRIES = (
     EngineInfo(TVM, "TVM, in-process", TVM, adapter="workbench.engines.tvm_engine"),
     EngineInfo(ONNXRUNTIME, "ONNX Runtime, in-process", ONNXRUNTIME, adapter="workbench.engines.onnxruntime_engine"),
-    EngineInfo(NULL, "null engine (the harness's own cost)", NULL, adapter="workbench.engines.null_engine"),
-    EngineInfo(FLASK_NAIVE, "Flask, one request one call (naive)", ONNXRUNTIME, served=True),
+    EngineInfo(NULL, "zeros at once: the harness's own cost", NULL, adapter="workbench.engines.null_engine"),
+    EngineInfo(FLASK_NAIVE, "Flask, one request one call", ONNXRUNTIME, served=True),
     EngineInfo(SERVER_TVM, "workbench-server, TVM", TVM, served=True),
     EngineInfo(SERVER_ONNXRUNTIME, "workbench-server, ONNX Runtime", ONNXRUNTIME, served=True),
     EngineInfo(SERVER_NULL, "workbench-server, null engine", NULL, served=True),
@@ -45,7 +45,11 @@ _ENTRIES = (
 ENGINES: dict[str, EngineInfo] = {e.name: e for e in _ENTRIES}
 NAMES = tuple(ENGINES)
 DIRECT = tuple(e.name for e in _ENTRIES if not e.served)
-SERVED = tuple(e.name for e in _ENTRIES if e.served)
+
+
+def described() -> str:
+    """Every engine with its label, for help texts: "tvm (TVM, in-process), ..."."""
+    return ", ".join(f"{e.name} ({e.label})" for e in _ENTRIES)
 
 
 def get(name: str) -> EngineInfo:

@@ -198,7 +198,7 @@ def decode_infer(body: bytes, header_length: int | None, specs: list[TensorMeta]
     for entry in entries:  # binary tensors follow the JSON in the order the inputs are listed
         meta = next(m for m in specs if m.name == entry["name"])
         binary = None
-        size = _object(entry.get("parameters"), "").get("binary_data_size")
+        size = (entry.get("parameters") or {}).get("binary_data_size")  # parameters checked by _entries
         if size is not None:
             if header_length is None:
                 raise RequestError(400, f"input '{meta.name}' names a binary_data_size but the request has no "
