@@ -2,6 +2,7 @@
 
 import time
 
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -67,7 +68,8 @@ def print_tables(records: list[dict]) -> None:
 
     table = Table(title="bench results (latency in ms)", title_justify="left", pad_edge=False)
     for column in ("engine", "scenario", "throughput", "p50", "p90", "p99", "p99.9", "max", "err", "stable", "ok"):
-        table.add_column(column, justify="left" if column in ("engine", "scenario") else "right")
+        # fold, never "…": a cut cell (3.0… for 3.05x) reads as another figure
+        table.add_column(column, justify="left" if column in ("engine", "scenario") else "right", overflow="fold")
     for record in records:
         r, label = row(record), scenarios.label(record["scenario"])
         unit = {"samples/s": " sps", "requests/s": " rps"}.get(r["throughput_unit"], "")
@@ -79,4 +81,28 @@ def print_tables(records: list[dict]) -> None:
                       *(_fmt(r[k]) for k in ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms")),
                       str(r["errors"]), {True: "yes", False: "NO", None: "-"}[r["stable"]], ok)
     # Piped output gets rich's 80 columns, which folds every cell; a log reads better wide.
-    console.print(table, width=None if console.is_terminal else 140)
+    (console if console.is_terminal else Console(width=140, highlight=False)).print(table)
+
+
+def decide_and_keep(run_dir, records: list[dict], decide_by: str | None) -> dict | None:
+    """The run's verdict by the chosen figure, kept beside its records for the report and export."""
+    from workbench.report.run import write_choice
+    from workbench.verdict import decide
+
+    if not records or not run_dir.is_dir():
+        return None
+    decision = decide(records, decide_by).as_dict()
+    write_choice(run_dir, decision)
+    return decision
+
+
+def print_verdict(decision: dict | None) -> None:
+    """The verdict as the last lines, unwrapped: a log file keeps each sentence on one line."""
+    from workbench.verdict import Decision, tvm_line
+
+    if decision is None:
+        return
+    console.print(f"verdict: {decision['sentence']}", soft_wrap=True, markup=False)
+    known = {k: v for k, v in decision.items() if k in Decision.__dataclass_fields__}
+    if line := tvm_line(Decision(**known)):
+        console.print(f"tvm: {line}", soft_wrap=True, markup=False)

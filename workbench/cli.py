@@ -13,6 +13,7 @@ from workbench.commands.common import (
     AtolOpt,
     BatchOpt,
     DatabaseOpt,
+    DecideByOpt,
     ModelOpt,
     RtolOpt,
     TargetOpt,
@@ -192,15 +193,18 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
           rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
           rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30,
           rtol: RtolOpt = DEFAULT_RTOL, atol: AtolOpt = DEFAULT_ATOL,
+          decide_by: DecideByOpt = None,
           as_json: Annotated[bool, typer.Option(
               "--json", help="Print the summary as JSON instead of tables")] = False) -> None:
     """Measure TVM, ONNX Runtime and served engines side by side; write reports/<run-id>/records and results.csv."""
     import json as jsonlib
 
     from workbench.bench import BenchConfig, run_bench
-    from workbench.benchview import BenchDisplay, print_tables
+    from workbench.benchview import BenchDisplay, decide_and_keep, print_tables, print_verdict
     from workbench.records import row
+    from workbench.verdict import parse
 
+    parse(decide_by)  # refused before a minute of measuring, not after
     chosen = tuple(e.strip() for e in engines.split(",") if e.strip()) if engines is not None else None
     config = BenchConfig(model=model, target=target, concurrency=parse_int_list("--concurrency", concurrency),
                          batch_sizes=parse_batch_sizes(batch_sizes, None),
@@ -209,11 +213,14 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
                          seed=seed, server_workers=server_workers, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait,
                          wire=wire, rtol=rtol, atol=atol, engines=chosen)
     run_dir, records = run_bench(config, BenchDisplay(enabled=not as_json))
+    decision = decide_and_keep(run_dir, records, decide_by)
     if as_json:
-        print(jsonlib.dumps({"run_dir": str(run_dir), "results": [row(r) for r in records]}, indent=2))
+        print(jsonlib.dumps({"run_dir": str(run_dir), "results": [row(r) for r in records],
+                             "verdict": decision}, indent=2))
         return
     print_tables(records)
     console.print(f"records: {run_dir / 'records'}\nresults: {run_dir / 'results.csv'}")
+    print_verdict(decision)
 
 
 # workbench/commands/bundle.py; registered here, between bench and report, as `workbench --help` lists them
@@ -226,7 +233,8 @@ app.command()(bundle.verify)
 @one_line_errors
 def report(run: Annotated[Path | None, typer.Argument(
                help="A reports/<run-id> folder (default: the latest run)")] = None,
-           compare: Annotated[tuple[Path, Path] | None, typer.Option(help="Two run folders, A then B")] = None) -> None:
+           compare: Annotated[tuple[Path, Path] | None, typer.Option(help="Two run folders, A then B")] = None,
+           decide_by: DecideByOpt = None) -> None:
     """Write the HTML report of a bench run (reports/<run-id>/index.html), or compare two runs."""
     from workbench.paths import project_root
     from workbench.report.run import latest_run
@@ -237,7 +245,7 @@ def report(run: Annotated[Path | None, typer.Argument(
             raise WorkbenchError("give either a run folder or --compare A B, not both")
         path = write_comparison(*compare)
     else:
-        path = write_report(run or latest_run(project_root() / "reports"))
+        path = write_report(run or latest_run(project_root() / "reports"), decide_by)
     console.print(f"Report: {path}", soft_wrap=True)
 
 

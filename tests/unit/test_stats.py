@@ -83,7 +83,9 @@ def test_unstable_latency():
 
 def test_empty_window_is_unstable():
     verdict = stability(_w([100, 0, 100], [10, math.nan, 10]))
-    assert verdict["stable"] is False and "throughput max/min inf" in verdict["reason"]
+    assert verdict["stable"] is False and "inf" not in verdict["reason"]
+    assert "throughput: a window of the last 3 had no completed request" in verdict["reason"]
+    assert "p99 latency: a window of the last 3 had no completed request" in verdict["reason"]
 
 
 def test_too_few_windows_is_unstable_with_a_reason():

@@ -19,6 +19,9 @@ DatabaseOpt = Annotated[Path | None, typer.Option(
     "--database", help="Tuning database directory (default: tuning_logs/<target>)")]
 RtolOpt = Annotated[float, typer.Option(help="Relative tolerance of the correctness gate against ONNX Runtime")]
 AtolOpt = Annotated[float, typer.Option(help="Absolute tolerance of the correctness gate against ONNX Runtime")]
+DecideByOpt = Annotated[str | None, typer.Option(
+    help="The figure that decides what to deploy: latency (direct, paired, smallest batch; the default), "
+         "throughput-c<N> (served at concurrency N) or slo")]
 
 
 def one_line_errors(fn):

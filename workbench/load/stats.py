@@ -65,8 +65,9 @@ def stability(window_stats: list[dict], tolerance: float = STABILITY_TOLERANCE,
     for key, label in (("throughput_rps", "throughput"), ("latency_ms", "p99 latency")):
         values = [w[key] for w in tail]
         low, high = min(values), max(values)
-        if not (low > 0 and high / low <= 1 + tolerance):
-            spread = "inf" if low <= 0 or math.isnan(low) else f"{high / low:.2f}"
-            reasons.append(f"{label} max/min {spread} over the last {last} windows")
+        if any(math.isnan(v) for v in values) or low <= 0:  # no completions: no p99, zero throughput
+            reasons.append(f"{label}: a window of the last {last} had no completed request")
+        elif high / low > 1 + tolerance:
+            reasons.append(f"{label} max/min {high / low:.2f} over the last {last} windows")
     return {"stable": not reasons,
             "reason": "; ".join(reasons) or f"within {tolerance:.0%} over the last {last} windows"}

@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 from workbench import records, scenarios
+from workbench import verdict as verdict_rules
 from workbench.engines import registry
 from workbench.fingerprint import OLDER_KIND_NOTE, describe_cpu, fingerprint_kind
 from workbench.report import figures
@@ -19,6 +20,7 @@ th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 .warn { background: #fff4e0; border-left: 4px solid #e69500; padding: .5em 1em; margin: .5em 0; }
 .bad { color: #b00020; font-weight: bold; } .good { color: #1b7f3a; font-weight: bold; }
+.lead { font-size: 1.15em; } details.warn summary { cursor: pointer; }
 .muted { color: #666; } img { max-width: 100%; } pre { background: #f7f7f7; padding: .6em; overflow-x: auto; }
 """
 SECTIONS = (("verdict", "1. Verdict"), ("correctness", "2. Correctness"), ("direct", "3. Direct latency"),
@@ -53,85 +55,79 @@ def scenario_label(record: dict) -> str:
 
 
 # ---- 1. verdict and warnings --------------------------------------------------------------------
-def _best(candidates: list[tuple[str, float]], lower_is_better: bool):
-    if not candidates:
-        return None
-    return min(candidates, key=lambda c: c[1]) if lower_is_better else max(candidates, key=lambda c: c[1])
+def _decision_cells(d: verdict_rules.Decision) -> list[str]:
+    if d.engine is None:
+        call = '<span class="muted">no engine</span>'
+    elif d.runner_up is None:
+        call = f"only {esc(d.engine)}"
+    elif d.flag:
+        call = '<span class="bad">no safe verdict (flagged)</span>'
+    elif d.close:
+        call = '<span class="muted">too close to call</span>'
+    else:
+        call = f"<b>{esc(d.engine)}</b>"
+    factor = "-"
+    if d.factor is not None:
+        interval = f" ({d.low:.2f}-{d.high:.2f})" if d.low is not None else " (no interval)"
+        what = "latency" if d.lower_is_better else "throughput"
+        factor = f"{d.factor:.2f}x the {what} of {esc(d.runner_up)}{interval}"
+    return [esc(d.figure), call, factor, esc(verdict_rules.tvm_line(d, with_figure=False) or "-")]
 
 
-def _factor(value: float, reference: float | None, lower_is_better: bool) -> str:
-    if reference is None or not value:
-        return "-"
-    return f"{(reference / value if lower_is_better else value / reference):.2f}&times;"
-
-
-def verdict(run: Run) -> str:
-    rows = []
-    latency = [r for r in run.ok(kind="latency") if not registry.is_null(r["engine"])]
-    smallest = min((r["scenario"]["batch"] for r in latency), default=None)
-    direct_b1 = [(r["engine"], r["result"]["latency_ms"]["p50_ms"]) for r in latency
-                 if r["scenario"]["batch"] == smallest]
-    closed = run.ok(kind="closed")
-    c_low = min((r["scenario"]["concurrency"] for r in closed), default=None)
-    c_high = max((r["scenario"]["concurrency"] for r in closed), default=None)
-    served = [r for r in closed if not registry.is_null(r["engine"])]
-
-    def served_at(c):
-        return [r for r in served if r["scenario"]["concurrency"] == c]
-
-    def lookup(pairs, engine):
-        return next((v for e, v in pairs if e == engine), None)
-
-    workloads = []
-    if direct_b1:
-        workloads.append(("Direct latency, smallest batch (p50 ms)", direct_b1, True, registry.ONNXRUNTIME, None))
-    if c_low is not None:
-        pairs = [(r["engine"], r["result"]["latency_ms"]["p50_ms"]) for r in served_at(c_low)]
-        workloads.append((f"Served latency at concurrency {c_low} (p50 ms)", pairs, True, registry.SERVER_ONNXRUNTIME,
-                          registry.FLASK_NAIVE))
-    if c_high is not None and c_high != c_low:
-        pairs = [(r["engine"], r["result"]["throughput_rps"]) for r in served_at(c_high)]
-        workloads.append((f"Served throughput at concurrency {c_high} (requests/s)", pairs, False,
-                          registry.SERVER_ONNXRUNTIME, registry.FLASK_NAIVE))
-    slo = [(r["engine"], r["result"]["max_rate_rps"] or 0.0) for r in run.ok(kind="slo-search")
-           if not registry.is_null(r["engine"])]
-    if slo:
-        workloads.append(("Highest rate under the p99 bound (requests/s)", slo, False, registry.SERVER_ONNXRUNTIME,
-                          registry.FLASK_NAIVE))
-    for name, pairs, lower, ort, flask in workloads:
-        best = _best(pairs, lower)
-        rows.append([esc(name), f"<b>{esc(best[0])}</b>", num(best[1]),
-                     _factor(best[1], lookup(pairs, flask), lower) if flask else "-",
-                     _factor(best[1], lookup(pairs, ort), lower)])
+def verdict(run: Run, decide_by: str | None = None) -> str:
+    """The sentence first (what to deploy, by the chosen figure), then every figure's own call."""
+    figures_here = verdict_rules.available(run.records)
     excluded = [e for e in run.engines() if e not in {r["engine"] for r in run.ok()}]
     note = (f'<p class="bad">Not eligible (failed the correctness gate, failed to start, or not timed): '
             f'{esc(", ".join(excluded))}.</p>' if excluded else "")
-    if not rows:
+    if not figures_here:
         return note + '<p class="bad">No engine produced a timed, correct result in this run.</p>'
-    return (table(["workload", "fastest engine", "value", "factor over flask-naive", "factor over ONNX Runtime"],
-                  rows) + note +
-            '<p class="muted">Only engines that passed the correctness gate against ONNX Runtime are considered. '
-            "Factors compare with the same workload's flask-naive and ONNX Runtime (direct or served) figures.</p>")
+    chosen = verdict_rules.decide(run.records, decide_by or run.decide_by)
+    lead = f'<p class="lead" id="verdict-sentence"><b>{esc(chosen.sentence)}</b></p>'
+    if line := verdict_rules.tvm_line(chosen):
+        lead += f'<p class="bad">{esc(line)}</p>'
+    rows = [_decision_cells(verdict_rules.decide(run.records, name)) for name in figures_here]
+    return (lead + table(["deciding figure", "call", "factor over the runner-up (95% CI)", "TVM"], rows) + note +
+            '<p class="muted">Only engines that passed the correctness gate against ONNX Runtime count. The '
+            "interval is a moving-block bootstrap over the paired rounds (direct) or the requests in order "
+            "(served), so a slow spell of the machine widens it; a call is made only when it excludes 1.0. "
+            "Choose the deciding figure with <code>--decide-by</code> (latency, throughput-c&lt;N&gt;, slo).</p>")
 
 
-def warnings(run: Run) -> list[str]:
+SEVERITY = ("failed", "flagged", "unstable", "generator", "errors", "context")
+
+
+def warnings(run: Run) -> list[tuple[str, str]]:
+    """(kind, text) for everything a reviewer must weigh, most severe kinds first."""
     found = []
     for r in run.records:
-        label = f"{r['engine']} {scenario_label(r)}"
+        label = f"{r['engine']} {scenarios.label(r['scenario'])}"
         result = r.get("result") or {}
         if r.get("status") in ("failed", "rejected"):
-            found.append(f"{label}: {r['status']}: {r.get('note') or ''}")
+            found.append(("failed", f"{label}: {r['status']}: {r.get('note') or ''}"))
+        if result.get("flag"):
+            found.append(("flagged", f"{label}: not to be trusted: {result['flag']}"))
         if (result.get("stability") or {}).get("stable") is False:
-            found.append(f"{label}: unstable windows ({result['stability'].get('reason')}); treat as indicative")
+            found.append(("unstable", f"{label}: unstable windows ({result['stability'].get('reason')}); "
+                                      "treat as indicative"))
         if (result.get("generator_cpu") or 0) > records.GENERATOR_SATURATED:
-            found.append(f"{label}: the load generator used {result['generator_cpu']:.0%} of a core, so it may be "
-                         "the bottleneck; this throughput is a lower bound")
+            found.append(("generator", f"{label}: the load generator used {result['generator_cpu']:.0%} of a core, "
+                                       "so it may be the bottleneck; this throughput is a lower bound"))
         if sum((result.get("errors") or {}).values()):
-            found.append(f"{label}: {sum(result['errors'].values())} request errors {result['errors']}")
+            found.append(("errors", f"{label}: {sum(result['errors'].values())} request errors {result['errors']}"))
     if not run.context:
-        found.append("this run has no context.json (made by an older bench): the tuning and roofline sections "
-                     "are empty")
-    return found
+        found.append(("context", "this run has no context.json (made by an older bench): the tuning and roofline "
+                                 "sections are empty"))
+    return sorted(found, key=lambda w: SEVERITY.index(w[0]))
+
+
+def warnings_summary(found: list[tuple[str, str]]) -> str:
+    """One line with the count and the worst, the full list folded under it."""
+    if not found:
+        return ""
+    items = "".join(f"<li>{esc(text)}</li>" for _, text in found)
+    return (f'<details class="warn" id="warnings"><summary>&#9888; {len(found)} warning(s); the most severe: '
+            f"{esc(found[0][1])}</summary><ul>{items}</ul></details>")
 
 
 # ---- 2. correctness -----------------------------------------------------------------------------
@@ -172,13 +168,29 @@ def direct(run: Run) -> str:
     paired = [r for r in run.ok(kind="paired") if r["engine"] != r["result"]["reference"]]
     paired_part = ("<h3>Paired (the engines called in alternating blocks, so the machine's slow spells fall on "
                    "all alike)</h3>" + table(
-                       ["engine", "batch", "p50 ms", "against", "ratio of p50s", "10th-90th pct of rounds"],
+                       ["engine", "batch", "p50 ms", "against", "ratio of p50s", "10th-90th pct of rounds",
+                        "check against direct p50s"],
                        [[esc(r["engine"]), r["scenario"]["batch"], num(r["result"]["latency_ms"]["p50_ms"]),
-                         esc(r["result"]["reference"]), f"<b>{r['result']['ratio_p50']:.2f}x</b>",
-                         f"{r['result']['ratio_p10']:.2f}-{r['result']['ratio_p90']:.2f}"] for r in paired])
+                         esc(r["result"]["reference"]), _paired_ratio(r),
+                         f"{r['result']['ratio_p10']:.2f}-{r['result']['ratio_p90']:.2f}", _paired_check(r)]
+                        for r in paired])
                    if paired else "")
     return (latency_table + image(figures.direct_latency(rows), "direct latency per batch size") + paired_part +
             "<h3>Offline throughput (back-to-back batches: the ceiling a server can reach here)</h3>" + offline_table)
+
+
+def _paired_ratio(record: dict) -> str:
+    ratio = f"{record['result']['ratio_p50']:.2f}x"
+    return f'<span class="bad">{ratio} (flagged)</span>' if record["result"].get("flag") else f"<b>{ratio}</b>"
+
+
+def _paired_check(record: dict) -> str:
+    result = record["result"]
+    if result.get("flag"):
+        return f'<span class="bad">{esc(result["flag"])}</span>'
+    if result.get("direct_ratio") is not None:
+        return f"agrees (direct {result['direct_ratio']:.2f}x)"
+    return '<span class="muted">not checked (older record)</span>'
 
 
 # ---- 4. served ----------------------------------------------------------------------------------
@@ -357,11 +369,10 @@ def environment(run: Run) -> str:
             "<h3>Settings per engine</h3>" + f"<pre>{esc(json.dumps(settings, indent=1, default=str))}</pre>")
 
 
-def render(run: Run) -> str:
+def render(run: Run, decide_by: str | None = None) -> str:
     found = warnings(run)
-    warning_html = "".join(f'<div class="warn">&#9888; {esc(w)}</div>' for w in found)
-    bodies = {"verdict": verdict(run) + warning_html, "correctness": correctness(run), "direct": direct(run),
-              "served": served(run), "tuning": tuning(run), "roofline": roofline(run),
+    bodies = {"verdict": verdict(run, decide_by) + warnings_summary(found), "correctness": correctness(run),
+              "direct": direct(run), "served": served(run), "tuning": tuning(run), "roofline": roofline(run),
               "environment": environment(run)}
     model = run.records[0]["model"]["name"]
     sections = "".join(f'<section id="{key}"><h2>{title}</h2>{bodies[key]}</section>' for key, title in SECTIONS)

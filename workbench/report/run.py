@@ -27,6 +27,11 @@ class Run:
                 and (r.get("correctness") or {}).get("passed", True)
                 and (engine is None or r["engine"] == engine) and (kind is None or r["scenario"]["kind"] == kind)]
 
+    @property
+    def decide_by(self) -> str | None:
+        """The figure `bench --decide-by` chose for this run (verdict.json), if any."""
+        return read_choice(self.directory)
+
     def engines(self) -> list[str]:
         return list(dict.fromkeys(r["engine"] for r in self.records))
 
@@ -34,6 +39,25 @@ class Run:
         import pandas as pd
 
         return pd.DataFrame([records.row(r) for r in self.records], columns=list(records.CSV_COLUMNS))
+
+
+VERDICT_FILE = "verdict.json"
+
+
+def write_choice(run_dir: Path, decision: dict) -> None:
+    """What bench decided and by which figure, so the report leads with the same choice."""
+    import json
+
+    (run_dir / VERDICT_FILE).write_text(json.dumps(decision, indent=2))
+
+
+def read_choice(run_dir: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((run_dir / VERDICT_FILE).read_text()).get("decided_by")
+    except (OSError, ValueError, AttributeError):  # older runs have none; a damaged one falls back to the default
+        return None
 
 
 def latest_run(reports_dir: Path) -> Path:

@@ -15,11 +15,13 @@ def _write(path: Path, page: str) -> Path:
     return path
 
 
-def write_report(run_dir: Path) -> Path:
+def write_report(run_dir: Path, decide_by: str | None = None) -> Path:
     from workbench.report.page import render
+    from workbench.verdict import parse
 
+    parse(decide_by)  # a bad --decide-by is refused before anything is read
     run = load_run(run_dir)
-    return _write(run.directory / REPORT_FILE, render(run))
+    return _write(run.directory / REPORT_FILE, render(run, decide_by))
 
 
 def write_comparison(a_dir: Path, b_dir: Path) -> Path:
