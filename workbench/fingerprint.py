@@ -177,7 +177,7 @@ def versions() -> dict[str, str | None]:
 
     return {"workbench": __version__, "python": platform.python_version(), "tvm": _v("apache-tvm"),
             "tvm_ffi": _v("apache-tvm-ffi"), "onnx": _v("onnx"), "onnxruntime": _v("onnxruntime"),
-            "numpy": _v("numpy")}
+            "openvino": _v("openvino"), "numpy": _v("numpy")}
 
 
 def provenance() -> dict:

@@ -30,8 +30,11 @@ def run_direct(run: BenchRun, kind: str):
                  engine.settings, correctness, timing.latency(engine, sample(b), spec))
     top = max(sizes)
     run.display.phase(kind, f"offline throughput, batch {top}")
-    run.save(kind, {"kind": "offline", "batch": top, "duration_s": spec.offline_s},
-             engine.settings, correctness, timing.offline(engine, sample(top), top, spec))
+    if engine.offline is not None:  # the engine's own throughput mode (OpenVINO: THROUGHPUT hint, async requests)
+        settings, result = engine.offline(sample(top), top, spec)
+    else:
+        settings, result = engine.settings, timing.offline(engine, sample(top), top, spec)
+    run.save(kind, {"kind": "offline", "batch": top, "duration_s": spec.offline_s}, settings, correctness, result)
     return (engine, correctness) if correctness else None
 
 

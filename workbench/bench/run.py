@@ -1,5 +1,6 @@
 """The order of a bench run: validate, build if a tvm engine needs it, each engine in turn (a
-served engine that fails to start is recorded and the others still run), then the paired run."""
+direct engine that cannot open or a served engine that fails to start is recorded and the others
+still run), then the paired run."""
 
 import dataclasses
 from pathlib import Path
@@ -55,7 +56,13 @@ def _run_engines(run: BenchRun, engines: list[str]) -> None:
         if engine == registry.TVM and run.profile.rpc is not None:
             run_remote_direct(run)
         elif engine in registry.DIRECT:
-            if (opened := run_direct(run, engine)) is not None:
+            try:
+                opened = run_direct(run, engine)
+            except WorkbenchError as exc:  # a runtime that cannot be imported or cannot read the model
+                warn(f"{engine}: {exc}")
+                run.save(engine, {"kind": "latency"}, {}, None, None, "failed", str(exc))
+                continue
+            if opened is not None:
                 passed[engine] = opened
         elif engine == registry.REMOTE:
             url = run.config.url

@@ -35,13 +35,17 @@ def server_process(run: BenchRun, engine: str):
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(ServerConfig([model], port=port, workers=config.server_workers).to_json())
     argv = python_module("workbench.serving.server", str(config_path))
-    libraries = {}
+    runtime = {}
     if info.needs_build:
         from workbench.engines.tvm_engine import build_settings
 
-        libraries = {"libraries_sha256": build_settings(run.build_dir)["libraries_sha256"]}
+        runtime = {"libraries_sha256": build_settings(run.build_dir)["libraries_sha256"]}
+    if kind == registry.OPENVINO:  # what the server asks OpenVINO for: the LATENCY hint, f32, the threads
+        from workbench.engines.openvino_engine import LATENCY, configured
+
+        runtime = {"openvino": configured(LATENCY)}
     return ServerProcess(engine, argv, port, log), {
-        "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": config.wire, **libraries,
+        "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": config.wire, **runtime,
         "workers": config.server_workers,
         "batching": {"max_batch": largest_batch(config.max_batch, sizes), "batch_sizes": sizes,
                      "max_delay_ms": config.max_delay_ms}}

@@ -62,6 +62,11 @@ def pinned_requirements(names=SERVING_DISTRIBUTIONS) -> list[str]:
     return [f"{name}=={version}" for name, version in sorted(pins.items())]
 
 
+def serving_distributions(engine: str | None = None) -> tuple[str, ...]:
+    """What serving a bundle imports; OpenVINO too when it is the engine the bundle is to be served with."""
+    return (*SERVING_DISTRIBUTIONS, "openvino") if engine == "openvino" else SERVING_DISTRIBUTIONS
+
+
 def python_version() -> str:
     """major.minor of this Python: the requirements are pinned to what is installed here."""
     return f"{sys.version_info.major}.{sys.version_info.minor}"

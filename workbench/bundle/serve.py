@@ -10,6 +10,9 @@ from workbench import reference
 from workbench.bundle.archive import Bundle, BundleError, open_bundle
 from workbench.errors import WorkbenchError, first_line
 
+# What a bundle can be served with: its compiled libraries (tvm) or its ONNX model (the others).
+SERVE_ENGINES = ("tvm", "onnxruntime", "openvino")
+
 
 def parse_models(text: str) -> list[tuple[str, Path]]:
     """`name=path,name=path` as given to --models."""
@@ -30,8 +33,8 @@ def model_config(bundle: Bundle, name: str, engine: str, max_batch: int, max_del
     from workbench.serving.server import ModelConfig
 
     m = bundle.manifest
-    if engine not in ("tvm", "onnxruntime"):
-        raise WorkbenchError(f"--engine must be tvm or onnxruntime (got {engine!r})")
+    if engine not in SERVE_ENGINES:
+        raise WorkbenchError(f"--engine must be one of {', '.join(SERVE_ENGINES)} (got {engine!r})")
     extra = {k: m[k] for k in ("preprocess", "labels") if m.get(k)}
     return ModelConfig(name, engine, str(bundle.root / m["model"]["file"]), m["inputs"], m["outputs"],
                        build_dir=str(bundle.root) if engine == "tvm" else None,

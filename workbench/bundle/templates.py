@@ -2,6 +2,8 @@
 
 from workbench import __version__
 
+OPENVINO_REQUIREMENT = "openvino==2026.4.*"  # as pyproject.toml declares it
+
 
 def requirements_txt(pins: list[str]) -> str:
     header = (f"# Serving this bundle needs exactly these (pinned by workbench {__version__} at export).\n"
@@ -41,6 +43,26 @@ def _figures(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _engines(manifest: dict, venv: str) -> str:
+    """How to serve with each engine; requirements.txt carries openvino only when the bench found it
+    the engine to deploy."""
+    if (manifest.get("recommended") or {}).get("engine") == "openvino":
+        openvino = "requirements.txt pins it"
+    else:
+        openvino = f"not in requirements.txt: `{venv}/bin/pip install '{OPENVINO_REQUIREMENT}'`"
+    serve = f"PYTHONPATH=runtime {venv}/bin/python -m workbench serve . --port 8080 --engine"
+    return f"""`--engine` picks the runtime: `tvm` runs the compiled libraries; `onnxruntime` and `openvino` run
+the bundle's ONNX model (`model/`), with the same server and batching:
+
+    {serve} tvm
+    {serve} onnxruntime
+    {serve} openvino
+
+`--engine openvino` needs OpenVINO ({openvino}); it computes in float32, one thread per
+physical core.
+"""
+
+
 def readme(manifest: dict, card: dict) -> str:
     name, model = manifest["name"], manifest["model"]["name"]
     needs = manifest["requires"]
@@ -70,6 +92,7 @@ or with Docker: `docker build -t {name} . && docker run -p 8080:8080 {name}`. Th
 environment goes beside this folder, not in it: verification refuses files the manifest does not
 list (bytecode caches Python writes for runtime/ are checked against their source instead).
 
+{_engines(manifest, venv)}
 The server speaks the Open Inference Protocol v2 (KServe / Triton "v2"):
 
     curl -s localhost:8080/v2/health/ready

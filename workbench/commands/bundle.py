@@ -47,7 +47,7 @@ def serve(bundle: Annotated[Path | None, typer.Argument(help="A bundle archive o
           host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 to accept other machines)")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
           engine: Annotated[str, typer.Option(
-              help="tvm (the compiled libraries) or onnxruntime (the bundle's ONNX model)")] = "tvm",
+              help="tvm (the compiled libraries), onnxruntime or openvino (the bundle's ONNX model)")] = "tvm",
           max_batch: Annotated[int, typer.Option(help="Largest batch (capped at the largest compiled size)")] = 32,
           max_delay_ms: Annotated[float, typer.Option(help="Longest wait for a batch to fill")] = 0.0,
           max_queue: Annotated[int, typer.Option(help="Rows queued per model before answering 503")] = 2048,

@@ -1,4 +1,4 @@
-"""Engines: one callable interface over TVM, ONNX Runtime and a null engine.
+"""Engines: one callable interface over TVM, ONNX Runtime, OpenVINO and a null engine.
 
 An engine takes the model's inputs as a dict of numpy arrays whose first dimension is the batch
 and returns the outputs as a list in the model's output order. `batch_sizes` is the set of batch
@@ -25,6 +25,10 @@ class Engine:
     # Run on the server's event-loop thread instead of a worker thread. TVM needs it: called from a
     # worker thread while the loop runs it stalls (docs/BENCHMARKS.md, "Serving and the generator").
     on_loop_thread: bool = False
+    # The engine's own offline-throughput mode, when a back-to-back synchronous call is not how it is
+    # run for throughput: (inputs, batch, DirectSpec) -> (settings, result as load.direct.offline's).
+    # OpenVINO's: the THROUGHPUT hint and an AsyncInferQueue. None: back-to-back calls of `run`.
+    offline: Callable[..., tuple[dict, dict]] | None = None
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         return self.run(inputs)

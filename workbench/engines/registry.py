@@ -8,9 +8,10 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 
-TVM, ONNXRUNTIME, NULL = "tvm", "onnxruntime", "null"
+TVM, ONNXRUNTIME, OPENVINO, NULL = "tvm", "onnxruntime", "openvino", "null"
 FLASK_NAIVE = "flask-naive"
 SERVER_TVM, SERVER_ONNXRUNTIME, SERVER_NULL = "server-tvm", "server-onnxruntime", "server-null"
+SERVER_OPENVINO = "server-openvino"
 REMOTE = "remote"  # the records of a server at --url: not an entry, bench only drives it
 REFERENCE = ONNXRUNTIME  # every engine's outputs are checked against it; paired ratios are over it
 
@@ -36,10 +37,12 @@ class EngineInfo:
 _ENTRIES = (
     EngineInfo(TVM, "TVM, in-process", TVM, adapter="workbench.engines.tvm_engine"),
     EngineInfo(ONNXRUNTIME, "ONNX Runtime, in-process", ONNXRUNTIME, adapter="workbench.engines.onnxruntime_engine"),
+    EngineInfo(OPENVINO, "OpenVINO, in-process", OPENVINO, adapter="workbench.engines.openvino_engine"),
     EngineInfo(NULL, "zeros at once: the harness's own cost", NULL, adapter="workbench.engines.null_engine"),
     EngineInfo(FLASK_NAIVE, "Flask, one request one call", ONNXRUNTIME, served=True),
     EngineInfo(SERVER_TVM, "workbench-server, TVM", TVM, served=True),
     EngineInfo(SERVER_ONNXRUNTIME, "workbench-server, ONNX Runtime", ONNXRUNTIME, served=True),
+    EngineInfo(SERVER_OPENVINO, "workbench-server, OpenVINO", OPENVINO, served=True),
     EngineInfo(SERVER_NULL, "workbench-server, null engine", NULL, served=True),
 )
 ENGINES: dict[str, EngineInfo] = {e.name: e for e in _ENTRIES}
@@ -66,7 +69,7 @@ def is_null(name: str) -> bool:
 
 def open_engine(runtime: str, *, model_path: Path, build_dir: Path | None, outputs: list[dict],
                 providers: tuple[str, ...] = ("CPUExecutionProvider",)):
-    """The in-process engine `runtime` (tvm, onnxruntime, null), through its adapter."""
+    """The in-process engine `runtime` (tvm, onnxruntime, openvino, null), through its adapter."""
     info = ENGINES.get(runtime)
     if info is None or info.adapter is None:
         raise WorkbenchError(f"unknown engine '{runtime}'; choose one of: {', '.join(DIRECT)}")

@@ -55,6 +55,11 @@ def latency(call: Callable, inputs, spec: DirectSpec) -> dict:
 
 def offline(call: Callable, inputs, batch: int, spec: DirectSpec) -> dict:
     starts, ends = _timed_calls(call, inputs, 1, spec.offline_s, spec.offline_s * 3)
+    return offline_result(starts, ends, batch)
+
+
+def offline_result(starts: np.ndarray, ends: np.ndarray, batch: int) -> dict:
+    """Throughput from each batch's start and end (seconds from the first start, in order of ending)."""
     elapsed = ends[-1]
     window_s = window_length(elapsed)
     per_window = windows(ends, ends - starts, 0.0, elapsed, window_s)
