@@ -29,14 +29,14 @@ def test_bench_all_engines_writes_records_and_csv(project):
     assert len(on_disk) == len(records)
     kinds = {(r["engine"], r["scenario"]["kind"], r["scenario"].get("batch") or r["scenario"].get("concurrency"))
              for r in on_disk}
-    for engine in ("tvm", "onnxruntime", "null"):
+    for engine in ("tvm", "onnxruntime", "openvino", "null"):
         assert {(engine, "latency", 1), (engine, "latency", 8), (engine, "offline", 8)} <= kinds
-    for engine in ("tvm", "onnxruntime"):  # null measures the harness: it is not paired
+    for engine in ("tvm", "onnxruntime", "openvino"):  # null measures the harness: it is not paired
         assert {(engine, "paired", 1), (engine, "paired", 8)} <= kinds
     paired = [r for r in on_disk if r["scenario"]["kind"] == "paired"]
-    assert len(paired) == 4 and all(r["result"]["reference"] == "onnxruntime" for r in paired)
+    assert len(paired) == 6 and all(r["result"]["reference"] == "onnxruntime" for r in paired)
     assert all(r["result"]["ratio_p50"] == 1.0 for r in paired if r["engine"] == "onnxruntime")
-    for engine in ("flask-naive", "server-tvm", "server-onnxruntime", "server-null"):
+    for engine in ("flask-naive", "server-tvm", "server-onnxruntime", "server-openvino", "server-null"):
         assert {(engine, "closed", 1), (engine, "closed", 4), (engine, "open", None)} <= kinds
     assert {r["engine"] for r in on_disk} == set(ENGINES)
     for record in on_disk:

@@ -127,6 +127,18 @@ def test_serve_an_archive_and_a_directory_as_two_models(archive, home, tmp_path)
     assert set(Path(tempfile.gettempdir()).glob("workbench-bundle-*")) == before  # extraction cleaned up
 
 
+def test_serve_with_openvino_runs_the_bundled_onnx_model(archive, home, tmp_path):
+    server = _serve(home, str(archive), "--engine", "openvino", log=tmp_path / "serve.log")
+    try:
+        _infer_matches_onnxruntime(server.url, "mlp")
+        assert json.loads(call(server.url + "/v2/models/mlp")[2])["platform"] == "workbench-openvino"
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+    readme = (_unpack(archive, tmp_path) / "README.md").read_text()
+    assert "serve . --port 8080 --engine openvino" in readme and "openvino==2026.4.*" in readme
+
+
 def _rewrite_archive(archive: Path, out: Path, change) -> Path:
     """A copy of the archive with `change(root)` applied to its extracted folder."""
     root = _unpack(archive, out / "x")

@@ -6,7 +6,7 @@ import pytest
 
 from workbench import fingerprint
 from workbench.bundle.archive import runs_here
-from workbench.bundle.export import pinned_requirements
+from workbench.bundle.export import pinned_requirements, serving_distributions
 from workbench.bundle.serve import parse_models
 from workbench.errors import WorkbenchError
 
@@ -39,3 +39,11 @@ def test_pinned_requirements_pin_the_stack_and_what_it_needs():
     assert pins["apache-tvm-ffi"] == "0.1.14.post1"
     assert {"apache-tvm", "onnxruntime", "numpy", "uvicorn", "typing-extensions", "protobuf"} <= set(pins)
     assert "pandas" not in pins and "flask" not in pins  # serving needs neither
+
+
+def test_openvino_is_pinned_only_for_a_bundle_to_be_served_with_it():
+    from importlib.metadata import version
+
+    assert "openvino" not in dict(line.split("==") for line in pinned_requirements(serving_distributions("tvm")))
+    pins = dict(line.split("==") for line in pinned_requirements(serving_distributions("openvino")))
+    assert pins["openvino"] == version("openvino") and "openvino-telemetry" in pins  # with what it needs
