@@ -64,24 +64,38 @@ def _fmt(value, digits: int = 2) -> str:
 
 def print_tables(records: list[dict]) -> None:
     """One table: a row per engine x scenario. Throughput is samples/s direct, requests/s served."""
-    from workbench.records import row
-
+    # Piped output gets rich's 80 columns; a log reads better wide. A narrow terminal gets the
+    # columns that decide (p90, p99.9, max and stable are in results.csv and the report).
+    out = console if console.is_terminal else Console(file=console.file, width=max(console.width, 140),
+                                                      highlight=False, color_system=None)
+    columns = FULL_COLUMNS if out.width >= 110 else NARROW_COLUMNS
     table = Table(title="bench results (latency in ms)", title_justify="left", pad_edge=False)
-    for column in ("engine", "scenario", "throughput", "p50", "p90", "p99", "p99.9", "max", "err", "stable", "ok"):
+    for column in columns:
         # fold, never "…": a cut cell (3.0… for 3.05x) reads as another figure
         table.add_column(column, justify="left" if column in ("engine", "scenario") else "right", overflow="fold")
     for record in records:
-        r, label = row(record), scenarios.label(record["scenario"])
-        unit = {"samples/s": " sps", "requests/s": " rps"}.get(r["throughput_unit"], "")
-        ok = {True: "yes", False: "NO", None: "n/a"}[r["correct"]] if r["status"] == "ok" else r["status"]
-        # A paired row's figure is its p50 over the reference's, measured in alternating blocks.
-        figure = (f"{r['ratio_to_reference']:.2f}x ref" if r["ratio_to_reference"] is not None
-                  else _fmt(r["throughput"], 0) + unit)
-        table.add_row(r["engine"], label, figure,
-                      *(_fmt(r[k]) for k in ("p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms")),
-                      str(r["errors"]), {True: "yes", False: "NO", None: "-"}[r["stable"]], ok)
-    # Piped output gets rich's 80 columns, which folds every cell; a log reads better wide.
-    (console if console.is_terminal else Console(width=140, highlight=False)).print(table)
+        cells = _cells(record)
+        table.add_row(*(cells[c] for c in columns))
+    out.print(table)
+
+
+FULL_COLUMNS = ("engine", "scenario", "throughput", "p50", "p90", "p99", "p99.9", "max", "err", "stable", "ok")
+NARROW_COLUMNS = ("engine", "scenario", "throughput", "p50", "p99", "err", "ok")
+
+
+def _cells(record: dict) -> dict[str, str]:
+    from workbench.records import row
+
+    r = row(record)
+    unit = {"samples/s": " sps", "requests/s": " rps"}.get(r["throughput_unit"], "")
+    # A paired row's figure is its p50 over the reference's, measured in alternating blocks.
+    figure = (f"{r['ratio_to_reference']:.2f}x ref" if r["ratio_to_reference"] is not None
+              else _fmt(r["throughput"], 0) + unit)
+    return {"engine": r["engine"], "scenario": scenarios.label(record["scenario"]), "throughput": figure,
+            **{c: _fmt(r[k]) for c, k in (("p50", "p50_ms"), ("p90", "p90_ms"), ("p99", "p99_ms"),
+                                          ("p99.9", "p99_9_ms"), ("max", "max_ms"))},
+            "err": str(r["errors"]), "stable": {True: "yes", False: "NO", None: "-"}[r["stable"]],
+            "ok": {True: "yes", False: "NO", None: "n/a"}[r["correct"]] if r["status"] == "ok" else r["status"]}
 
 
 def decide_and_keep(run_dir, records: list[dict], decide_by: str | None) -> dict | None:

@@ -257,7 +257,7 @@ def demo(model: Annotated[str, typer.Option(help="Built-in model to run the flow
     """The main job on a built-in model: tune on this CPU, compile and check, bench every engine,
     export a serving bundle, and write the HTML report."""
     from workbench.bench import BenchConfig, run_bench
-    from workbench.benchview import BenchDisplay, print_tables
+    from workbench.benchview import BenchDisplay, decide_and_keep, print_tables, print_verdict
     from workbench.bundle.export import ExportRequest, export_bundle
     from workbench.compiler.tuner import TuneRequest
     from workbench.compiler.tuner import tune as run_tune
@@ -277,8 +277,10 @@ def demo(model: Annotated[str, typer.Option(help="Built-in model to run the flow
     run_dir, records = run_bench(BenchConfig(model=model, target="host", concurrency=(1, 64), rate=300.0,
                                              duration_s=duration, warmup_s=1.0), BenchDisplay(enabled=True))
     print_tables(records)
-    archive = export_bundle(ExportRequest(compile_request(model, "host", None, None, None, DEFAULT_RTOL, DEFAULT_ATOL),
-                                          project_root() / "bundles"))
+    print_verdict(decide_and_keep(run_dir, records, None))
+    archive, recommended = export_bundle(ExportRequest(
+        compile_request(model, "host", None, None, None, DEFAULT_RTOL, DEFAULT_ATOL), project_root() / "bundles"))
+    bundle.say_recommendation(recommended)
     report = write_report(run_dir)
     console.print("\n[bold]Outputs[/bold]")
     console.print(f"  tuning database: {summary.database}")

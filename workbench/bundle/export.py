@@ -98,6 +98,26 @@ def perf_card(reports_dir: Path, model_sha256: str, libraries_sha256: dict[str, 
                                     "model and target, then export again"}
 
 
+SERVABLE = ("tvm", "onnxruntime", "openvino")  # what `workbench serve --engine` can run from a bundle
+
+
+def recommendation(reports_dir: Path, card: dict) -> dict:
+    """What the perf card's bench run says to deploy (its verdict, by the figure bench chose): the
+    engine `serve` defaults to. None when there was no run, no clear call, or the winner is not
+    something a bundle serves (flask-naive, say)."""
+    from workbench.report.run import read_choice
+    from workbench.verdict import decide
+
+    if not card.get("run_id"):
+        return {"engine": None, "sentence": "no bench run has timed these libraries, so nothing was compared"}
+    run_dir = reports_dir / card["run_id"]
+    decision = decide(records.read_records(run_dir), read_choice(run_dir))
+    called = decision.runner_up is not None and not decision.close and not decision.flag
+    engine = decision.runtime if called and decision.runtime in SERVABLE else None
+    return {"engine": engine, "measured_engine": decision.engine, "decided_by": decision.decided_by,
+            "sentence": decision.sentence, "run_id": card["run_id"]}
+
+
 def _same_libraries(record: dict, libraries_sha256: dict[str, str]) -> bool:
     """The record timed at least one of these libraries, and no other build at those batch sizes."""
     timed = (record.get("settings") or {}).get("libraries_sha256") or {}
@@ -146,7 +166,7 @@ def _labels(path: Path | None) -> list[str] | None:
     return labels
 
 
-def export_bundle(request: ExportRequest, on_compile=lambda: None) -> Path:
+def export_bundle(request: ExportRequest, on_compile=lambda: None) -> tuple[Path, dict]:
     """Build (or reuse a current build), assemble the bundle in a staging folder, pack it, and
     only then replace an earlier archive of the same name."""
     build = request.build
@@ -174,11 +194,13 @@ def export_bundle(request: ExportRequest, on_compile=lambda: None) -> Path:
         reports_dir = request.reports_dir or project_root() / "reports"
         card = perf_card(reports_dir, built["model_sha256"], {b: e["sha256"] for b, e in libraries.items()})
         (root / "perf.json").write_text(json.dumps(card, indent=2))
-        requirements = pinned_requirements()
+        recommended = recommendation(reports_dir, card)
+        requirements = pinned_requirements(serving_distributions(recommended["engine"]))
         (root / "requirements.txt").write_text(templates.requirements_txt(requirements))
         (root / "Dockerfile").write_text(templates.dockerfile(name, python_version()))
         _copy_runtime(root)
         manifest = _manifest(request, built, model, name, libraries, model_file, samples, card, labels)
+        manifest["recommended"] = recommended
         (root / "README.md").write_text(templates.readme(manifest, card))
         manifest["files"] = file_digests(root)
         manifest["sizes"] = file_sizes(root)
@@ -187,7 +209,7 @@ def export_bundle(request: ExportRequest, on_compile=lambda: None) -> Path:
         pack(root, archive)
     finally:
         shutil.rmtree(staging_parent, ignore_errors=True)
-    return archive
+    return archive, recommended
 
 
 def _manifest(request: ExportRequest, built: dict, model, name: str, libraries: dict, model_file: str,

@@ -33,6 +33,8 @@ SCHEMA = {
         "sizes": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
         "perf_card": {"type": "object", "required": ["file"], "properties": {"file": TEXT}},
         "example_request": TEXT,
+        "recommended": {"type": "object", "required": ["engine"],
+                        "properties": {"engine": {"enum": [None, "tvm", "onnxruntime", "openvino"]}}},
         "preprocess": {"type": ["object", "null"]},
         "labels": {"type": ["array", "null"], "items": {"type": "string"}},
     },

@@ -8,6 +8,7 @@ import numpy as np
 
 from workbench import reference
 from workbench.bundle.archive import Bundle, BundleError, open_bundle
+from workbench.console import err_console
 from workbench.errors import WorkbenchError, first_line
 
 # What a bundle can be served with: its compiled libraries (tvm) or its ONNX model (the others).
@@ -29,10 +30,13 @@ def parse_models(text: str) -> list[tuple[str, Path]]:
     return pairs
 
 
-def model_config(bundle: Bundle, name: str, engine: str, max_batch: int, max_delay_ms: float, max_queue_rows: int):
+def model_config(bundle: Bundle, name: str, engine: str | None, max_batch: int, max_delay_ms: float,
+                 max_queue_rows: int):
     from workbench.serving.server import ModelConfig
 
     m = bundle.manifest
+    # unnamed: what the bench that made the bundle's perf card recommended here, else the compiled libraries
+    engine = engine or (m.get("recommended") or {}).get("engine") or "tvm"
     if engine not in SERVE_ENGINES:
         raise WorkbenchError(f"--engine must be one of {', '.join(SERVE_ENGINES)} (got {engine!r})")
     extra = {k: m[k] for k in ("preprocess", "labels") if m.get(k)}
@@ -42,7 +46,7 @@ def model_config(bundle: Bundle, name: str, engine: str, max_batch: int, max_del
                        max_delay_ms=max_delay_ms, max_queue_rows=max_queue_rows, extra=extra)
 
 
-def serve_bundles(named: list[tuple[str | None, Path]], *, engine: str, host: str, port: int, max_batch: int,
+def serve_bundles(named: list[tuple[str | None, Path]], *, engine: str | None, host: str, port: int, max_batch: int,
                   max_delay_ms: float, max_queue_rows: int, workers: int, max_body_bytes: int) -> None:
     """Open (and verify) every bundle first, then serve them all from one server until SIGTERM."""
     from workbench.serving.server import ServerConfig, run
@@ -53,6 +57,7 @@ def serve_bundles(named: list[tuple[str | None, Path]], *, engine: str, host: st
             bundle = stack.enter_context(open_bundle(path))
             configs.append(model_config(bundle, name or bundle.manifest["model"]["name"], engine, max_batch,
                                         max_delay_ms, max_queue_rows))
+            err_console.print(f"{configs[-1].name}: served with {configs[-1].engine}", markup=False)
         run(ServerConfig(configs, host=host, port=port, workers=workers, max_body_bytes=max_body_bytes))
 
 

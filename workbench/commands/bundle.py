@@ -26,10 +26,26 @@ def export(model: common.ModelOpt, target: common.TargetOpt, batch_sizes: common
     from workbench.bundle.export import ExportRequest, export_bundle
 
     request = compile_request(model, target, batch_sizes, database, None, rtol, atol)
-    archive = export_bundle(ExportRequest(request, out, version, labels),
-                            lambda: console.print(f"Compiling {request.source.name} for {target} (no current build)"))
+    archive, recommended = export_bundle(
+        ExportRequest(request, out, version, labels),
+        lambda: console.print(f"Compiling {request.source.name} for {target} (no current build)"))
     console.print(f"Exported {archive} ({archive.stat().st_size / 1e6:.1f} MB); "
                   f"check it with: workbench verify {archive}")
+    say_recommendation(recommended)
+
+
+def say_recommendation(recommended: dict) -> None:
+    """Export packages TVM; the user hears it when the bench found something else better here."""
+    from workbench.console import warn
+
+    engine = recommended["engine"]
+    if engine == "tvm":
+        console.print(f"The bench recommends tvm: {recommended['sentence']}", soft_wrap=True, markup=False)
+    elif engine is not None:
+        warn(f"TVM is not the engine to deploy here: {recommended['sentence']} `workbench serve` serves this bundle "
+             f"with {engine} by default; pass --engine tvm for the compiled libraries.")
+    else:
+        warn(f"no engine was recommended ({recommended['sentence']}); `workbench serve` defaults to tvm.")
 
 
 def _bundle_args(bundle: Path | None, models: str | None) -> list:
@@ -46,8 +62,9 @@ def serve(bundle: Annotated[Path | None, typer.Argument(help="A bundle archive o
           models: Annotated[str | None, typer.Option(help="Several bundles: name=path,name=path")] = None,
           host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 to accept other machines)")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
-          engine: Annotated[str, typer.Option(
-              help="tvm (the compiled libraries), onnxruntime or openvino (the bundle's ONNX model)")] = "tvm",
+          engine: Annotated[str | None, typer.Option(
+              help="tvm (the compiled libraries), onnxruntime or openvino (the bundle's ONNX model); default: "
+                   "the engine the bundle's bench run recommended, else tvm")] = None,
           max_batch: Annotated[int, typer.Option(help="Largest batch (capped at the largest compiled size)")] = 32,
           max_delay_ms: Annotated[float, typer.Option(help="Longest wait for a batch to fill")] = 0.0,
           max_queue: Annotated[int, typer.Option(help="Rows queued per model before answering 503")] = 2048,
