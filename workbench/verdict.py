@@ -34,6 +34,7 @@ class Decision:
     lower_is_better: bool = True
     flag: str | None = None  # why this figure cannot decide (a flagged measurement)
     others: dict[str, float] = field(default_factory=dict)  # the winner's factor over every other candidate
+    empty: dict[str, str] = field(default_factory=dict)  # engines timed that completed nothing, and why
     sentence: str = ""
 
     @property
@@ -96,6 +97,13 @@ def _throughput(records: list[dict], concurrency: int) -> tuple[str, dict[str, n
             "; ".join(flags) or None)
 
 
+def _completed_nothing(records: list[dict], concurrency: int) -> dict[str, str]:
+    """Served engines timed at this concurrency that completed no request: the worst result, not a gap."""
+    return {r["engine"]: ", ".join(f"{n} {kind}" for kind, n in (r["result"].get("errors") or {}).items())
+            or "no response" for r in _ok(records, scenarios.CLOSED)
+            if r["scenario"]["concurrency"] == concurrency and not r["result"].get("raw_latency_us")}
+
+
 def parse(decide_by: str | None) -> tuple[str, int | None]:
     text = (decide_by or DEFAULT).strip().lower()
     if text in ("latency", "slo"):
@@ -119,6 +127,8 @@ def decide(records: list[dict], decide_by: str | None = None) -> Decision:
     figure, series, flag = _latency(records) if kind == "latency" else _throughput(records, concurrency)
     latency = kind == "latency"
     decision = Decision(_name(decide_by), figure, lower_is_better=latency, flag=flag)
+    if not latency:
+        decision.empty = _completed_nothing(records, concurrency)
     usable = {e: s for e, s in series.items() if len(s) >= 2}
     # Cost: lower is better. Latency compares medians (per round when paired); served throughput
     # compares mean latencies at the same concurrency, its inverse by Little's law.
@@ -168,8 +178,13 @@ def _model(records: list[dict]) -> str:
     return records[0]["model"]["name"] if records else "this model"
 
 
+def times(factor: float) -> str:
+    """2.31x, 0.14x, 0.0092x: two decimals hide a factor below 0.1."""
+    return f"{factor:.2f}x" if factor >= 0.1 else f"{factor:.2g}x"
+
+
 def _factor_text(d: Decision, factor: float, other: str) -> str:
-    return f"{factor:.2f}x the {'latency' if d.lower_is_better else 'throughput'} of {other}"
+    return f"{times(factor)} the {'latency' if d.lower_is_better else 'throughput'} of {other}"
 
 
 def sentence(d: Decision, model: str) -> str:
@@ -192,14 +207,19 @@ def sentence(d: Decision, model: str) -> str:
 
 def tvm_line(d: Decision, with_figure: bool = True) -> str | None:
     """Where TVM stands when it did not win: the loss a user must not miss."""
-    lost = [e for e in d.others if registry.ENGINES.get(e) and registry.ENGINES[e].runtime == registry.TVM]
+    def is_tvm(engine):
+        return engine in registry.ENGINES and registry.ENGINES[engine].runtime == registry.TVM
+
+    by = f" by {d.figure}" if with_figure else ""
+    if failed := [e for e in d.empty if is_tvm(e)]:
+        return f"{failed[0]} completed no request ({d.empty[failed[0]]}){by}."
+    lost = [e for e in d.others if is_tvm(e)]
     if d.engine is None or not lost or d.flag:
         return None
     engine, factor = lost[0], d.others[lost[0]]
-    by = f" by {d.figure}" if with_figure else ""
     if d.lower_is_better:
-        return f"{engine} is {1 / factor:.2f}x the latency of {d.engine}{by}."
-    return f"{engine} reaches {1 / factor:.2f}x the throughput of {d.engine}{by}."
+        return f"{engine} is {times(1 / factor)} the latency of {d.engine}{by}."
+    return f"{engine} reaches {times(1 / factor)} the throughput of {d.engine}{by}."
 
 
 def available(records: list[dict]) -> list[str]:

@@ -78,6 +78,18 @@ def test_throughput_uses_the_named_concurrency_and_says_the_engines_ran_one_afte
         verdict.decide(records, "throughput-c4")
 
 
+def test_a_served_tvm_that_completed_nothing_is_said_not_skipped():
+    records = [_closed("server-onnxruntime", _noisy(5, 400)), _closed("flask-naive", _noisy(10, 400, seed=1)),
+               _record("server-tvm", "closed", {"raw_latency_us": [], "errors": {"timeout": 2}}, concurrency=64)]
+    d = verdict.decide(records, "throughput-c64")
+    assert d.engine == "server-onnxruntime" and "server-tvm" not in d.others
+    assert verdict.tvm_line(d, with_figure=False) == "server-tvm completed no request (2 timeout)."
+
+
+def test_factors_below_a_tenth_keep_their_digits():
+    assert verdict.times(0.0092) == "0.0092x" and verdict.times(0.14) == "0.14x" and verdict.times(7.4) == "7.40x"
+
+
 def test_slo_compares_the_searched_rates_and_calls_a_small_lead_close():
     def search(engine, rate, flag=None):
         return _record(engine, "slo-search", {"max_rate_rps": rate, "flag": flag}, slo_p99_ms=20.0)

@@ -70,7 +70,7 @@ def _decision_cells(d: verdict_rules.Decision) -> list[str]:
     if d.factor is not None:
         interval = f" ({d.low:.2f}-{d.high:.2f})" if d.low is not None else " (no interval)"
         what = "latency" if d.lower_is_better else "throughput"
-        factor = f"{d.factor:.2f}x the {what} of {esc(d.runner_up)}{interval}"
+        factor = f"{verdict_rules.times(d.factor)} the {what} of {esc(d.runner_up)}{interval}"
     return [esc(d.figure), call, factor, esc(verdict_rules.tvm_line(d, with_figure=False) or "-")]
 
 
