@@ -70,16 +70,29 @@ def _generate_builtin(name: str) -> Path:
     return path
 
 
+def _listed(name: str) -> Path | None:
+    """The file under models/ that `workbench models` lists by this name (its stem), if one does.
+    Two files listed by the same name are refused: the name would pick one at random."""
+    matches = [p for p in user_model_paths() if p.stem == name]
+    if len(matches) > 1:
+        raise ModelError(f"model '{name}' is ambiguous: {', '.join(str(p) for p in matches)} are all listed "
+                         "by that name; pass the path")
+    return matches[0] if matches else None
+
+
 def resolve(model: str) -> ModelSource:
-    """A built-in name (generated on first use) or a path to an ONNX file."""
+    """A built-in name (generated on first use), a path to an ONNX file (as given, or under
+    models/), or the name `workbench models` lists a file under models/ by."""
     if model in builtin_names():
         return ModelSource(model, _generate_builtin(model), builtin=True)
     path = Path(model)
     if not path.exists() and (models_dir() / model).exists():
         path = models_dir() / model
+    if not path.exists() and models_dir().is_dir():
+        path = _listed(model) or path
     if not path.exists():
-        raise ModelError(f"model '{model}' not found: not a built-in ({', '.join(builtin_names())}) "
-                         "and no such file")
+        raise ModelError(f"model '{model}' not found: not a built-in ({', '.join(builtin_names())}), "
+                         "no such file, and no models/**/<name>.onnx (see `workbench models`)")
     if path.is_dir():
         raise ModelError(f"model path {path} is a directory; pass the .onnx file")
     return ModelSource(path.stem, path, builtin=False)
@@ -133,6 +146,15 @@ def spec_dicts(specs: list[TensorSpec]) -> list[dict]:
 
 def metadata(model) -> dict[str, str]:
     return {p.key: p.value for p in model.metadata_props}
+
+
+def fixed_batch(model) -> int | None:
+    """The batch size the model's inputs fix (their shared static first dimension), None when the
+    batch is dynamic: a request to it carries that many rows, not one."""
+    firsts = {s.shape[0] for s in input_specs(model) if s.shape}
+    if len(firsts) == 1 and isinstance(first := firsts.pop(), int) and first > 0:
+        return first
+    return None
 
 
 def sample_inputs(model, batch: int, seed: int = 0) -> dict[str, np.ndarray]:

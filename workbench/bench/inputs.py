@@ -12,6 +12,9 @@ class Inputs:
         self._samples: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         self._expected: dict[int, list[np.ndarray]] = {}
         self._reference = None
+        # A served request carries one row, or the model's fixed batch when its inputs fix one
+        # (a fixed-batch-4 model cannot take a request of one row).
+        self.request_rows = models.fixed_batch(model) or 1
 
     def sample(self, batch: int, seed_offset: int = 0) -> dict[str, np.ndarray]:
         key = (batch, seed_offset)

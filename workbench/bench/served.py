@@ -54,11 +54,12 @@ def server_process(run: BenchRun, engine: str):
 def check_served(run: BenchRun, url: str) -> dict:
     from urllib.request import Request, urlopen
 
-    request = Request(f"{url}/v2/models/{run.source.name}/infer", data=encode_request(run.inputs.sample(1)),
+    rows = run.inputs.request_rows
+    request = Request(f"{url}/v2/models/{run.source.name}/infer", data=encode_request(run.inputs.sample(rows)),
                       headers={"Content-Type": "application/json"})
     with urlopen(request, timeout=60) as response:
         by_name = decode_response(response.read())
-    return run.inputs.check([by_name.get(n, np.empty(0)) for n in run.inputs.output_names], 1)
+    return run.inputs.check([by_name.get(n, np.empty(0)) for n in run.inputs.output_names], rows)
 
 
 def _correctness(run: BenchRun, engine: str, url: str) -> dict | None:
@@ -81,7 +82,7 @@ def run_served(run: BenchRun, engine: str, url: str, settings: dict, alive=lambd
                  "served outputs differ from ONNX Runtime (or the check request failed); not timed")
         return
     endpoint = Endpoint.parse(url, f"/v2/models/{run.source.name}/infer")
-    samples = [run.inputs.sample(1, i) for i in range(N_PAYLOADS)]
+    samples = [run.inputs.sample(run.inputs.request_rows, i) for i in range(N_PAYLOADS)]
     if run.config.wire == "binary":
         requests = [endpoint.post(*encode_binary_request(s)) for s in samples]
     else:

@@ -65,11 +65,19 @@ def _metas(specs: list[dict]) -> list[TensorMeta]:
     return [TensorMeta(s["name"], s["dtype"], tuple(s["shape"])) for s in specs]
 
 
+def fixed_batch(inputs: list[dict]) -> tuple[int, ...] | None:
+    """A model whose inputs fix the batch (a static first dimension, -1 where it is dynamic) runs
+    at that size only: two of its requests must not be joined into one call, and fewer rows are padded up."""
+    firsts = {s["shape"][0] for s in inputs if s["shape"]}
+    return (firsts.pop(),) if len(firsts) == 1 and min(firsts) > 0 else None
+
+
 def served_model(config: ModelConfig) -> ServedModel:
     engine = open_engine(config.engine, model_path=Path(config.model_path),
                          build_dir=Path(config.build_dir) if config.build_dir else None,
                          outputs=config.outputs, providers=tuple(config.providers))
-    sizes = engine.batch_sizes or (tuple(config.batch_sizes) if config.batch_sizes else None)
+    sizes = (engine.batch_sizes or (tuple(config.batch_sizes) if config.batch_sizes else None)
+             or fixed_batch(config.inputs))
     max_batch = largest_batch(config.max_batch, sizes)
     policy = BatchPolicy(max_batch, config.max_delay_ms / 1000, max(config.max_queue_rows, max_batch), sizes)
     return ServedModel(config.name, engine, policy, _metas(config.inputs), _metas(config.outputs), config.extra)
