@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from workbench import fingerprint, reference
+from workbench.compiler.buildkey import records_digest, workload_keys
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target, prepacked_weights
 from workbench.compiler.tasks import extract, kernel_digests, prepared_modules
@@ -58,8 +59,11 @@ def _coverage(modules: dict, request: CompileRequest, target, db) -> dict:
         warn(f"{len(untuned)} of {len(tasks)} tasks have no tuning records ({share:.0%} of the FLOPs; {hint}): "
              f"{', '.join(t.name for t in untuned[:6])}{' ...' if len(untuned) > 6 else ''}. "
              f"Run: workbench tune --model {request.source.name} --target {request.profile.name}")
+    # What makes this build stale: its own kernels' records (compiler/buildkey.py), not the shared file.
+    workloads = workload_keys(tasks)
     return {"tasks": len(tasks), "tasks_tuned": len(tasks) - len(untuned), "untuned_flops_share": share,
-            "untuned_tasks": [t.name for t in untuned], "kernels": kernel_digests(tasks)}
+            "untuned_tasks": [t.name for t in untuned], "kernels": kernel_digests(tasks),
+            "workloads": workloads, "records_sha256": records_digest(request.database_dir, workloads)}
 
 
 def _check(request: CompileRequest, model, libraries: dict[int, Path]) -> dict:
@@ -123,17 +127,25 @@ def compile_model(request: CompileRequest) -> dict:
 
 def ensure_build(request: CompileRequest, on_compile=lambda: None) -> dict:
     """The manifest in request.out_dir, compiled now when missing or stale: another model, a batch
-    size not built, tuning records that changed since, or a gate looser than the one asked for."""
+    size not built, records of its own kernels that changed since (another model's tuning in the
+    shared database does not count), or a gate looser than the one asked for."""
     manifest = _existing(request.out_dir)
     if manifest is not None:
-        database = TuningDatabase(request.database_dir, request.profile.resolved_target())
         if (manifest["model_sha256"] == request.source.sha256()
                 and set(request.batch_sizes) <= {int(b) for b in manifest["libraries"]}
-                and manifest.get("tuning", {}).get("database_sha256") == database.digest()
+                and _records_unchanged(manifest.get("tuning", {}), request.database_dir)
                 and _gate_covers(manifest.get("correctness", {}), request)):
             return manifest
     on_compile()
     return compile_model(request)
+
+
+def _records_unchanged(tuning: dict, database_dir: Path) -> bool:
+    """Whether the records the build's own kernels read are those it was built from; another
+    model's tuning in the shared database leaves it current. A build from before the manifest
+    named its kernels' workloads is rebuilt once."""
+    workloads = tuning.get("workloads")
+    return workloads is not None and tuning.get("records_sha256") == records_digest(database_dir, workloads)
 
 
 def _existing(out_dir: Path) -> dict | None:
