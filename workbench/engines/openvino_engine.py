@@ -80,12 +80,24 @@ def read(model_path: Path):
         raise WorkbenchError(f"OpenVINO cannot read {model_path.name}: {message(exc)}") from None
 
 
+def _ports(compiled, outputs: list[dict] | None, model_path: Path) -> list:
+    """The compiled model's outputs in the order `outputs` names them (the model's order)."""
+    if not outputs:
+        return list(compiled.outputs)
+    by_name = {name: port for port in compiled.outputs for name in port.get_names()}
+    missing = [spec["name"] for spec in outputs if spec["name"] not in by_name]
+    if missing:
+        raise WorkbenchError(f"OpenVINO's reading of {model_path.name} has no output {missing[0]!r} "
+                             f"(it has: {', '.join(sorted(by_name))})")
+    return [by_name[spec["name"]] for spec in outputs]
+
+
 def openvino_engine(model_path: Path, outputs: list[dict] | None = None, threads: int = 0) -> Engine:
     threads = threads or fingerprint.physical_cores()
     core, model = read(model_path)
     compiled = _compile(core, model, model_path, LATENCY, threads)
     request = compiled.create_infer_request()
-    ports = [compiled.output(spec["name"]) for spec in outputs] if outputs else list(compiled.outputs)
+    ports = _ports(compiled, outputs, model_path)
 
     def run(inputs):
         result = request.infer(inputs, share_inputs=True)  # outputs are copied out of the request
