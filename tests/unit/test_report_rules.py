@@ -30,7 +30,7 @@ def test_ratio_interval_finds_a_doubling_and_classify_reads_it():
     assert classify(low, high, lower_is_better=True) == "regression"  # latency doubled
     assert classify(low, high, lower_is_better=False) == "improvement"  # throughput doubled
     ratio, low, high = ratio_interval(a, a.copy())
-    assert low < 1 < high and classify(low, high, True) == "no clear change"
+    assert low < 1 < high and classify(low, high, True) == "no significant change"
 
 
 def test_errors_of_finds_the_worst_anywhere():

@@ -1,40 +1,116 @@
-"""`workbench report --compare A B`: per metric the change from A to B with a bootstrap interval."""
+"""`workbench report --compare A B`: per metric the change from A to B, and whether it is one.
+
+Consecutive measurements on a shared machine are correlated (a slow spell covers many requests),
+so single requests are never resampled as if independent: each record is cut into consecutive
+windows (up to 20, at least 5 values each; offline throughput keeps the bench's own windows), a
+window's figure is the mean of its middle half of latencies (robust like a median, but not stuck
+on one microsecond value) or its throughput, and the interval is a moving-block bootstrap over
+those windows, A and B resampled independently. A change is called only when
+- both records have at least 6 windows ("too few windows to tell" otherwise: an interval from 3
+  values says nothing),
+- the two runs were measured on the same machine ("no verdict" otherwise), and
+- the whole 95% interval of B/A lies beyond the larger of 5% and the runs' own noise: the
+  10th-90th percentile spread of a run's windows around their median, the larger of the two runs'.
+  A machine that moves that much from one window to the next moves as much between two runs of the
+  same build (a slow spell on a shared machine outlasts a run), which no interval from within a
+  run can show.
+Otherwise it says "no significant change".
+"""
+
+from dataclasses import dataclass
 
 import numpy as np
 
+from workbench import bootstrap, scenarios
 from workbench.fingerprint import OLDER_KIND_NOTE, describe_cpu, fingerprint_kind, same_machine
 from workbench.report.page import CSS, esc, num, scenario_label, table
 from workbench.report.run import Run
 
-BOOTSTRAP = 1000
-THRESHOLD = 0.05  # a change is flagged only when the whole 95% interval is beyond 5%
+BOOTSTRAP = bootstrap.RESAMPLES
+THRESHOLD = 0.05  # the smallest change ever called: the whole 95% interval must be beyond it
+MIN_WINDOWS, MAX_WINDOWS, MIN_PER_WINDOW = 6, 20, 5
+NO_CHANGE, TOO_FEW, OTHER_MACHINE = "no significant change", "too few windows to tell", "no verdict: different machines"
+LATENCY_KINDS = (scenarios.LATENCY, scenarios.PAIRED, scenarios.CLOSED, scenarios.OPEN)
+
+
+@dataclass
+class Series:
+    metric: str
+    windows: np.ndarray  # one figure per consecutive window, in time order
+    lower_is_better: bool
+
+
+def midmean(values: np.ndarray) -> float:
+    """The mean of the middle half (the 25th to 75th percentile): a median that moves with the data."""
+    ordered = np.sort(np.asarray(values, np.float64))
+    quarter = len(ordered) // 4
+    return float(ordered[quarter:len(ordered) - quarter].mean())
+
+
+def series(record: dict) -> Series | None:
+    """What a record is compared by: its latency windows in time order, or its throughput windows."""
+    result, kind = record["result"], record["scenario"]["kind"]
+    if kind in LATENCY_KINDS and result.get("raw_latency_us"):
+        raw = np.asarray(result["raw_latency_us"], np.float64) / 1000
+        count = min(MAX_WINDOWS, len(raw) // MIN_PER_WINDOW)
+        windows = [midmean(chunk) for chunk in np.array_split(raw, count)] if count else []
+        return Series("latency (ms)", np.asarray(windows), True)
+    if kind == scenarios.OFFLINE and result.get("windows"):
+        return Series("throughput (samples/s)", np.asarray([w["throughput_rps"] for w in result["windows"]]), False)
+    return None
 
 
 def ratio_interval(a: np.ndarray, b: np.ndarray, statistic=np.median, seed: int = 0) -> tuple[float, float, float]:
-    """statistic(b) / statistic(a) and its 95% percentile-bootstrap interval (both samples resampled)."""
+    """statistic(b) / statistic(a) and its 95% moving-block bootstrap interval, the two series
+    resampled independently (they are two runs, not pairs)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     rng = np.random.default_rng(seed)
     ratios = np.empty(BOOTSTRAP)
     for i in range(BOOTSTRAP):
-        ratios[i] = statistic(rng.choice(b, len(b))) / statistic(rng.choice(a, len(a)))
+        ratios[i] = (statistic(b[bootstrap.block_indices(len(b), rng)])
+                     / statistic(a[bootstrap.block_indices(len(a), rng)]))
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(statistic(b) / statistic(a)), float(low), float(high)
 
 
+def noise(windows: np.ndarray) -> float:
+    """A run's own instability: its windows' 10th-90th percentile spread, relative to their median.
+    When the machine's slow spells outlast a run, two runs of one build differ by about this much
+    (the spread is ~2.6 standard deviations of a window; the difference of two runs, ~2.8)."""
+    p10, p50, p90 = np.percentile(windows, [10, 50, 90])
+    return float((p90 - p10) / p50) if p50 > 0 else float("inf")
+
+
 def classify(low: float, high: float, lower_is_better: bool, threshold: float = THRESHOLD) -> str:
-    worse_high, better_low = (low > 1 + threshold, high < 1 - threshold)
+    """Regression or improvement only when the whole interval of B/A is beyond 1 +- threshold."""
+    up, down = low > 1 + threshold, high < 1 / (1 + threshold)
     if lower_is_better:
-        return "regression" if worse_high else ("improvement" if better_low else "no clear change")
-    return "regression" if better_low else ("improvement" if worse_high else "no clear change")
+        return "regression" if up else ("improvement" if down else NO_CHANGE)
+    return "regression" if down else ("improvement" if up else NO_CHANGE)
 
 
-def _samples(record: dict) -> tuple[str, np.ndarray, bool] | None:
-    """What a record's metric is resampled from: latencies for latency, windows for throughput."""
-    result = record["result"]
-    if record["scenario"]["kind"] in ("latency", "closed", "open") and result.get("raw_latency_us"):
-        return "p50 latency", np.asarray(result["raw_latency_us"], float) / 1000, True
-    if record["scenario"]["kind"] == "offline" and result.get("windows"):
-        return "throughput (samples/s)", np.asarray([w["throughput_rps"] for w in result["windows"]], float), False
-    return None
+@dataclass
+class Change:
+    a: float
+    b: float
+    ratio: float | None = None
+    low: float | None = None
+    high: float | None = None
+    noise: float | None = None
+    verdict: str = TOO_FEW
+
+
+def change(sa: Series, sb: Series, same: bool = True) -> Change:
+    """B against A: the ratio of the windows' means, its interval, the runs' noise and the verdict."""
+    found = Change(float(np.mean(sa.windows)) if len(sa.windows) else float("nan"),
+                   float(np.mean(sb.windows)) if len(sb.windows) else float("nan"))
+    if min(len(sa.windows), len(sb.windows)) < MIN_WINDOWS:
+        return found
+    found.ratio, found.low, found.high = ratio_interval(sa.windows, sb.windows, np.mean)
+    found.noise = max(noise(sa.windows), noise(sb.windows))
+    found.verdict = (classify(found.low, found.high, sa.lower_is_better, max(THRESHOLD, found.noise))
+                     if same else OTHER_MACHINE)
+    return found
 
 
 def machine_warning(a: Run, b: Run) -> str:
@@ -44,7 +120,7 @@ def machine_warning(a: Run, b: Run) -> str:
         warning = (f'<div class="warn">&#9888; The two runs were measured on different machines '
                    f'({esc(a.provenance["fingerprint_id"])}: {esc(describe_cpu(a.provenance["machine"]))} and '
                    f'{esc(b.provenance["fingerprint_id"])}: {esc(describe_cpu(b.provenance["machine"]))}); differences '
-                   "mix the machine with the change.</div>")
+                   "mix the machine with the change, so no change is called.</div>")
     if by_older:
         older = " and ".join(f"{label} ({esc(run.run_id)})" for label, run in (("A", a), ("B", b))
                              if fingerprint_kind(run.provenance) < 2)
@@ -53,31 +129,39 @@ def machine_warning(a: Run, b: Run) -> str:
     return warning
 
 
+def _row(engine: str, label: str, metric: str, c: Change) -> list[str]:
+    css = {"regression": "bad", "improvement": "good"}.get(c.verdict, "muted")
+    if c.ratio is None:
+        figures = ["-", "-", "-"]
+    else:
+        figures = [f"{c.ratio - 1:+.1%}", f"[{c.low - 1:+.1%}, {c.high - 1:+.1%}]", f"&plusmn;{c.noise:.1%}"]
+    return [esc(engine), label, metric, num(c.a), num(c.b), *figures, f'<span class="{css}">{c.verdict}</span>']
+
+
 def compare(a: Run, b: Run) -> str:
     rows = []
+    same = same_machine(a.provenance, b.provenance)[0]
     keyed_a = {(r["engine"], scenario_label(r)): r for r in a.ok()}
     for r in b.ok():
         key = (r["engine"], scenario_label(r))
         if key not in keyed_a:
             continue
-        sa, sb = _samples(keyed_a[key]), _samples(r)
-        if sa is None or sb is None or len(sa[1]) < 2 or len(sb[1]) < 2:
+        sa, sb = series(keyed_a[key]), series(r)
+        if sa is None or sb is None:
             continue
-        metric, lower = sa[0], sa[2]
-        statistic = np.median if lower else np.mean
-        ratio, low, high = ratio_interval(sa[1], sb[1], statistic)
-        verdict = classify(low, high, lower)
-        css = {"regression": "bad", "improvement": "good"}.get(verdict, "muted")
-        rows.append([esc(key[0]), key[1], metric, num(float(statistic(sa[1]))), num(float(statistic(sb[1]))),
-                     f"{ratio - 1:+.1%}", f"[{low - 1:+.1%}, {high - 1:+.1%}]",
-                     f'<span class="{css}">{verdict}</span>'])
+        rows.append(_row(*key, sa.metric, change(sa, sb, same)))
     warning = machine_warning(a, b)
     if a.records[0]["model"]["sha256"] != b.records[0]["model"]["sha256"]:
         warning += '<div class="warn">&#9888; The two runs measured different model files.</div>'
-    body = (table(["engine", "scenario", "metric", "A", "B", "change", "95% interval", "verdict"], rows) if rows
+    headers = ["engine", "scenario", "metric", "A", "B", "change", "95% interval", "runs' noise", "verdict"]
+    body = (table(headers, rows) if rows
             else '<p class="muted">The runs have no engine and scenario in common to compare.</p>')
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>workbench comparison</title>"
             f"<style>{CSS}</style></head><body><h1>A: {esc(a.run_id)} &rarr; B: {esc(b.run_id)}</h1>{warning}"
-            f'<section id="comparison"><h2>Changes</h2>{body}<p class="muted">Bootstrap ({BOOTSTRAP} resamples) of '
-            f"the ratio B/A; flagged only when the whole 95% interval is beyond &plusmn;{THRESHOLD:.0%}.</p>"
-            "</section></body></html>")
+            f'<section id="comparison"><h2>Changes</h2>{body}<p class="muted">Each record is cut into up to '
+            f"{MAX_WINDOWS} consecutive windows (offline throughput keeps the bench's windows); a latency window's "
+            "figure is the mean of its middle half. The interval is a moving-block bootstrap "
+            f"({BOOTSTRAP} resamples) of the ratio of the windows' means, B/A. A change is called only when the "
+            f"whole 95% interval is beyond the larger of &plusmn;{THRESHOLD:.0%} and the runs' noise (the "
+            f"10th-90th percentile spread of a run's windows); under {MIN_WINDOWS} windows, nothing is "
+            "called.</p></section></body></html>")

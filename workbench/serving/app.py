@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import orjson
 
 from workbench.engines import Engine
-from workbench.serving import predictions
+from workbench.serving import predictions, triton
 from workbench.serving.batcher import Batcher, BatchPolicy, BatchTooLarge, QueueFull
 from workbench.serving.metrics import ServerMetrics
-from workbench.serving.protocol import RequestError, TensorMeta, decode_infer, encode_infer, header_length
+from workbench.serving.protocol import InferRequest, RequestError, TensorMeta, decode_infer, encode_infer, header_length
 
 RETRY_AFTER_S = "1"
 log = logging.getLogger("workbench.server")
@@ -36,6 +36,19 @@ class ServedModel:
                 "inputs": [m.as_v2() for m in self.inputs], "outputs": [m.as_v2() for m in self.outputs],
                 "parameters": {"batch_sizes": list(self.policy.batch_sizes or []), "max_batch": self.policy.max_batch,
                                "max_queue_delay_ms": self.policy.max_delay_s * 1000}}
+
+    def config(self) -> dict:
+        """Triton's model configuration (GET /v2/models/<m>/config, gRPC ModelConfig)."""
+        p = self.policy
+        return triton.model_config(self.name, f"workbench-{self.engine.kind}", self.inputs, self.outputs,
+                                   max_batch=p.max_batch, batch_sizes=p.batch_sizes, max_delay_s=p.max_delay_s,
+                                   max_queue_rows=p.max_queue_rows)
+
+    def statistics(self, metrics: ServerMetrics) -> dict:
+        """Triton's statistics for this model (GET /v2/models/<m>/stats, gRPC ModelStatistics)."""
+        executions, rows = metrics.batch.total(model=self.name)
+        return triton.model_statistics(self.name, metrics.durations(self.name), int(rows), executions,
+                                       metrics.last_inference_ms.get(self.name, 0))
 
 
 class ServerApp:
@@ -73,7 +86,20 @@ class ServerApp:
             started = batch.items[0].enqueued + queue_s
             for item in batch.items:
                 self.metrics.queue.observe(started - item.enqueued, model=name)
+                self.metrics.request_compute.observe(compute_s, model=name)
         return observe
+
+    def record(self, model: str, status: int, seconds: float, infer: bool) -> None:
+        """Count a request to a served model; an inference's time goes to the success or fail statistics.
+        gRPC requests count under the HTTP status of the same meaning."""
+        self.metrics.requests.inc(model=model, status=status)
+        if not infer:
+            return
+        if status == 200:
+            self.metrics.latency.observe(seconds, model=model)
+            self.metrics.last_inference_ms[model] = time.time_ns() // 1_000_000
+        else:
+            self.metrics.failed.observe(seconds, model=model)
 
     async def _http(self, scope, receive, send):
         started = time.monotonic()
@@ -95,9 +121,7 @@ class ServerApp:
             body = orjson.dumps({"error": f"internal error while answering this request (request id {request_id}; "
                                           "the server's log has the details)"})
         if model_name in self.models:
-            self.metrics.requests.inc(model=model_name, status=status)
-            if status == 200 and parts[-1] == "infer":
-                self.metrics.latency.observe(time.monotonic() - started, model=model_name)
+            self.record(model_name, status, time.monotonic() - started, parts[-1] == "infer")
         content_type = headers.pop("content-type", "application/json")
         raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
                (b"x-content-type-options", b"nosniff")]
@@ -118,7 +142,9 @@ class ServerApp:
             return 200, ok({"live": True, "ready": True}), {}
         if parts == ["v2"]:
             _allow(method, "GET")
-            return 200, ok({"name": "workbench", "version": "1", "extensions": ["binary_tensor_data"]}), {}
+            return 200, ok({"name": "workbench", "version": "1", "extensions": triton.EXTENSIONS}), {}
+        if parts[:2] == ["v2", "repository"]:
+            return self._repository(method, parts[2:])
         if parts == ["metrics"]:
             _allow(method, "GET")
             depths = {n: m.batcher.queue.rows for n, m in self.models.items()}
@@ -134,12 +160,28 @@ class ServerApp:
             if rest == ["ready"]:
                 _allow(method, "GET")
                 return 200, ok({"name": model.name, "ready": True}), {}
+            if rest == ["config"]:
+                _allow(method, "GET")
+                return 200, ok(model.config()), {}
+            if rest == ["stats"]:
+                _allow(method, "GET")
+                return 200, ok({"model_stats": [model.statistics(self.metrics)]}), {}
             if rest == ["infer"]:
                 _allow(method, "POST")
                 return await self._infer(model, scope, receive)
         if len(parts) == 2 and parts[0] == "predictions":
             return await predictions.handle(self, self._model(parts[1]), method, scope, receive)
         raise RequestError(404, f"no route for {method} /{'/'.join(parts)}; see GET /v2 and /v2/models/<name>")
+
+    def _repository(self, method: str, rest: list[str]):
+        """Triton's model repository extension, read-only: the index, and a clear refusal to load or unload."""
+        if rest == ["index"]:
+            _allow(method, "POST")
+            return 200, orjson.dumps(triton.repository_index(list(self.models))), {}
+        if len(rest) == 3 and rest[0] == "models" and rest[2] in ("load", "unload"):
+            _allow(method, "POST")
+            raise RequestError(400, f"{rest[2]} '{rest[1]}': {triton.UNSUPPORTED_REPOSITORY}")
+        raise RequestError(404, f"no route for {method} /v2/repository/{'/'.join(rest)}; see POST /v2/repository/index")
 
     async def read_body(self, scope, receive) -> bytes:
         declared = _header(scope, b"content-length")
@@ -167,14 +209,29 @@ class ServerApp:
             raise RequestError(400, f"{exc}; split the request into batches of at most "
                                     f"{model.policy.max_batch} rows") from None
 
+    def timed_decode(self, model: ServedModel, decode, *args) -> InferRequest:
+        """Decode a request, its time going to the compute_input statistic (refusals too)."""
+        started = time.perf_counter()
+        try:
+            return decode(*args)
+        finally:
+            self.metrics.decode.observe(time.perf_counter() - started, model=model.name)
+
+    async def answer(self, model: ServedModel, request: InferRequest, encode):
+        """Run a decoded request; `encode(metas, outputs)` makes the answer, its time going to compute_output."""
+        outputs = await self.run_model(model, request.inputs, request.rows)
+        chosen = [next(i for i, m in enumerate(model.outputs) if m.name == name) for name in request.outputs]
+        started = time.perf_counter()
+        encoded = encode([model.outputs[i] for i in chosen], [outputs[i] for i in chosen])
+        self.metrics.encode.observe(time.perf_counter() - started, model=model.name)
+        return encoded
+
     async def _infer(self, model: ServedModel, scope, receive):
         body = await self.read_body(scope, receive)
         length = header_length(_header(scope, b"inference-header-content-length"))
-        request = decode_infer(body, length, model.inputs, model.outputs)
-        outputs = await self.run_model(model, request.inputs, request.rows)
-        chosen = [next(i for i, m in enumerate(model.outputs) if m.name == name) for name in request.outputs]
-        body, headers = encode_infer(model.name, request.id, [model.outputs[i] for i in chosen],
-                                     [outputs[i] for i in chosen], request.binary)
+        request = self.timed_decode(model, decode_infer, body, length, model.inputs, model.outputs)
+        body, headers = await self.answer(
+            model, request, lambda metas, outs: encode_infer(model.name, request.id, metas, outs, request.binary))
         if headers:
             headers["content-type"] = "application/octet-stream"
         return 200, body, headers

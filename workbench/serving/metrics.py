@@ -22,6 +22,11 @@ class Histogram:
         self._counts[key][bisect_left(self.buckets, value)] += 1
         self._sums[key] += value
 
+    def total(self, **labels) -> tuple[int, float]:
+        """How many values were observed with these labels, and their sum."""
+        key = tuple(sorted(labels.items()))
+        return (sum(self._counts[key]), self._sums[key]) if key in self._counts else (0, 0.0)
+
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
         for key, counts in sorted(self._counts.items()):
@@ -61,10 +66,30 @@ class ServerMetrics:
         self.compute = Histogram("workbench_compute_seconds", "Engine time per batch", LATENCY_BUCKETS_S)
         self.batch = Histogram("workbench_batch_size", "Rows per engine call, before padding", BATCH_BUCKETS)
         self.padded = Counter("workbench_padding_rows_total", "Rows of padding added to reach a compiled size")
+        # Triton's statistics (/v2/models/<m>/stats, gRPC ModelStatistics) are read from these and the above.
+        self.failed = Histogram("workbench_failed_request_latency_seconds",
+                                "Time from request read to a refusal or failure, inference requests only",
+                                LATENCY_BUCKETS_S)
+        self.decode = Histogram("workbench_decode_seconds", "Time to decode an inference request's tensors",
+                                LATENCY_BUCKETS_S)
+        self.request_compute = Histogram("workbench_request_compute_seconds",
+                                         "Engine time of the batch each request ran in, per request",
+                                         LATENCY_BUCKETS_S)
+        self.encode = Histogram("workbench_encode_seconds", "Time to encode an inference response",
+                                LATENCY_BUCKETS_S)
+        self.last_inference_ms: dict[str, int] = {}  # per model: wall-clock ms of the last answered inference
+
+    def durations(self, model: str) -> dict[str, tuple[int, float]]:
+        """Per Triton statistic, (count, seconds) for one model: what /stats reports."""
+        return {"success": self.latency.total(model=model), "fail": self.failed.total(model=model),
+                "queue": self.queue.total(model=model), "compute_input": self.decode.total(model=model),
+                "compute_infer": self.request_compute.total(model=model),
+                "compute_output": self.encode.total(model=model)}
 
     def render(self, queue_depths: dict[str, int]) -> str:
         lines = []
-        for metric in (self.requests, self.latency, self.queue, self.compute, self.batch, self.padded):
+        for metric in (self.requests, self.latency, self.queue, self.compute, self.batch, self.padded, self.failed,
+                       self.decode, self.request_compute, self.encode):
             lines += metric.render()
         lines += ["# HELP workbench_queue_depth Rows waiting in the batch queue", "# TYPE workbench_queue_depth gauge"]
         lines += [f'workbench_queue_depth{{model="{m}"}} {d}' for m, d in sorted(queue_depths.items())]

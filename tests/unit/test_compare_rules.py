@@ -1,0 +1,90 @@
+"""`report --compare`'s statistics (#29 item 4): windows in time order, a moving-block bootstrap,
+and no verdict inside the runs' own noise, with too few windows, or across machines; a real change
+beyond all of that is still called (the positive control)."""
+
+import numpy as np
+
+from workbench.report import compare
+
+
+def _latency(raw_us, kind="closed") -> dict:
+    return {"scenario": {"kind": kind, "concurrency": 1}, "result": {"raw_latency_us": list(raw_us)}}
+
+
+def _offline(throughputs) -> dict:
+    return {"scenario": {"kind": "offline", "batch": 8},
+            "result": {"windows": [{"throughput_rps": t} for t in throughputs]}}
+
+
+def _spelled(rng, n=4000, base=100.0, spell=1.0, at=(0.45, 0.6)) -> np.ndarray:
+    """Latencies (us) with a slow spell over a stretch of the run: consecutive values correlated."""
+    values = rng.normal(base, 3, n)
+    lo, hi = int(at[0] * n), int(at[1] * n)
+    values[lo:hi] *= spell
+    return np.round(values)
+
+
+def test_a_record_becomes_windows_in_time_order():
+    series = compare.series(_latency(range(1, 1001)))
+    assert series.lower_is_better and len(series.windows) == compare.MAX_WINDOWS
+    assert np.all(np.diff(series.windows) > 0)  # consecutive chunks, not a shuffle
+    assert len(compare.series(_latency(range(20))).windows) == 4  # at least 5 values a window
+    offline = compare.series(_offline([100.0, 110.0, 90.0]))
+    assert not offline.lower_is_better and list(offline.windows) == [100.0, 110.0, 90.0]
+
+
+def test_the_midmean_moves_where_a_median_of_whole_microseconds_would_not():
+    a = np.array([27] * 60 + [28] * 40)
+    b = np.array([27] * 55 + [28] * 45)
+    assert np.median(a) == np.median(b) == 27
+    assert compare.midmean(a) < compare.midmean(b)
+
+
+def test_latencies_that_vary_never_give_a_zero_width_interval():
+    # whole-microsecond latencies whose median never moves: the old per-request bootstrap gave [x%, x%]
+    rng = np.random.default_rng(3)
+    a = _latency(rng.choice([27, 28], 2000, p=[0.6, 0.4]))
+    b = _latency(rng.choice([27, 28], 2000, p=[0.6, 0.4]))
+    found = compare.change(compare.series(a), compare.series(b))
+    assert found.low < found.high
+    assert found.verdict == compare.NO_CHANGE
+
+
+def test_three_offline_windows_are_too_few_to_tell_even_for_a_big_change():
+    found = compare.change(compare.series(_offline([100.0, 101.0, 99.0])), compare.series(_offline([300.0] * 3)))
+    assert found.verdict == compare.TOO_FEW and found.ratio is None
+
+
+def test_a_slow_spell_in_one_run_is_noise_not_a_regression():
+    rng = np.random.default_rng(4)
+    quiet = _latency(_spelled(rng))
+    spelled = _latency(_spelled(rng, spell=1.4, at=(0.2, 0.7)))  # half the run 40% slower: a neighbour's job
+    found = compare.change(compare.series(quiet), compare.series(spelled))
+    assert found.ratio > 1.1 and found.noise > 0.3
+    assert found.verdict == compare.NO_CHANGE
+
+
+def test_a_real_change_beyond_the_noise_is_called_both_ways():
+    rng = np.random.default_rng(5)
+    a, b = _latency(_spelled(rng)), _latency(_spelled(rng, base=145.0))
+    assert compare.change(compare.series(a), compare.series(b)).verdict == "regression"
+    assert compare.change(compare.series(b), compare.series(a)).verdict == "improvement"
+    slower, faster = _offline(rng.normal(1000, 10, 12)), _offline(rng.normal(1500, 10, 12))
+    assert compare.change(compare.series(slower), compare.series(faster)).verdict == "improvement"
+
+
+def test_different_machines_get_no_verdict_but_keep_their_figures():
+    rng = np.random.default_rng(6)
+    a, b = _latency(_spelled(rng)), _latency(_spelled(rng, base=300.0))
+    found = compare.change(compare.series(a), compare.series(b), same=False)
+    assert found.verdict == compare.OTHER_MACHINE and found.ratio > 2.5
+
+
+def test_the_block_bootstrap_is_wider_than_resampling_single_values_when_values_are_correlated():
+    rng = np.random.default_rng(7)
+    walk = 100 + np.cumsum(rng.normal(0, 1, 400))  # strongly correlated neighbours
+    _, low, high = compare.ratio_interval(walk, walk.copy(), np.mean)
+    iid = np.random.default_rng(0)
+    ratios = [np.mean(iid.choice(walk, 400)) / np.mean(iid.choice(walk, 400)) for _ in range(1000)]
+    iid_low, iid_high = np.percentile(ratios, [2.5, 97.5])
+    assert high - low > 1.5 * (iid_high - iid_low)
