@@ -49,6 +49,11 @@ class TuneDisplay:
     def status(self, text: str) -> None:
         self._update(status=text)
 
+    def plan(self, text: str, duration: str = "") -> None:
+        """Before the first trial: the plan (trials, tasks, why not --trials) and how long it may take."""
+        if self.enabled:
+            console.print(f"{text}{f' Expect {duration}.' if duration else ''}", soft_wrap=True)
+
     def _stopping(self) -> None:
         self._update(status="[yellow]Ctrl-C: stopping after this batch (again to abort)[/yellow]")
 
@@ -75,7 +80,9 @@ def _first_ctrl_c_sets(stop: threading.Event, on_first):
 
 
 def print_summary(summary) -> None:
-    """The per-task table, the estimated latency before and after, the trial rate and the choice."""
+    """The per-task table, the trials against the plan, the estimates beside ONNX Runtime's measured
+    latency, and which figure to trust. Each line is one line whatever the terminal's width
+    (soft_wrap), so a log file or a script's grep reads it whole."""
     table = Table(title=f"{summary.model} on {summary.target}")
     table.add_column("task", overflow="fold", min_width=20)
     chosen = "chosen, cold" if summary.cold_weights else "chosen"
@@ -87,23 +94,53 @@ def print_summary(summary) -> None:
                       f"{t.gflops_per_s:.1f}" if t.gflops_per_s else "-", fmt(t.chosen) if t.chosen else "-",
                       str(t.trials), str(t.errors))
     console.print(table)
-    est = lambda s: f"{s * 1e3:.3f} ms" if s else "unknown (untuned tasks)"  # noqa: E731
-    console.print(f"Estimated end-to-end latency, smallest batch (sum of best kernel times x calls): "
-                  f"{est(summary.estimated_latency_before)} before this run -> "
-                  f"[bold]{est(summary.estimated_latency_after)}[/bold]")
-    console.print(f"Trials: {summary.trials} of a budget of {summary.budget.total} "
-                  f"(at most {summary.budget.per_task} per task) in {summary.seconds / 60:.1f} min = "
-                  f"[bold]{summary.trials_per_minute:.1f} trials/min[/bold]; records "
-                  f"{summary.records_before} -> {summary.records_after} in {summary.database}")
+    for line in summary_lines(summary):
+        console.print(line, soft_wrap=True)
+    if note := untuned_note(summary):
+        err_console.print(f"[yellow]warning:[/yellow] {note}", soft_wrap=True)
+
+
+def trials_line(summary) -> str:
+    """The trials run against the plan, with the reason wherever the two differ."""
+    budget, plan = summary.budget, summary.plan
+    text = f"Trials: {summary.trials} of the {budget.total} planned"
+    if plan is not None and budget.total != plan.requested:
+        text += f" (--trials {plan.requested}: see the plan above)"
+    if summary.trials > budget.total:  # MetaSchedule checks the budget before a batch, never inside one
+        text += (f"; MetaSchedule runs its last batch whole, so {summary.trials - budget.total} more than planned "
+                 f"(batches of up to {budget.per_iter})")
+    elif summary.trials < budget.total and not (summary.interrupted or summary.out_of_time):
+        text += "; every task reached its cap or its search space ran out first"
+    text += (f", at most {budget.per_task} per task, in {summary.seconds / 60:.1f} min of search = "
+             f"[bold]{summary.trials_per_minute:.1f} trials/min[/bold]")
+    if summary.retimed:
+        text += f", then {summary.retime_seconds / 60:.1f} min choosing"
+    return (f"{text}; records {summary.records_before} -> {summary.records_after} in {summary.database}")
+
+
+def summary_lines(summary) -> list[str]:
+    """What follows the table (its own lines, so tests read them without a terminal)."""
+    from workbench.compiler.tunefigures import trust_note
+
+    ms = lambda s: f"{s * 1e3:.3f} ms" if s else "unknown (untuned tasks)"  # noqa: E731
+    lines = [trials_line(summary)]
     if summary.retimed:
         other = sum(1 for r in summary.retimed if r.rank != 0)
-        timed, caveat = (("with cold weights", " (every weight and output cold, so it runs high)")
-                         if summary.cold_weights else ("warm", ""))
-        console.print(f"Chose the schedules of {len(summary.retimed)} tasks by timing their best records side "
-                      f"by side {timed} ({summary.retime_seconds:.0f} s): {other} differ from tuning's "
-                      f"best; estimate from those timings{caveat}: {est(summary.estimated_latency_chosen)}")
-    if note := untuned_note(summary):
-        err_console.print(f"[yellow]warning:[/yellow] {note}")
+        lines.append(f"Chose the schedules of {len(summary.retimed)} tasks by timing their best records side by side "
+                     f"{'with cold weights' if summary.cold_weights else 'warm'}: {other} differ from tuning's best.")
+    cold = ", cold weights" if summary.cold_weights else ""
+    lines.append(f"Latency of {summary.model} at batch {summary.batch}:")
+    lines.append(f"  {ms(summary.estimated_latency_after)}  tuning's estimate (each kernel's best timing x its "
+                 f"calls, summed{cold}; {ms(summary.estimated_latency_before)} before this run)")
+    if summary.retimed:
+        lines.append(f"  {ms(summary.estimated_latency_chosen)}  re-timed estimate (the chosen schedules timed "
+                     f"again side by side, medians{cold})")
+    ort = summary.onnxruntime_latency_s
+    lines.append(f"  {ort * 1e3:.3f} ms  ONNX Runtime, measured now (the whole model, p50)" if ort else
+                 f"  ONNX Runtime: {summary.onnxruntime_note or 'not measured'}")
+    hint = f"`workbench bench --model {summary.model} --target {summary.target}` measures TVM's build against it."
+    lines.append(trust_note(summary.estimated_latency_after, summary.estimated_latency_chosen, ort, hint))
+    return lines
 
 
 def untuned_note(summary) -> str:

@@ -57,7 +57,9 @@ def test_tune_twice_resumes_then_compile_passes_gate(project, tmp_path, monkeypa
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # this process's temporary files
     monkeypatch.setenv("TMPDIR", str(scratch))  # and the build and timing workers'
     first = tune(source, profile, 9, (1,), db_dir)
-    assert not list(scratch.iterdir())  # the candidates, tuned and chosen among, leave nothing behind
+    # The candidates, tuned and chosen among, leave nothing behind (ONNX Runtime, timed after tuning
+    # for comparison, keeps one small file of its own, .ses, per temporary directory).
+    assert not [p for p in scratch.iterdir() if p.name != ".ses"]
     assert first.trials == 9 and first.records_after == records_in(db_dir) > 0
     assert all(t.trials >= 1 for t in first.tasks)  # the first round reaches every task
     assert all(t.best_before is None for t in first.tasks)

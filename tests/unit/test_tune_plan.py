@@ -61,3 +61,18 @@ def test_over_rpc_there_is_no_choice_step_and_off_is_off():
 def test_a_model_without_kernels_has_nothing_to_plan():
     with pytest.raises(WorkbenchError, match="model 'm' has no kernels to tune"):
         plan(request(), num_tasks=0)
+
+
+def test_the_plan_says_up_front_why_it_runs_more_trials_than_asked():
+    """Issue #29, item 7: `--trials 32` became 52 trials without saying why before the first one."""
+    text = plan(request(trials=32, batch_sizes=(1, 8)), num_tasks=52).describe()
+    assert text.startswith("Plan: 52 trials over 52 tasks (the model's kernels at batch sizes 1, 8)")
+    assert "--trials 32 is raised to 52 because every task needs at least one trial" in text
+    assert "Then each task's best 8 records are timed again side by side" in text
+
+
+def test_the_plan_says_why_it_runs_fewer_and_nothing_when_as_asked():
+    assert "; not 600: 9 tasks x at most 64 each." in plan(request(trials=600), num_tasks=9).describe()
+    exact = plan(request(trials=128, retime_pool=0), num_tasks=2).describe()
+    assert exact == ("Plan: 128 trials over 2 tasks (the model's kernels at batch size 1), 32 per batch, "
+                     "at most 64 per task.")

@@ -19,8 +19,8 @@ from workbench.compiler.measure import reused_pool_builder, runner_for
 from workbench.compiler.retime import POOL, RetimedTask, select_schedules
 from workbench.compiler.scheduler import Budget, plan_budget
 from workbench.compiler.tasks import estimated_latency, extract, kernel_digests, prepared_modules
+from workbench.compiler.tunefigures import expected_minutes, measure_onnxruntime
 from workbench.compiler.tunesession import TaskResult, TuningSession
-from workbench.console import warn
 from workbench.errors import TargetError, WorkbenchError
 from workbench.models import ModelSource, load
 from workbench.targets import TargetProfile
@@ -57,6 +57,27 @@ class TunePlan:
     budget: Budget
     retime_pool: int  # 0: no choice step
     note: str = ""  # why the session runs another number of trials than asked
+    requested: int = 0  # --trials
+    num_tasks: int = 0
+    batch_sizes: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        """The plan as `tune` prints it before the first trial: how many trials, over what, and
+        why that is not --trials when it is not."""
+        budget, sizes = self.budget, ", ".join(map(str, self.batch_sizes))
+        plural = "s" if len(self.batch_sizes) > 1 else ""
+        text = (f"Plan: {budget.total} trials over {self.num_tasks} tasks (the model's kernels at batch size{plural} "
+                f"{sizes}), {budget.per_iter} per batch, at most {budget.per_task} per task")
+        if budget.total > self.requested:
+            text += (f"; --trials {self.requested} is raised to {budget.total} because every task needs at least "
+                     "one trial to leave TVM's very slow default schedule")
+        elif budget.total < self.requested:
+            text += f"; not {self.requested}: {self.num_tasks} tasks x at most {budget.per_task} each"
+        text += "."
+        if self.retime_pool:
+            text += (f" Then each task's best {self.retime_pool} records are timed again side by side to choose "
+                     "its schedule.")
+        return text
 
 
 def plan(request: TuneRequest, num_tasks: int) -> TunePlan:
@@ -72,7 +93,8 @@ def plan(request: TuneRequest, num_tasks: int) -> TunePlan:
         note = (f"running {budget.total} of {trials} trials: {num_tasks} tasks x at most {budget.per_task} each "
                 f"(trials_per_task = {profile.trials_per_task} in {profile.path.name})")
     # Over RPC the device that would time the candidates side by side is elsewhere.
-    return TunePlan(budget, request.retime_pool if profile.rpc is None else 0, note)
+    return TunePlan(budget, request.retime_pool if profile.rpc is None else 0, note, trials, num_tasks,
+                    tuple(request.batch_sizes))
 
 
 @dataclass
@@ -82,7 +104,7 @@ class TuneSummary:
     database: Path
     budget: Budget
     tasks: list[TaskResult]
-    seconds: float
+    seconds: float  # the search (the choice after it is retime_seconds)
     records_before: int
     records_after: int
     interrupted: bool
@@ -96,6 +118,10 @@ class TuneSummary:
     # timing each), so it is kept beside the curve, not on it.
     estimated_latency_chosen: float | None = None
     curve: list[tuple[float, int, float | None]] = field(default_factory=list)
+    plan: TunePlan | None = None
+    batch: int = 1  # the smallest batch size: the one the estimates and ONNX Runtime's latency are for
+    onnxruntime_latency_s: float | None = None  # the whole model, measured after tuning
+    onnxruntime_note: str = ""  # why there is no such figure
 
     @property
     def trials(self) -> int:
@@ -154,8 +180,7 @@ def _tune_locked(request: TuneRequest, model, database: TuningDatabase, devices:
     target = make_target(database.target)
     tasks = extract(prepared_modules(model, request.batch_sizes, target), target)
     tune_plan = plan(request, len(tasks))
-    if tune_plan.note:
-        warn(tune_plan.note)
+    display.plan(tune_plan.describe(), expected_minutes(database.sessions(), tune_plan.budget.total))
     session = TuningSession(tasks, target, database.open(), tune_plan.budget, request.minutes)
     kind = database.target["kind"]
     session.prepare(kind, str(database.directory / "logs"), request.seed)
@@ -163,18 +188,32 @@ def _tune_locked(request: TuneRequest, model, database: TuningDatabase, devices:
     retimed, retime_seconds = [], 0.0
     with display.session(request.source.name, tune_plan.budget.total, session.stop), _shut_down_after(builder):
         session.run(builder, runner_for(profile, devices), display)
+        search_seconds = session.seconds
         if tune_plan.retime_pool and not session.stop.is_set():
             retimed, retime_seconds = _choose(session, database, builder, profile, tune_plan.retime_pool, display)
+        batch = min(request.batch_sizes)
+        onnxruntime_s, onnxruntime_note = _onnxruntime(request, model, batch, session.stop.is_set(), display)
     summary = TuneSummary(
         model=request.source.name, target=profile.name, database=database.directory, budget=tune_plan.budget,
-        tasks=session.results, seconds=session.seconds, records_before=records_before,
+        tasks=session.results, seconds=search_seconds, records_before=records_before,
         records_after=database.record_count(), interrupted=session.stop.is_set(),
         out_of_time=session.out_of_time.is_set(), minutes_limit=request.minutes, cold_weights=profile.cold_weights,
         kernels=kernel_digests(tasks), retimed=retimed, retime_seconds=retime_seconds, curve=session.curve,
         estimated_latency_chosen=estimated_latency(tasks, [r.chosen or r.best_after for r in session.results])
-        if retimed else None)
+        if retimed else None, plan=tune_plan, batch=batch, onnxruntime_latency_s=onnxruntime_s,
+        onnxruntime_note=onnxruntime_note)
     database.append_session(session_record(request, summary, devices))
     return summary
+
+
+def _onnxruntime(request: TuneRequest, model, batch: int, interrupted: bool, display) -> tuple[float | None, str]:
+    """ONNX Runtime's latency of the whole model, beside tuning's estimates (compiler/tunefigures.py)."""
+    if interrupted:
+        return None, "not measured: interrupted"
+    if request.profile.rpc is not None:
+        return None, "not measured: the model runs on the RPC device, not here"
+    display.status(f"timing ONNX Runtime on the whole model at batch {batch}, for comparison")
+    return measure_onnxruntime(request.source.path, model, batch, tuple(request.profile.onnxruntime_providers))
 
 
 def _choose(session: TuningSession, database: TuningDatabase, builder, profile: TargetProfile, pool: int,
@@ -197,7 +236,8 @@ def session_record(request: TuneRequest, summary: TuneSummary, devices: int = 1)
     return {
         "format": 1,
         # Written when the session ends: its start is that moment less its duration.
-        "started": (datetime.now(timezone.utc) - timedelta(seconds=summary.seconds)).isoformat(timespec="seconds"),
+        "started": (datetime.now(timezone.utc) - timedelta(seconds=summary.seconds + summary.retime_seconds)
+                    ).isoformat(timespec="seconds"),
         "model": request.source.name, "model_sha256": request.source.sha256(), "target": profile.name,
         "batch_sizes": list(request.batch_sizes), "trials_requested": request.trials, "trials": summary.trials,
         "errors": sum(t.errors for t in summary.tasks), "seconds": round(summary.seconds, 2),
@@ -206,6 +246,7 @@ def session_record(request: TuneRequest, summary: TuneSummary, devices: int = 1)
         "measured_on": ({"rpc_tracker": f"{profile.rpc.tracker_host}:{profile.rpc.tracker_port}",
                          "rpc_key": profile.rpc.key, "devices": devices} if profile.rpc else {"local": True}),
         "estimated_latency_s": summary.estimated_latency_after, "cold_weights": summary.cold_weights,
+        "trials_planned": summary.budget.total, "onnxruntime_latency_s": summary.onnxruntime_latency_s,
         "retime": {"seconds": round(summary.retime_seconds, 2),
                    "estimated_latency_s": summary.estimated_latency_chosen,
                    "tasks": [{"name": r.name, "stored_s": r.stored_s, "retimed_s": r.retimed_s, "records": r.records,
