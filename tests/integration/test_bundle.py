@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from tests.helpers import assert_one_line_error, call, make_project, workbench_cli
 from workbench import models, reference
@@ -72,7 +73,10 @@ def test_export_writes_a_complete_checksummed_bundle(archive, tmp_path):
     assert manifest["files"] == file_digests(root) and manifest["sizes"] == file_sizes(root)
     assert manifest["batch_sizes"] == [1, 4] and sorted(manifest["libraries"]) == ["1", "4"]
     assert {"lib/mlp-b1.so", "lib/mlp-b4.so", "model/mlp.onnx", "samples/b1.npz", "perf.json", "requirements.txt",
-            "Dockerfile", "README.md", "runtime/workbench/serving/server.py"} <= set(manifest["files"])
+            "Dockerfile", "README.md", "runtime/workbench/serving/server.py",
+            "deploy/kserve.yaml"} <= set(manifest["files"])
+    service = yaml.safe_load((root / "deploy" / "kserve.yaml").read_text())
+    assert service["kind"] == "InferenceService" and service["metadata"]["name"] == "mlp-host"
     assert manifest["requires"]["machine"] and manifest["tuned_on"]["fingerprint_id"]
     assert "apache-tvm-ffi==0.1.14.post1" in (root / "requirements.txt").read_text().splitlines()
     card = json.loads((root / "perf.json").read_text())

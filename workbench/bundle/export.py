@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench import fingerprint, models, records, reference
-from workbench.bundle import FORMAT, MANIFEST, templates
+from workbench.bundle import FORMAT, MANIFEST, kserve, templates
 from workbench.bundle.archive import ARCHIVE_SUFFIX, file_digests, file_sizes, pack
 from workbench.compiler.builder import CompileRequest, ensure_build
 from workbench.errors import WorkbenchError
@@ -202,6 +202,8 @@ def export_bundle(request: ExportRequest, on_compile=lambda: None) -> tuple[Path
         manifest = _manifest(request, built, model, name, libraries, model_file, samples, card, labels)
         manifest["recommended"] = recommended
         (root / "README.md").write_text(templates.readme(manifest, card))
+        (root / "deploy").mkdir()  # the sizes of lib/ and model/ set its memory request
+        (root / "deploy" / "kserve.yaml").write_text(kserve.kserve_yaml({**manifest, "sizes": file_sizes(root)}))
         manifest["files"] = file_digests(root)
         manifest["sizes"] = file_sizes(root)
         (root / MANIFEST).write_text(json.dumps(manifest, indent=2))

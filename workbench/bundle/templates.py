@@ -63,10 +63,35 @@ physical core.
 """
 
 
+def _kserve(tag: str) -> str:
+    """How to deploy deploy/kserve.yaml, and how it scales."""
+    return f"""## Deploy on KServe
+
+`deploy/kserve.yaml` is a KServe `InferenceService` (serving.kserve.io/v1beta1) whose predictor runs
+this bundle's Docker image:
+
+    docker build -t REGISTRY/{tag} . && docker push REGISTRY/{tag}   # REGISTRY: where the cluster pulls from
+    # set `image:` in deploy/kserve.yaml (now "{tag}") to REGISTRY/{tag}, then
+    kubectl apply -f deploy/kserve.yaml && kubectl get inferenceservice
+
+It runs in KServe's Standard (raw Deployment) mode, which serves both of the container's ports:
+HTTP on 8080 (OIP v2 REST and `/metrics`, scraped by Prometheus through the pod annotations) and
+gRPC on 8081 (OIP v2, `h2c`). The pod is ready when `/v2/health/ready` answers and restarted when
+`/v2/health/live` stops answering; it asks for 2 CPUs and memory for the runtime plus twice the
+libraries and model. **Scaling**: one server process per pod, so throughput grows by replicas: a
+HorizontalPodAutoscaler adds pods (from `minReplicas` 1 up to `maxReplicas` 4; edit both) when the
+pods' CPU passes 70% of their request, and KServe's service spreads requests over the ready ones.
+Every node it lands on needs what `manifest.json` "requires" (pin the pods with a `nodeSelector`
+on a CPU-feature or GPU label where the cluster's nodes differ).
+
+"""
+
+
 def readme(manifest: dict, card: dict) -> str:
     name, model = manifest["name"], manifest["model"]["name"]
     needs = manifest["requires"]
     python, venv = needs["python"], f"../{name}-venv"
+    tag = f"{name}:{manifest.get('version', '1')}"  # the image the Dockerfile builds, as deploy/kserve.yaml names it
     batch = min(manifest["batch_sizes"])
     hardware = (f"an NVIDIA GPU ({needs['gpu_arch']})" if needs["device"] == "cuda"
                 else f"an {needs['machine']} CPU with {', '.join(needs['cpu_flags']) or 'no special ISA'}")
@@ -110,7 +135,7 @@ Outputs:
 Requests are batched dynamically up to the largest compiled batch size; a request with more rows
 than that is answered 400. A full queue is answered 503 with Retry-After.
 
-## Performance card
+{_kserve(tag)}## Performance card
 
 {_figures(card)}
 ## Contents
