@@ -9,11 +9,12 @@ those windows, A and B resampled independently. A change is called only when
 - both records have at least 6 windows ("too few windows to tell" otherwise: an interval from 3
   values says nothing),
 - the two runs were measured on the same machine ("no verdict" otherwise), and
-- the whole 95% interval of B/A lies beyond the larger of 5% and the runs' own noise: the
-  10th-90th percentile spread of a run's windows around their median, the larger of the two runs'.
-  A machine that moves that much from one window to the next moves as much between two runs of the
-  same build (a slow spell on a shared machine outlasts a run), which no interval from within a
-  run can show.
+- the whole 95% interval of B/A lies beyond the largest of 5%, the runs' own noise (the
+  10th-90th percentile spread of a run's windows around their median, the larger of the two
+  runs') and how far the machine itself moved between the runs (the float32 peak each bench
+  measured; for served engines also server-null, the harness, on the same scenario). A machine
+  that moves that much within a run, or between runs, moves two runs of one build as far, which
+  no interval from within a run can show.
 Otherwise it says "no significant change".
 """
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workbench import bootstrap, scenarios
+from workbench.engines import registry
 from workbench.fingerprint import OLDER_KIND_NOTE, describe_cpu, fingerprint_kind, same_machine
 from workbench.report.page import CSS, esc, num, scenario_label, table
 from workbench.report.run import Run
@@ -96,21 +98,50 @@ class Change:
     ratio: float | None = None
     low: float | None = None
     high: float | None = None
-    noise: float | None = None
+    beyond: float | None = None  # how far beyond 1 the whole interval must lie to be called a change
+    why: str = ""  # which bound set `beyond`
     verdict: str = TOO_FEW
 
 
-def change(sa: Series, sb: Series, same: bool = True) -> Change:
-    """B against A: the ratio of the windows' means, its interval, the runs' noise and the verdict."""
+def change(sa: Series, sb: Series, same: bool = True, moved: dict[str, float] | None = None) -> Change:
+    """B against A: the ratio of the windows' means, its interval, the bound it must clear (5%, the
+    runs' noise, or how far the machine itself moved between the runs: `moved`) and the verdict."""
     found = Change(float(np.mean(sa.windows)) if len(sa.windows) else float("nan"),
                    float(np.mean(sb.windows)) if len(sb.windows) else float("nan"))
     if min(len(sa.windows), len(sb.windows)) < MIN_WINDOWS:
         return found
     found.ratio, found.low, found.high = ratio_interval(sa.windows, sb.windows, np.mean)
-    found.noise = max(noise(sa.windows), noise(sb.windows))
-    found.verdict = (classify(found.low, found.high, sa.lower_is_better, max(THRESHOLD, found.noise))
-                     if same else OTHER_MACHINE)
+    bounds = {"5%": THRESHOLD, "runs' noise": max(noise(sa.windows), noise(sb.windows)), **(moved or {})}
+    found.why = max(bounds, key=bounds.get)
+    found.beyond = bounds[found.why]
+    found.verdict = classify(found.low, found.high, sa.lower_is_better, found.beyond) if same else OTHER_MACHINE
     return found
+
+
+def drift(a: float | None, b: float | None) -> float | None:
+    """How far apart two measurements of the same thing are, as a fraction of the smaller."""
+    if not a or not b or a <= 0 or b <= 0:
+        return None
+    return max(a, b) / min(a, b) - 1
+
+
+def machine_moved(a: Run, b: Run, pairs: dict) -> dict[tuple, dict[str, float]]:
+    """Per (engine, scenario): how far the machine itself moved between the runs, by the figures that
+    measure the machine, not the engine: each run's float32 peak (context.json), and for served
+    engines server-null (the harness) on the same scenario."""
+    peaks = [(run.context.get("machine_peak") or {}).get("peak_gflops") for run in (a, b)]
+    peak = drift(*peaks)
+    moved = {}
+    for key in pairs:
+        found = {"machine's peak moved": peak} if peak is not None else {}
+        null = pairs.get((registry.SERVER_NULL, key[1]))
+        if key[0] not in (registry.SERVER_NULL, registry.NULL) and null is not None and \
+                pairs[key][0].metric == null[0].metric and key[1].split()[0] in ("closed", "open"):
+            harness = drift(float(np.mean(null[0].windows)), float(np.mean(null[1].windows)))
+            if harness is not None:
+                found["server-null moved"] = harness
+        moved[key] = found
+    return moved
 
 
 def machine_warning(a: Run, b: Run) -> str:
@@ -134,26 +165,25 @@ def _row(engine: str, label: str, metric: str, c: Change) -> list[str]:
     if c.ratio is None:
         figures = ["-", "-", "-"]
     else:
-        figures = [f"{c.ratio - 1:+.1%}", f"[{c.low - 1:+.1%}, {c.high - 1:+.1%}]", f"&plusmn;{c.noise:.1%}"]
+        figures = [f"{c.ratio - 1:+.1%}", f"[{c.low - 1:+.1%}, {c.high - 1:+.1%}]",
+                   f"&plusmn;{c.beyond:.1%} ({esc(c.why)})"]
     return [esc(engine), label, metric, num(c.a), num(c.b), *figures, f'<span class="{css}">{c.verdict}</span>']
 
 
 def compare(a: Run, b: Run) -> str:
-    rows = []
     same = same_machine(a.provenance, b.provenance)[0]
     keyed_a = {(r["engine"], scenario_label(r)): r for r in a.ok()}
+    pairs = {}
     for r in b.ok():
         key = (r["engine"], scenario_label(r))
-        if key not in keyed_a:
-            continue
-        sa, sb = series(keyed_a[key]), series(r)
-        if sa is None or sb is None:
-            continue
-        rows.append(_row(*key, sa.metric, change(sa, sb, same)))
+        if key in keyed_a and (sa := series(keyed_a[key])) is not None and (sb := series(r)) is not None:
+            pairs[key] = (sa, sb)
+    moved = machine_moved(a, b, pairs)
+    rows = [_row(*key, sa.metric, change(sa, sb, same, moved[key])) for key, (sa, sb) in pairs.items()]
     warning = machine_warning(a, b)
     if a.records[0]["model"]["sha256"] != b.records[0]["model"]["sha256"]:
         warning += '<div class="warn">&#9888; The two runs measured different model files.</div>'
-    headers = ["engine", "scenario", "metric", "A", "B", "change", "95% interval", "runs' noise", "verdict"]
+    headers = ["engine", "scenario", "metric", "A", "B", "change", "95% interval", "called beyond", "verdict"]
     body = (table(headers, rows) if rows
             else '<p class="muted">The runs have no engine and scenario in common to compare.</p>')
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>workbench comparison</title>"
@@ -162,6 +192,7 @@ def compare(a: Run, b: Run) -> str:
             f"{MAX_WINDOWS} consecutive windows (offline throughput keeps the bench's windows); a latency window's "
             "figure is the mean of its middle half. The interval is a moving-block bootstrap "
             f"({BOOTSTRAP} resamples) of the ratio of the windows' means, B/A. A change is called only when the "
-            f"whole 95% interval is beyond the larger of &plusmn;{THRESHOLD:.0%} and the runs' noise (the "
-            f"10th-90th percentile spread of a run's windows); under {MIN_WINDOWS} windows, nothing is "
-            "called.</p></section></body></html>")
+            f"whole 95% interval is beyond the largest of &plusmn;{THRESHOLD:.0%}, the runs' noise (the "
+            "10th-90th percentile spread of a run's windows) and how far the machine itself moved between the "
+            "runs (its measured float32 peak; server-null for served engines); under "
+            f"{MIN_WINDOWS} windows, nothing is called.</p></section></body></html>")
