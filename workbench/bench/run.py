@@ -3,13 +3,15 @@ direct engine that cannot open or a served engine that fails to start is recorde
 still run), then the paired run."""
 
 import dataclasses
+import shutil
 from pathlib import Path
 
-from workbench import records
+from workbench import records, scenarios
+from workbench.bench import slo
 from workbench.bench.config import BenchConfig, validate
 from workbench.bench.context import ensure_build, write_context
 from workbench.bench.direct import run_direct, run_paired, run_remote_direct
-from workbench.bench.served import run_served, server_process
+from workbench.bench.served import check_remote_model, run_served, server_process
 from workbench.bench.session import BenchRun
 from workbench.console import warn
 from workbench.engines import registry
@@ -35,18 +37,26 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
             raise WorkbenchError(f"target '{profile.name}' cannot run on this machine ({why}); bench the "
                                  f"host target here, or drop the tvm engines with --engines")
         run.build_dir = ensure_build(run)
+    if config.url:  # before the run folder: a server without the model is one line, not an empty run
+        check_remote_model(config.url.rstrip("/"), run.source.name)
+    created = not run.run_dir.exists()
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    direct_run = bool(set(engines) & set(registry.DIRECT))
-    if direct_run:
-        display.phase("machine", "measuring float32 peak and memory bandwidth")
-    write_context(run, measure_peak=direct_run)
-    display.start(run.run_id)
     try:
-        _run_engines(run, engines)
+        direct_run = bool(set(engines) & set(registry.DIRECT))
+        if direct_run:
+            display.phase("machine", "measuring float32 peak and memory bandwidth")
+        write_context(run, measure_peak=direct_run)
+        display.start(run.run_id)
+        try:
+            _run_engines(run, engines)
+            _check_slo_ceiling(run)
+        finally:
+            display.stop()
+            if run.records:
+                records.write_csv(run.run_dir, run.records)
     finally:
-        display.stop()
-        if run.records:
-            records.write_csv(run.run_dir, run.records)
+        if created and not run.records:  # stopped before its first record: leave no empty run behind
+            shutil.rmtree(run.run_dir, ignore_errors=True)
     return run.run_dir, run.records
 
 
@@ -71,6 +81,20 @@ def _run_engines(run: BenchRun, engines: list[str]) -> None:
             _run_server_engine(run, engine)
     if len(passed) > 1:
         run_paired(run, dict(sorted(passed.items(), key=lambda e: e[0] == registry.REFERENCE)))
+
+
+def _check_slo_ceiling(run: BenchRun) -> None:
+    """server-null's SLO search is the harness's own ceiling: an engine found above it means noise
+    decided a search, so every SLO record of the run is flagged (its file rewritten) and not trusted."""
+    why = slo.ceiling_flag(run.records)
+    if why is None:
+        return
+    warn(f"SLO search: {why}")
+    for record in run.records:
+        if record["scenario"]["kind"] == scenarios.SLO_SEARCH and record.get("result"):
+            earlier = record["result"].get("flag")
+            record["result"]["flag"] = f"{earlier}; {why}" if earlier else why
+            records.write_record(run.run_dir, record)
 
 
 def _run_server_engine(run: BenchRun, engine: str) -> None:

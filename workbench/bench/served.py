@@ -1,9 +1,13 @@
 """Engines behind a real server on 127.0.0.1 (or an external URL), driven by the load generator:
 closed loop per concurrency, open loop at --rate, and the SLO search."""
 
+from urllib.parse import quote
+
 import numpy as np
 
+from workbench.bench import slo
 from workbench.bench.session import BenchRun
+from workbench.console import warn
 from workbench.engines import registry
 from workbench.errors import WorkbenchError
 from workbench.load import generator
@@ -51,11 +55,57 @@ def server_process(run: BenchRun, engine: str):
                      "max_delay_ms": config.max_delay_ms}}
 
 
+def model_url(url: str, name: str, *rest: str) -> str:
+    """A model's v2 URL, its name quoted (a file "my model.onnx" is the model "my model")."""
+    return "/".join([url, "v2", "models", quote(name, safe=""), *rest])
+
+
+def check_remote_model(url: str, name: str) -> None:
+    """Before a run folder exists: the server at --url answers and has the model; else one line that
+    names the models it has (or says how to list them)."""
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(model_url(url, name), timeout=30):
+            return
+    except HTTPError as exc:
+        if exc.code != 404:  # no metadata route, say: the check request decides
+            return
+        raise WorkbenchError(f"the server at {url} has no model '{name}' ({_models_there(url, exc.read())}); "
+                             "pass --model with one of its models, or serve this one there") from None
+    except (OSError, ValueError) as exc:
+        raise WorkbenchError(f"the check request to {url} failed ({type(exc).__name__}: {exc}); is a server for "
+                             f"'{name}' running there?") from None
+
+
+def _models_there(url: str, not_found: bytes) -> str:
+    """What the server says it has: its repository index (Triton's extension), else its 404's words."""
+    import json
+    from urllib.request import Request, urlopen
+
+    try:
+        request = Request(f"{url}/v2/repository/index", data=b"{}", headers={"Content-Type": "application/json"})
+        with urlopen(request, timeout=10) as response:
+            names = sorted({str(m["name"]) for m in json.loads(response.read())})
+        return f"it has: {', '.join(names)}" if names else "its repository index lists no model"
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    try:
+        said = json.loads(not_found).get("error")
+    except (ValueError, AttributeError):
+        said = None
+    if said:
+        return "it says: " + " ".join(str(said).split())[:300]
+    return (f"it does not list its models; POST {url}/v2/repository/index did not answer, so ask whoever "
+            "started it which names it serves")
+
+
 def check_served(run: BenchRun, url: str) -> dict:
     from urllib.request import Request, urlopen
 
     rows = run.inputs.request_rows
-    request = Request(f"{url}/v2/models/{run.source.name}/infer", data=encode_request(run.inputs.sample(rows)),
+    request = Request(model_url(url, run.source.name, "infer"), data=encode_request(run.inputs.sample(rows)),
                       headers={"Content-Type": "application/json"})
     with urlopen(request, timeout=60) as response:
         by_name = decode_response(response.read())
@@ -81,7 +131,7 @@ def run_served(run: BenchRun, engine: str, url: str, settings: dict, alive=lambd
         run.save(engine, {"kind": "closed"}, settings, correctness, None, "rejected",
                  "served outputs differ from ONNX Runtime (or the check request failed); not timed")
         return
-    endpoint = Endpoint.parse(url, f"/v2/models/{run.source.name}/infer")
+    endpoint = Endpoint.parse(url, model_url("", run.source.name, "infer"))
     samples = [run.inputs.sample(run.inputs.request_rows, i) for i in range(N_PAYLOADS)]
     if run.config.wire == "binary":
         requests = [endpoint.post(*encode_binary_request(s)) for s in samples]
@@ -123,25 +173,20 @@ def _open(run: BenchRun, endpoint, requests, rate: float) -> dict:
     return generator.run(generator.open_loop(_load_spec(run, endpoint, requests), rate, run.config.seed)).summary()
 
 
-def _slo_search(run: BenchRun, engine, endpoint, requests, settings, correctness, steps: int = 6) -> None:
-    """Bisect the open-loop rate: the highest rate whose p99 stays under the bound, with no errors."""
+def _slo_search(run: BenchRun, engine, endpoint, requests, settings, correctness) -> None:
+    """Bisect the open-loop rate from 1.2x the closed loop's best throughput (bench/slo.py: steps
+    that break monotonicity, and the boundary it ends on, are measured again)."""
     bound = run.config.slo_p99_ms
     closed = [r["result"]["throughput_rps"] for r in run.records
               if r["engine"] == engine and r["scenario"]["kind"] == "closed" and r["result"]]
-    high = 1.2 * max(closed) if closed else 1000.0
-    low, best, trials = 0.0, None, []
-    rate = high
-    for _ in range(steps):
-        run.display.phase(engine, f"SLO search: {rate:.0f} requests/s (p99 bound {bound:g} ms)")
-        result = _open(run, endpoint, requests, rate)
-        ok = result["latency_ms"]["p99_ms"] <= bound and not result["errors"]
-        trials.append({"rate": rate, "p99_ms": result["latency_ms"]["p99_ms"], "errors": result["errors"],
-                       "throughput_rps": result["throughput_rps"], "passed": ok})
-        if ok:
-            low, best = rate, result
-        else:
-            high = rate
-        rate = (low + high) / 2
-    found = {"max_rate_rps": low if best else None, "trials": trials, "at_max_rate": best}
-    run.save(engine, {"kind": "slo-search", "slo_p99_ms": bound, "steps": steps, **_durations(run)},
-             settings, correctness, {**(best or {}), **found})
+
+    def measure(rate: float, why: str | None) -> dict:
+        again = f"re-measuring ({why}): " if why else ""
+        run.display.phase(engine, f"SLO search: {again}{rate:.0f} requests/s (p99 bound {bound:g} ms)")
+        return _open(run, endpoint, requests, rate)
+
+    found = slo.search(measure, bound, 1.2 * max(closed) if closed else 1000.0)
+    if found["flag"]:
+        warn(f"{engine}: SLO search: {found['flag']}")
+    run.save(engine, {"kind": "slo-search", "slo_p99_ms": bound, "steps": slo.STEPS, **_durations(run)},
+             settings, correctness, found)

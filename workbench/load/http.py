@@ -8,9 +8,11 @@ development server does, after every response) costs a reconnect, as it would an
 
 import asyncio
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
+
+PATH_SAFE = "/%:@!$&'()*+,;=-._~"  # RFC 3986's path characters, and % for what is already quoted
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,9 @@ class Endpoint:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"'{url}' is not an http://host:port URL")
-        return cls(parts.hostname, parts.port or 80, parts.path.rstrip("/") + path)
+        # a request line cannot carry a space or a control character: anything not already
+        # percent-encoded is quoted (a model named "my model" is /v2/models/my%20model/infer)
+        return cls(parts.hostname, parts.port or 80, quote(parts.path.rstrip("/") + path, safe=PATH_SAFE))
 
     def post(self, body: bytes, headers: dict[str, str] | None = None) -> bytes:
         lines = [f"POST {self.path} HTTP/1.1", f"Host: {self.host}:{self.port}",
