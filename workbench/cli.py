@@ -14,14 +14,17 @@ from workbench.commands.common import (
     BatchOpt,
     DatabaseOpt,
     DecideByOpt,
+    LayoutOpt,
     ModelOpt,
     RtolOpt,
     TargetOpt,
     compile_request,
     database_dir,
+    model_batch_sizes,
     one_line_errors,
     parse_batch_sizes,
     parse_int_list,
+    prefer_layout,
 )
 from workbench.commands.fleet import fleet_app
 from workbench.console import console, err_console
@@ -109,7 +112,8 @@ def tune(model: ModelOpt, target: TargetOpt,
              help="Stop after the batch that passes this many minutes (everything measured is kept)")] = None,
          retime_pool: Annotated[int, typer.Option(
              help="After tuning, choose each task's schedule among this many of its best records, timed "
-                  "side by side as tuning timed them (0: off)")] = 8) -> None:
+                  "side by side as tuning timed them (0: off)")] = 8,
+         layout_pass: LayoutOpt = None) -> None:
     """Tune a model's kernels with MetaSchedule; records go to the target's shared database."""
     from workbench.compiler.tuner import TuneRequest
     from workbench.compiler.tuner import tune as run_tune
@@ -118,11 +122,13 @@ def tune(model: ModelOpt, target: TargetOpt,
     from workbench.tuneview import TuneDisplay, print_summary
 
     profile = profile_with_rpc(get_profile(target), rpc, rpc_key)
-    request = TuneRequest(source=resolve(model), profile=profile,
+    source = resolve(model)
+    request = TuneRequest(source=source, profile=profile,
                           trials=profile.total_trials if trials is None else trials,
-                          batch_sizes=parse_batch_sizes(batch_sizes, profile.batch_sizes),
+                          batch_sizes=model_batch_sizes(source, batch_sizes, profile.batch_sizes),
                           database_dir=database_dir(database, target), seed=seed, rpc_wait_s=rpc_wait,
                           minutes=minutes, retime_pool=retime_pool)
+    prefer_layout(source, request.database_dir, layout_pass)
     summary = run_tune(request, TuneDisplay())
     print_summary(summary)
     if summary.out_of_time:
@@ -134,10 +140,10 @@ def tune(model: ModelOpt, target: TargetOpt,
 
 
 def compile_command(model: str, target: str, batch_sizes: str | None, database: Path | None, out: Path | None,
-                    rtol: float, atol: float) -> Path:
+                    rtol: float, atol: float, layout: bool | None = None) -> Path:
     from workbench.compiler.builder import compile_model
 
-    request = compile_request(model, target, batch_sizes, database, out, rtol, atol)
+    request = compile_request(model, target, batch_sizes, database, out, rtol, atol, layout)
     source = request.source
     manifest = compile_model(request)
     correctness = manifest["correctness"]
@@ -157,9 +163,9 @@ def compile_(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, d
              out: Annotated[Path | None, typer.Option(
                  help="Output directory (default: build/<model>/<target>)")] = None,
              rtol: RtolOpt = DEFAULT_RTOL,
-             atol: AtolOpt = DEFAULT_ATOL) -> None:
+             atol: AtolOpt = DEFAULT_ATOL, layout_pass: LayoutOpt = None) -> None:
     """Build the model with the tuning records, export a library per batch size, check it against ONNX Runtime."""
-    compile_command(model, target, batch_sizes, database, out, rtol, atol)
+    compile_command(model, target, batch_sizes, database, out, rtol, atol, layout_pass)
 
 
 @app.command()

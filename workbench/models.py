@@ -20,17 +20,23 @@ class TensorSpec:
     dtype: str
     shape: tuple  # ints, or a str for a named dynamic dimension
 
+    @property
+    def batched(self) -> bool:
+        """Whether the first dimension is dynamic: the batch, which --batch-sizes sets."""
+        return bool(self.shape) and not isinstance(self.shape[0], int)
+
     def with_batch(self, batch: int) -> tuple[int, ...]:
-        """The static shape for one batch size: the first dynamic dimension is the batch."""
+        """The static shape at one batch size: a dynamic first dimension is the batch; an input
+        whose first dimension is fixed (a constant fed as an input, a shape, indices, a scale)
+        keeps its own shape whatever the batch."""
         dims = list(self.shape)
-        if dims and not isinstance(dims[0], int):
+        if self.batched:
             dims[0] = batch
-        elif dims and dims[0] != batch:
-            raise ModelError(f"input '{self.name}' has a fixed batch size of {dims[0]}; use --batch-sizes {dims[0]} "
-                             "or export the model with a dynamic batch dimension")
-        if not all(isinstance(d, int) for d in dims):
-            raise ModelError(f"input '{self.name}' has dynamic dimensions {self.shape} beyond the batch; "
-                             "export the model with static shapes except the first dimension")
+        dynamic = [d for d in dims if not isinstance(d, int)]
+        if dynamic:
+            raise ModelError(f"input '{self.name}' has dynamic dimensions beyond the batch ('{dynamic[0]}'"
+                             f" in shape {list(self.shape)}); only a dynamic first dimension (the batch) compiles: "
+                             f"export the model with '{dynamic[0]}' fixed")
         return tuple(dims)
 
 
@@ -155,6 +161,25 @@ def fixed_batch(model) -> int | None:
     if len(firsts) == 1 and isinstance(first := firsts.pop(), int) and first > 0:
         return first
     return None
+
+
+def has_dynamic_batch(model) -> bool:
+    return any(s.batched for s in input_specs(model))
+
+
+def batch_sizes(model, requested: tuple[int, ...] | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    """The batch sizes to build: the requested (else the profile's) when inputs share a dynamic
+    first dimension; a model without one compiles once, at its own shapes, labelled by the first
+    dimension its inputs share (else 1). Asking such a model for other sizes is refused with a
+    hint that cannot loop: leave the option out."""
+    if has_dynamic_batch(model):
+        return tuple(requested or default)
+    own = fixed_batch(model) or 1
+    if requested and tuple(requested) != (own,):
+        shapes = ", ".join(f"{s.name} {list(s.shape)}" for s in input_specs(model))
+        raise ModelError(f"the model has no dynamic batch dimension (inputs: {shapes[:200]}); it compiles at its "
+                         f"own shapes, so leave --batch-sizes out (or pass {own})")
+    return (own,)
 
 
 def sample_inputs(model, batch: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -26,7 +26,7 @@ class BenchRun:
         self.run_dir = (config.reports_dir or project_root() / "reports") / self.run_id
         self.records: list[dict] = []
         self.build_dir: Path | None = None
-        self.batch_sizes = config.batch_sizes or profile.batch_sizes
+        self.batch_sizes = models.batch_sizes(self.model, config.batch_sizes, profile.batch_sizes)
         self.model_sha256 = self.source.sha256()
         self.inputs = Inputs(self.source, self.model, [s["name"] for s in self.outputs_spec], config)
         self.common = {"run_id": self.run_id, "model": {"name": self.source.name, "path": str(self.source.path),

@@ -17,6 +17,10 @@ BatchOpt = Annotated[str | None, typer.Option(
     "--batch-sizes", help="Comma-separated, e.g. 1,8 (default: the profile's)")]
 DatabaseOpt = Annotated[Path | None, typer.Option(
     "--database", help="Tuning database directory (default: tuning_logs/<target>)")]
+LayoutOpt = Annotated[bool | None, typer.Option(
+    "--layout-pass/--no-layout-pass",
+    help="Channels-last convolutions on CPUs (default: as this model was last tuned or compiled for the "
+         "target, else on where the model has convolutions); tune and compile must agree for records to apply")]
 RtolOpt = Annotated[float, typer.Option(help="Relative tolerance of the correctness gate against ONNX Runtime")]
 AtolOpt = Annotated[float, typer.Option(help="Absolute tolerance of the correctness gate against ONNX Runtime")]
 DecideByOpt = Annotated[str | None, typer.Option(
@@ -50,6 +54,14 @@ def parse_batch_sizes(text: str | None, default: tuple[int, ...]) -> tuple[int, 
     return tuple(sorted(set(sizes)))
 
 
+def model_batch_sizes(source, text: str | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    """--batch-sizes for this model: the inputs that share a dynamic first dimension get them; a
+    model without one compiles at its own shapes (models.batch_sizes)."""
+    from workbench.models import batch_sizes, load
+
+    return batch_sizes(load(source), parse_batch_sizes(text, ()) or None, default)
+
+
 def parse_int_list(option: str, text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
@@ -66,8 +78,17 @@ def database_dir(database: Path | None, target: str) -> Path:
     return database or tuning_logs_dir() / target
 
 
+def prefer_layout(source, database: Path, layout: bool | None) -> None:
+    """--[no-]layout-pass for tune: kept beside the records, so the tuned kernels are the ones built."""
+    if layout is not None:
+        from workbench.compiler.passes import prefer_layout as keep
+        from workbench.models import load
+
+        keep(database, load(source), layout)
+
+
 def compile_request(model: str, target: str, batch_sizes: str | None, database: Path | None, out: Path | None,
-                    rtol: float, atol: float):
+                    rtol: float, atol: float, layout: bool | None = None):
     from workbench.compiler.builder import CompileRequest
     from workbench.models import resolve
     from workbench.paths import build_dir
@@ -79,6 +100,6 @@ def compile_request(model: str, target: str, batch_sizes: str | None, database: 
         raise WorkbenchError(f"no tuning database at {database}; check the path, or leave --database out "
                              f"to use tuning_logs/{target}")
     return CompileRequest(source=source, profile=profile,
-                          batch_sizes=parse_batch_sizes(batch_sizes, profile.batch_sizes),
+                          batch_sizes=model_batch_sizes(source, batch_sizes, profile.batch_sizes),
                           database_dir=database_dir(database, target),
-                          out_dir=out or build_dir() / source.name / target, rtol=rtol, atol=atol)
+                          out_dir=out or build_dir() / source.name / target, rtol=rtol, atol=atol, layout=layout)

@@ -9,10 +9,12 @@ from pathlib import Path
 from workbench import fingerprint, reference
 from workbench.compiler.buildkey import records_digest, workload_keys
 from workbench.compiler.database import TuningDatabase
+from workbench.compiler.failures import compiling, tvm_failure
 from workbench.compiler.importer import make_target, prepacked_weights
+from workbench.compiler.passes import PREPACK
 from workbench.compiler.tasks import extract, kernel_digests, prepared_modules
 from workbench.console import warn
-from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError, first_line
+from workbench.errors import CorrectnessError, TargetError, WorkbenchError
 from workbench.manifest import BUILD_FORMAT, BUILD_SCHEMA, MANIFEST, problem
 from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
 from workbench.paths import make_directory, project_root
@@ -29,6 +31,7 @@ class CompileRequest:
     out_dir: Path
     rtol: float = DEFAULT_RTOL
     atol: float = DEFAULT_ATOL
+    layout: bool | None = None  # channels-last: --layout-pass / --no-layout-pass; None: as tuning chose
 
 
 def library_name(model: str, batch: int) -> str:
@@ -106,13 +109,15 @@ def compile_model(request: CompileRequest) -> dict:
         records = database.validate()
         target = make_target(target_json)
         db = database.open()
-        modules = prepared_modules(model, request.batch_sizes, target)
+        modules = prepared_modules(model, request.batch_sizes, target, request.database_dir, request.layout)
         coverage = _coverage(modules, request, target, db)
+        coverage["lowering"] = modules.lowering.as_dict()
         coverage["selected"] = database.selected_count()
         shutil.rmtree(staging, ignore_errors=True)
         make_directory(staging, "output directory")
         try:
-            libraries, from_records = _build_all(request, modules, target, database.open_for_build(db), staging)
+            with compiling(model):
+                libraries, from_records = _build_all(request, modules, target, database.open_for_build(db), staging)
             coverage["kernels_from_records"] = from_records
             coverage["records"] = records
             manifest = _manifest(request, model, target_json, database, coverage, libraries,
@@ -134,7 +139,8 @@ def ensure_build(request: CompileRequest, on_compile=lambda: None) -> dict:
         if (manifest["model_sha256"] == request.source.sha256()
                 and set(request.batch_sizes) <= {int(b) for b in manifest["libraries"]}
                 and _records_unchanged(manifest.get("tuning", {}), request.database_dir)
-                and _gate_covers(manifest.get("correctness", {}), request)):
+                and _gate_covers(manifest.get("correctness", {}), request)
+                and request.layout in (None, manifest.get("tuning", {}).get("lowering", {}).get("layout", True))):
             return manifest
     on_compile()
     return compile_model(request)
@@ -177,7 +183,7 @@ def _check_replaceable(out_dir: Path) -> None:
                              "pass a new or empty directory, since a build replaces it whole")
 
 
-def apply_records(mod, target, db, gpu: bool):
+def apply_records(mod, target, db, gpu: bool, prepack: bool = True):
     """Schedule each fused kernel from its best record: the module to compile, and how many
     kernels were scheduled from records.
 
@@ -193,7 +199,7 @@ def apply_records(mod, target, db, gpu: bool):
         mod = MetaScheduleApplyDatabase(enable_warning=False)(mod)
         from_records = sum(1 for f in mod.functions.values()
                            if f.attrs is not None and f.attrs.get("tirx.is_scheduled"))
-        mod = tvm.transform.Sequential(prepacked_weights(target))(mod)
+        mod = tvm.transform.Sequential(prepacked_weights(target, prepack))(mod)
         if gpu:  # kernels without records get dlight's GPU schedules; a GPU cannot run unscheduled TIR
             mod = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
                                           dl.gpu.GeneralReduction(), dl.gpu.Fallback())(mod)
@@ -205,13 +211,15 @@ def _build_all(request: CompileRequest, modules: dict, target, db, directory: Pa
     import tvm
 
     libraries, from_records = {}, {}
+    prepack = PREPACK in modules.lowering.passes
     for batch, mod in modules.items():
         try:
-            scheduled, from_records[str(batch)] = apply_records(mod, target, db, request.profile.device == "cuda")
+            scheduled, from_records[str(batch)] = apply_records(mod, target, db, request.profile.device == "cuda",
+                                                                prepack)
             with target, tvm.transform.PassContext(opt_level=3):
                 executable = tvm.compile(scheduled, target=target)
         except Exception as exc:
-            raise ModelError(f"TVM failed to build the model at batch {batch}: {first_line(exc)}") from None
+            raise tvm_failure("build", exc, batch) from None
         libraries[batch] = directory / library_name(request.source.name, batch)
         _export(executable, libraries[batch], request.profile)
     return libraries, from_records

@@ -1,5 +1,7 @@
 """ONNX -> Relax, one static-shape module per batch size, prepared identically for tuning and build."""
 
+import contextlib
+import io
 import json
 from contextlib import contextmanager
 
@@ -81,11 +83,14 @@ def import_model(model: onnx.ModelProto, batch: int):
                          "replace them in the model (or export with a different opset) and retry")
     shapes = {spec.name: list(spec.with_batch(batch)) for spec in input_specs(model)}
     dtypes = {spec.name: spec.dtype for spec in input_specs(model)}
+    printed = io.StringIO()  # the importer prints its failures to stdout before raising them
     try:
-        with _clip_as_relax_ops():
+        with _clip_as_relax_ops(), contextlib.redirect_stdout(printed):
             return from_onnx(model, shape_dict=shapes, dtype_dict=dtypes)
     except Exception as exc:  # the importer raises bare TVM errors
-        raise ModelError(f"TVM could not import the model at batch {batch}: {first_line(exc)}") from None
+        from workbench.compiler.failures import tvm_failure
+
+        raise tvm_failure("import", exc, batch, printed.getvalue()) from None
 
 
 def _take_wrapping_indices(bb, call):
@@ -107,14 +112,10 @@ def _take_wrapping_indices(bb, call):
 CPU_CONV_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "HWIO"]}
 
 
-def _is_cpu(target) -> bool:
-    return target.kind.name == "llvm"
-
-
 def _layout_passes(target) -> list:
     from tvm import relax
 
-    return [relax.transform.ConvertLayout(CPU_CONV_LAYOUTS)] if _is_cpu(target) else []
+    return [relax.transform.ConvertLayout(CPU_CONV_LAYOUTS)]
 
 
 def _winograd_passes(target) -> list:
@@ -125,7 +126,7 @@ def _winograd_passes(target) -> list:
 
     from workbench.compiler.winograd import winograd_pass
 
-    return [winograd_pass(), relax.transform.DeadCodeElimination()] if _is_cpu(target) else []
+    return [winograd_pass(), relax.transform.DeadCodeElimination()]
 
 
 # Weight prepacking on CPUs: the weights (constants) are marked layout-free, so a tuned schedule
@@ -136,43 +137,63 @@ def _winograd_passes(target) -> list:
 def _prepack_passes(target) -> list:
     from tvm import relax
 
-    return [relax.transform.AttachAttrLayoutFreeBuffers()] if _is_cpu(target) else []
+    return [relax.transform.AttachAttrLayoutFreeBuffers()]
 
 
-def prepacked_weights(target) -> list:
+def prepacked_weights(target, prepack: bool = True) -> list:
     """After the records are applied: each schedule's weight rewrite split into its own kernel,
     then run once at build time on the constant weights."""
     from tvm import relax
 
-    if not _is_cpu(target):
+    if target.kind.name != "llvm" or not prepack:
         return []
     return [relax.transform.SplitLayoutRewritePreproc(), relax.transform.FoldConstant()]
 
 
-def prepare(mod, target):
-    """Inference-only rewrites run before task extraction and before the build, so workloads match."""
+def _fast_math_passes(target) -> list:
+    """erf, exp, tanh and softmax as TVM's branch-free approximations. The default erf calls libm
+    once per element, and libm takes a shortcut on the large values of MetaSchedule's random
+    inputs, so tuning misjudged bert-mini's GELU matmul (far slower in the model than when tuned).
+    The approximations vectorize and cost the same on every input; the correctness gate checks
+    them against ONNX Runtime."""
+    from tvm import relax
+
+    return [relax.transform.FastMathTransform()]
+
+
+def lower(mod, target, passes: tuple[str, ...]):
+    """The inference-only rewrites, with our passes named in `passes` (compiler/passes.py), run
+    before task extraction and before the build, so workloads match. Raises TVM's own errors."""
     import tvm
     from tvm import relax
 
+    from workbench.compiler import passes as ours
+
+    def if_on(name, make):
+        return make(target) if name in passes else []
+
+    with target:
+        return tvm.transform.Sequential([
+            relax.transform.DecomposeOpsForInference(),
+            relax.transform.CanonicalizeBindings(),
+            *if_on(ours.CHANNELS_LAST, _layout_passes),
+            *if_on(ours.WINOGRAD, _winograd_passes),
+            *if_on(ours.FAST_MATH, _fast_math_passes),
+            relax.transform.LegalizeOps({"relax.take": _take_wrapping_indices}),
+            relax.get_pipeline("zero"),
+            *if_on(ours.PREPACK, _prepack_passes),
+        ])(mod)
+
+
+def prepare(mod, target, passes: tuple[str, ...] | None = None):
+    """`lower` with the given passes (default: every one that applies), TVM's failure as one line."""
+    from workbench.compiler.failures import tvm_failure
+    from workbench.compiler.passes import applicable
+
     try:
-        with target:
-            return tvm.transform.Sequential([
-                relax.transform.DecomposeOpsForInference(),
-                relax.transform.CanonicalizeBindings(),
-                *_layout_passes(target),
-                *_winograd_passes(target),
-                # erf, exp, tanh and softmax as TVM's branch-free approximations. The default erf
-                # calls libm once per element, and libm takes a shortcut on the large values of
-                # MetaSchedule's random inputs, so tuning misjudged bert-mini's GELU matmul (far
-                # slower in the model than when tuned). The approximations vectorize and cost the
-                # same on every input; the correctness gate checks them against ONNX Runtime.
-                relax.transform.FastMathTransform(),
-                relax.transform.LegalizeOps({"relax.take": _take_wrapping_indices}),
-                relax.get_pipeline("zero"),
-                *_prepack_passes(target),
-            ])(mod)
+        return lower(mod, target, applicable(mod, target).passes if passes is None else passes)
     except Exception as exc:
-        raise ModelError(f"TVM cannot lower the model: {first_line(exc)}") from None
+        raise tvm_failure("lower", exc) from None
 
 
 def make_target(target_json: dict):

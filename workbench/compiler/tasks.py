@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 from workbench.compiler.database import mean_run_secs
 from workbench.compiler.importer import import_model, prepare
-from workbench.errors import ModelError, first_line
 
 
 @dataclass
@@ -26,9 +25,53 @@ class Task:
         return mean_run_secs(top[0].run_secs)
 
 
-def prepared_modules(model, batch_sizes: tuple[int, ...], target) -> dict[int, object]:
-    """One fused Relax module per batch size: what tuning extracts from and what the build compiles."""
-    return {batch: prepare(import_model(model, batch), target) for batch in batch_sizes}
+class PreparedModules(dict):
+    """Batch size -> fused Relax module, and the Lowering (our passes) they were lowered with."""
+
+    lowering = None
+
+
+def prepared_modules(model, batch_sizes: tuple[int, ...], target, database_dir=None,
+                     layout: bool | None = None) -> PreparedModules:
+    """One fused Relax module per batch size: what tuning extracts from and what the build compiles.
+    Our passes are chosen once, on the smallest batch (compiler/passes.py): the choice kept in
+    `database_dir` for this model when there is one and `layout` (--[no-]layout-pass) does not
+    override it, else every pass that applies, less any that fails on the model."""
+    from workbench.compiler import passes
+    from workbench.compiler.failures import compiling
+
+    key = hashlib.sha256(model.SerializeToString()).hexdigest()
+    kept = passes.remembered(database_dir, key)
+    if layout is None:
+        layout = kept["layout"] if kept else True
+    modules = PreparedModules()
+    with compiling(model):
+        for batch in sorted(batch_sizes):
+            mod = import_model(model, batch)
+            if modules.lowering is None:
+                modules[batch], modules.lowering = _first(mod, target, layout, kept)
+            else:
+                modules[batch] = prepare(mod, target, modules.lowering.passes)
+    passes.remember(database_dir, key, modules.lowering)
+    return modules
+
+
+def _first(mod, target, layout: bool, kept: dict | None):
+    """The smallest batch lowered with the kept choice when it still lowers, else decided afresh."""
+    from workbench.compiler import passes
+    from workbench.compiler.failures import tvm_failure
+    from workbench.compiler.importer import lower
+
+    if kept and kept.get("layout") == layout and "passes" in kept:
+        chosen = passes.Lowering(tuple(kept["passes"]), kept.get("skipped", {}), layout)
+        try:
+            return lower(mod, target, chosen.passes), chosen
+        except Exception:  # a newer TVM, a changed pipeline: decide again
+            pass
+    try:
+        return passes.decide(mod, target, lower, layout)
+    except Exception as exc:  # stock TVM's pipeline fails too
+        raise tvm_failure("lower", exc) from None
 
 
 def extract(modules: dict[int, object], target) -> list[Task]:
@@ -40,7 +83,9 @@ def extract(modules: dict[int, object], target) -> list[Task]:
         try:
             extracted_tasks = ms.relax_integration.extract_tasks(mod, target)
         except Exception as exc:
-            raise ModelError(f"TVM cannot split the model into kernels at batch {batch}: {first_line(exc)}") from None
+            from workbench.compiler.failures import tvm_failure
+
+            raise tvm_failure("split", exc, batch) from None
         for extracted in extracted_tasks:
             tir_mod = extracted.dispatched[0]
             tasks.append(Task(name=f"{extracted.task_name}@b{batch}", batch=batch, mod=tir_mod,

@@ -178,7 +178,7 @@ def _tune_locked(request: TuneRequest, model, database: TuningDatabase, devices:
     profile = request.profile
     records_before = database.validate()
     target = make_target(database.target)
-    tasks = extract(prepared_modules(model, request.batch_sizes, target), target)
+    tasks = extract(prepared_modules(model, request.batch_sizes, target, database.directory), target)
     tune_plan = plan(request, len(tasks))
     display.plan(tune_plan.describe(), expected_minutes(database.sessions(), tune_plan.budget.total))
     session = TuningSession(tasks, target, database.open(), tune_plan.budget, request.minutes)

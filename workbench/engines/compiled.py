@@ -39,10 +39,30 @@ class CompiledModel:
         return self._inputs
 
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        out = self._main(*self._arguments(inputs))
-        outputs = [out] if hasattr(out, "numpy") else list(out)  # one tensor, or a tuple of them
+        outputs = _values(self._main(*self._arguments(inputs)))
         if not self._cpu:
-            return [o.numpy() for o in outputs]
-        arrays = [np.from_dlpack(o) for o in outputs]
+            return [o.numpy() if hasattr(o, "numpy") else _scalar_or_shape(o) for o in outputs]
+        arrays = [np.from_dlpack(o) if hasattr(o, "__dlpack__") else _scalar_or_shape(o) for o in outputs]
         # An output that is (a view of) an input would change on the next call: copy those.
         return [a.copy() if any(np.may_share_memory(a, v) for v in self._views) else a for a in arrays]
+
+
+def _values(out) -> list:
+    """The VM's result as one value per output: a tensor, a shape (a model whose output is
+    ONNX's Shape) or a scalar are one output; anything else is a tuple of them."""
+    from tvm_ffi import Shape
+
+    if hasattr(out, "numpy") or isinstance(out, (Shape, bool, int, float)):
+        return [out]
+    return list(out)
+
+
+def _scalar_or_shape(value) -> np.ndarray:
+    """A shape or scalar output as the array ONNX Runtime returns: int64 for shapes and integers."""
+    if isinstance(value, bool):
+        return np.array(value, dtype=bool)
+    if isinstance(value, float):
+        return np.array(value, dtype=np.float32)
+    if isinstance(value, int):
+        return np.array(value, dtype=np.int64)
+    return np.array([int(d) for d in value], dtype=np.int64)

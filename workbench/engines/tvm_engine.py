@@ -18,6 +18,11 @@ def build_settings(build_dir: Path) -> dict:
             "libraries_sha256": {b: entry["sha256"] for b, entry in manifest["libraries"].items()}}
 
 
+def _dynamic_first(shape: list) -> bool:
+    """A symbolic first dimension: a name in a build's manifest, -1 in a bundle's signature."""
+    return bool(shape) and not (isinstance(shape[0], int) and shape[0] >= 0)
+
+
 def tvm_engine(build_dir: Path) -> Engine:
     from workbench.engines.compiled import CompiledModel
 
@@ -27,8 +32,13 @@ def tvm_engine(build_dir: Path) -> Engine:
     libraries = {int(b): CompiledModel(build_dir / entry["file"], device)
                  for b, entry in manifest["libraries"].items()}
 
+    # The inputs that share the dynamic first dimension say the batch; a model without one has one library.
+    batched = [spec["name"] for spec in manifest["inputs"] if _dynamic_first(spec["shape"])]
+
     def run(inputs):
-        batch = next(iter(inputs.values())).shape[0]
+        if not batched and len(libraries) == 1:
+            return next(iter(libraries.values()))([inputs[n] for n in names])
+        batch = inputs[batched[0] if batched else names[0]].shape[0]
         library = libraries.get(batch)
         if library is None:
             raise WorkbenchError(f"no library compiled for batch {batch} (compiled: {sorted(libraries)})")
