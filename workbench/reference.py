@@ -18,13 +18,19 @@ def _refused(model_path: Path, doing: str, exc: Exception) -> OnnxRuntimeError:
                             "and opsets it supports: change the model, or upgrade onnxruntime")
 
 
-def session(model_path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",), threads: int = 0):
+def session(model_path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",), threads: int = 0,
+            stop_spinning: bool = False):
+    """A session with all graph optimisations. `stop_spinning`: the intra-op threads still spin while a
+    call runs (ORT's default) but stop when it returns, instead of spinning on into whatever runs next
+    in this process (docs/BENCHMARKS.md, "How the paired ratio is protected")."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads  # 0: one per physical core
     options.log_severity_level = 3
+    if stop_spinning:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     available = set(ort.get_available_providers())
     chosen = [p for p in providers if p in available] or ["CPUExecutionProvider"]
     try:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from workbench.load import direct
+from workbench.load import direct, pairguard
 from workbench.load.direct import DirectSpec
 
 
@@ -64,3 +64,62 @@ def test_slow_calls_still_get_enough_rounds_for_the_ratio_percentiles(clock):
     spec = DirectSpec(min_runs=30, paired_s=6.0, max_time_s=600.0, paired_block=5, paired_rounds=20)
     out = direct.paired({"a": clock.engine("a", 0.3), "b": clock.engine("b", 0.3)}, None, spec)
     assert out["a"]["rounds"] == 20
+
+
+def test_block_medians_are_kept_per_round_aligned_across_engines(clock):
+    spec = DirectSpec(min_runs=4, paired_s=0.0, paired_block=2, paired_rounds=3)
+    out = direct.paired({"tvm": clock.engine("tvm", 0.002), "onnxruntime": clock.engine("ort", 0.004)}, None, spec)
+    assert out["tvm"]["block_medians_ms"] == pytest.approx([2.0] * out["tvm"]["rounds"])
+    assert len(out["onnxruntime"]["block_medians_ms"]) == out["tvm"]["rounds"] >= 3
+    assert out["onnxruntime"]["block_medians_ms"] == pytest.approx([4.0] * out["tvm"]["rounds"])
+
+
+# ---- the guard: the paired ratio against the same run's direct p50s (load/pairguard.py) ----------
+
+def test_agreement_is_within_a_quarter_of_the_direct_ratio():
+    assert pairguard.agrees(1.25, 1.0) and pairguard.agrees(0.75, 1.0) and pairguard.agrees(2.4, 2.0)
+    assert not pairguard.agrees(1.26, 1.0) and not pairguard.agrees(0.74, 1.0)
+    # The case: 528.52x paired against TVM and ONNX Runtime's direct p50s (0.027 / 0.0118 ms).
+    assert not pairguard.agrees(528.52, 0.027 / 0.0118)
+    assert pairguard.agrees(99.0, None)  # nothing to check against: not a disagreement
+
+
+def _latency_record(engine, batch, p50, status="ok", kind="latency"):
+    return {"engine": engine, "scenario": {"kind": kind, "batch": batch}, "status": status,
+            "result": {"latency_ms": {"p50_ms": p50}} if status == "ok" else None}
+
+
+def test_direct_ratios_come_from_the_latency_records_at_that_batch():
+    records = [_latency_record("tvm", 1, 0.02), _latency_record("tvm", 8, 0.03),
+               _latency_record("onnxruntime", 8, 0.01),
+               _latency_record("onnxruntime", 8, 9.0, kind="offline"), _latency_record("openvino", 8, 0, "failed")]
+    p50s = pairguard.direct_p50s(records, 8)
+    assert p50s == {"tvm": 0.03, "onnxruntime": 0.01}
+    ratios = pairguard.direct_ratios(p50s, ["tvm", "openvino", "onnxruntime"], "onnxruntime")
+    assert ratios == {"tvm": pytest.approx(3.0), "openvino": None, "onnxruntime": 1.0}
+
+
+def _paired_result(ratio, p50):
+    return {"ratio_p50": ratio, "latency_ms": {"p50_ms": p50}}
+
+
+def test_a_disagreement_is_flagged_in_one_line_and_an_agreement_is_not():
+    results = {"tvm": _paired_result(528.52, 6.26), "openvino": _paired_result(1.1, 0.013),
+               "onnxruntime": _paired_result(1.0, 0.0118)}
+    p50s = {"tvm": 0.027, "openvino": 0.012, "onnxruntime": 0.0118}
+    ratios = pairguard.direct_ratios(p50s, list(results), "onnxruntime")
+    assert pairguard.disagreeing(results, ratios) == ["tvm"]
+    out = pairguard.annotate(results, ratios, p50s, repeats=1)
+    assert out["openvino"]["flag"] is None and out["onnxruntime"]["flag"] is None
+    assert out["tvm"]["repeats"] == out["onnxruntime"]["repeats"] == 1
+    assert out["tvm"]["direct_ratio"] == pytest.approx(0.027 / 0.0118) and out["onnxruntime"]["direct_ratio"] == 1.0
+    flag = out["tvm"]["flag"]
+    assert "\n" not in flag and "528.52x" in flag and "2.29x" in flag and "after a repeat" in flag
+    assert "6.26 ms" in flag and "0.027 ms" in flag
+    assert out["tvm"]["ratio_p50"] == 528.52  # the figures are kept; the flag says not to trust them
+
+
+def test_without_direct_figures_nothing_is_flagged():
+    results = {"tvm": _paired_result(50.0, 1.0), "onnxruntime": _paired_result(1.0, 0.02)}
+    out = pairguard.annotate(results, {"tvm": None, "onnxruntime": None}, {}, repeats=0)
+    assert out["tvm"]["flag"] is None and out["tvm"]["direct_ratio"] is None and out["tvm"]["repeats"] == 0

@@ -1,11 +1,17 @@
 """Engines called in-process: latency per batch size, offline throughput, the paired run, and the
 tvm engine timed on a remote device over RPC."""
 
+import time
+
 import numpy as np
 
 from workbench.bench.session import BenchRun
+from workbench.console import warn
 from workbench.engines import registry
 from workbench.load import direct as timing
+from workbench.load import pairguard
+
+REPEAT_PAUSE_S = 0.5  # before a paired run is measured again
 
 
 def run_direct(run: BenchRun, kind: str):
@@ -40,14 +46,33 @@ def run_direct(run: BenchRun, kind: str):
 
 def run_paired(run: BenchRun, engines: dict) -> None:
     """The engines again, in alternating blocks at each batch size, ONNX Runtime last as the
-    reference: the ratio that holds up when the machine's speed drifts between phases."""
+    reference: the ratio that holds up when the machine's speed drifts between phases. Each ratio is
+    checked against the same run's direct p50s; a disagreement is measured again once, and flagged if
+    it stays (load/pairguard.py)."""
     spec = run.config.direct_spec
     for b in run.batch_sizes:
         run.display.phase(" vs ".join(engines), f"paired latency, batch {b}")
-        results = timing.paired({kind: engine for kind, (engine, _) in engines.items()}, run.inputs.sample(b), spec)
+        results = _guarded_paired(run, engines, b)
         for kind, (engine, correctness) in engines.items():
+            if results[kind]["flag"]:
+                warn(f"{kind} paired, batch {b}: {results[kind]['flag']}")
             run.save(kind, {"kind": "paired", "batch": b, "engines": list(engines), "block": spec.paired_block,
                             "min_time_s": spec.paired_s}, engine.settings, correctness, results[kind])
+
+
+def _guarded_paired(run: BenchRun, engines: dict, batch: int) -> dict[str, dict]:
+    """The paired results at one batch size with the guard's fields, measured again once when a ratio
+    disagrees with the direct p50s' (after a short pause, so that threads still busy from the first
+    attempt or a burst of other work can pass)."""
+    calls, sample = {kind: engine for kind, (engine, _) in engines.items()}, run.inputs.sample(batch)
+    p50s = pairguard.direct_p50s(run.records, batch)
+    ratios = pairguard.direct_ratios(p50s, list(engines), list(engines)[-1])
+    results, repeats = timing.paired(calls, sample, run.config.direct_spec), 0
+    if pairguard.disagreeing(results, ratios):
+        run.display.phase(" vs ".join(engines), f"paired latency, batch {batch}: disagrees with direct, repeating")
+        time.sleep(REPEAT_PAUSE_S)
+        results, repeats = timing.paired(calls, sample, run.config.direct_spec), 1
+    return pairguard.annotate(results, ratios, p50s, repeats)
 
 
 def run_remote_direct(run: BenchRun) -> None:

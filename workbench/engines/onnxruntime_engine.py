@@ -1,4 +1,10 @@
-"""ONNX Runtime as a user would tune it: all graph optimisations, one intra-op thread per physical core."""
+"""ONNX Runtime as a user would tune it: all graph optimisations, one intra-op thread per physical core.
+
+Its intra-op threads spin while a call runs, as by default, but stop when the call returns
+(`session.force_spinning_stop`): left spinning after the call (the default), they ran on into the
+next engine's block of a paired run and stalled TVM's thread pool for whole scheduler slices, 2 of 6
+runs showing TVM 100-300x slower than its own direct figure; it costs ONNX Runtime's own latency
+nothing measurable (docs/BENCHMARKS.md, "How the paired ratio is protected")."""
 
 from pathlib import Path
 
@@ -12,14 +18,14 @@ def onnxruntime_engine(model_path: Path, providers: tuple[str, ...] = ("CPUExecu
     from workbench import reference
 
     threads = threads or fingerprint.physical_cores()
-    session = reference.session(model_path, providers, threads)
+    session = reference.session(model_path, providers, threads, stop_spinning=True)
 
     def run(inputs):
         return session.run(None, inputs)
 
     settings = {"providers": session.get_providers(), "intra_op_num_threads": threads,
                 "inter_op_num_threads": 1, "graph_optimization_level": "ORT_ENABLE_ALL",
-                "execution_mode": "sequential"}
+                "execution_mode": "sequential", "intra_op_allow_spinning": True, "force_spinning_stop": True}
     return Engine(ONNXRUNTIME, run, None, settings, tuple(o.name for o in session.get_outputs()))
 
 

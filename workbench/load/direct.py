@@ -104,5 +104,7 @@ def paired(calls: dict[str, Callable], inputs, spec: DirectSpec) -> dict[str, di
                      "block": spec.paired_block, "reference": reference,
                      "ratio_p50": float(np.median(ratios)), "ratio_p10": float(np.percentile(ratios, 10)),
                      "ratio_p90": float(np.percentile(ratios, 90)),
+                     # per round, aligned across the engines: what a bootstrap over rounds resamples
+                     "block_medians_ms": [round(m * 1e3, 6) for m in block_medians[name]],
                      "raw_latency_us": np.round(np.asarray(samples[name]) * 1e6).astype(int).tolist()}
     return out
