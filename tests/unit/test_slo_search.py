@@ -29,7 +29,7 @@ class ScriptedServer:
         if index in self.spoiled:
             p99 = self.spoiled[index]
         if any(abs(rate - r) < 1e-6 for r in self.always_spoiled):
-            p99 = 300.0
+            p99 = 900.0
         return {"latency_ms": {"p99_ms": p99}, "errors": {}, "throughput_rps": rate, "raw_latency_us": [index]}
 
 
@@ -67,11 +67,20 @@ def test_a_failure_worse_than_a_faster_steps_breaks_monotonicity_and_is_repeated
     assert found["flag"] is None and 1500 * 0.9 < found["max_rate_rps"] <= 1500
 
 
-def test_a_search_that_stays_non_monotonic_is_flagged_not_clamped():
-    server = ScriptedServer(capacity=3400, always_spoiled=(2000.0,))  # every measurement at 2,000/s is spoiled
+def test_a_failure_that_repeats_is_the_servers_and_is_not_flagged():
+    server = ScriptedServer(capacity=3400, always_spoiled=(2000.0,))  # every measurement at 2,000/s fails
     found = slo.search(server, BOUND, start=4000)
-    assert found["flag"] and "not monotonic" in found["flag"] and "2,000 requests/s" in found["flag"]
-    assert found["max_rate_rps"] < 2000 and found["max_rate_rps"] in passed_rates(found)
+    assert [t.get("remeasured", False) for t in found["trials"] if t["rate"] == 2000] == [False, True]
+    assert found["flag"] is None
+    assert found["max_rate_rps"] < 2000 and found["max_rate_rps"] in passed_rates(found)  # not clamped up
+
+
+def test_a_search_left_non_monotonic_when_the_repeats_run_out_is_flagged_not_clamped():
+    # every first measurement under capacity is spoiled far above the overloaded first step's p99
+    server = ScriptedServer(capacity=3400, spoiled={i: 900.0 for i in range(1, 20)})
+    found = slo.search(server, BOUND, start=8000, remeasures=2)
+    assert found["flag"] and "not monotonic in the rate and the repeats ran out" in found["flag"]
+    assert found["max_rate_rps"] is None or found["max_rate_rps"] in passed_rates(found)
 
 
 def test_failures_that_keep_not_repeating_until_the_repeats_run_out_are_flagged():
