@@ -74,7 +74,7 @@ def test_slo_search_finds_a_rate_under_the_bound(project):
     run_dir, records = run_bench(config, BenchDisplay(enabled=False))
     search = next(r for r in records if r["scenario"]["kind"] == "slo-search")
     trials = search["result"]["trials"]
-    assert len(trials) == 6 and search["result"]["max_rate_rps"] is not None
+    assert len(trials) >= 6 and search["result"]["max_rate_rps"] is not None  # 6 steps, and any repeats
     assert all(t["p99_ms"] <= 50.0 for t in trials if t["passed"])
     assert search["result"]["max_rate_rps"] == max(t["rate"] for t in trials if t["passed"])
 
