@@ -302,7 +302,7 @@ def _dockerfile_cmd(root: Path, port: int) -> tuple[list[str], str, dict]:
     env = dict(line.split(None, 1)[1].split("=", 1) for line in lines if line.startswith("ENV "))
     argv = json.loads(next(line for line in lines if line.startswith("CMD "))[4:])
     substitute = {workdir: str(root), argv[argv.index("--host") + 1]: "127.0.0.1",
-                  argv[argv.index("--port") + 1]: str(port)}
+                  argv[argv.index("--port") + 1]: str(port), argv[argv.index("--grpc-port") + 1]: str(free_port())}
     return ([substitute.get(a, a) for a in argv], workdir,
             {k: v.replace(workdir, str(root)) for k, v in env.items()})
 

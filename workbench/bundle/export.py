@@ -19,7 +19,10 @@ from workbench.paths import make_directory, project_root
 
 # What serving a bundle imports; each is pinned to the version installed here, with what it needs.
 SERVING_DISTRIBUTIONS = ("apache-tvm", "apache-tvm-ffi", "onnxruntime", "numpy", "ml_dtypes", "psutil", "orjson",
-                         "uvicorn", "uvloop", "httptools", "pillow", "typer", "rich", "jsonschema")
+                         "uvicorn", "uvloop", "httptools", "pillow", "typer", "rich", "jsonschema",
+                         # --grpc-port: grpcio, and the OIP v2 messages tritonclient ships compiled (with the
+                         # protobuf runtime and packaging, which its grpc package imports)
+                         "grpcio", "protobuf", "tritonclient", "packaging")
 REQUEST_FILE = "request.json"
 _SOURCE = Path(__file__).resolve().parent.parent
 

@@ -47,7 +47,8 @@ def model_config(bundle: Bundle, name: str, engine: str | None, max_batch: int, 
 
 
 def serve_bundles(named: list[tuple[str | None, Path]], *, engine: str | None, host: str, port: int, max_batch: int,
-                  max_delay_ms: float, max_queue_rows: int, workers: int, max_body_bytes: int) -> None:
+                  max_delay_ms: float, max_queue_rows: int, workers: int, max_body_bytes: int,
+                  grpc_port: int | None = None) -> None:
     """Open (and verify) every bundle first, then serve them all from one server until SIGTERM."""
     from workbench.serving.server import ServerConfig, run
 
@@ -58,7 +59,8 @@ def serve_bundles(named: list[tuple[str | None, Path]], *, engine: str | None, h
             configs.append(model_config(bundle, name or bundle.manifest["model"]["name"], engine, max_batch,
                                         max_delay_ms, max_queue_rows))
             err_console.print(f"{configs[-1].name}: served with {configs[-1].engine}", markup=False)
-        run(ServerConfig(configs, host=host, port=port, workers=workers, max_body_bytes=max_body_bytes))
+        run(ServerConfig(configs, host=host, port=port, grpc_port=grpc_port, workers=workers,
+                         max_body_bytes=max_body_bytes))
 
 
 @dataclass

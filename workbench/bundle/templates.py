@@ -1,8 +1,15 @@
 """The text files a bundle carries for whoever deploys it: requirements.txt, Dockerfile, README.md."""
 
+import json
+
 from workbench import __version__
+from workbench.bundle.kserve import GRPC_PORT, HTTP_PORT
 
 OPENVINO_REQUIREMENT = "openvino==2026.4.*"  # as pyproject.toml declares it
+GRPC_NOTE = f"""
+Add `--grpc-port {GRPC_PORT}` to `serve` (the Dockerfile does) for the same protocol over gRPC
+(`inference.GRPCInferenceService`, as Triton's clients and KServe speak it, raw binary tensors).
+"""
 
 
 def requirements_txt(pins: list[str]) -> str:
@@ -12,7 +19,12 @@ def requirements_txt(pins: list[str]) -> str:
 
 
 def dockerfile(name: str, python: str) -> str:
-    return f"""# The bundle {name} as a container: docker build -t {name} . && docker run -p 8080:8080 {name}
+    # 0.0.0.0: inside a container (or a KServe pod) the server must accept connections from outside it
+    argv = ["python", "-m", "workbench", "serve", "/bundle", "--host", "0.0.0.0", "--port", str(HTTP_PORT),
+            "--grpc-port", str(GRPC_PORT)]
+    return f"""# The bundle {name} as a container: docker build -t {name} .
+#   docker run -p {HTTP_PORT}:{HTTP_PORT} -p {GRPC_PORT}:{GRPC_PORT} {name}
+# HTTP: OIP v2 REST and /metrics on {HTTP_PORT}; gRPC: OIP v2 on {GRPC_PORT}; deploy/kserve.yaml runs it on KServe.
 # The libraries are compiled for the CPU (or GPU) named in manifest.json "requires"; the server
 # refuses to start on a machine without it. Python {python}: the requirements are pinned for it.
 FROM python:{python}-slim
@@ -21,8 +33,8 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 ENV PYTHONPATH=/bundle/runtime
-EXPOSE 8080
-CMD ["python", "-m", "workbench", "serve", "/bundle", "--host", "0.0.0.0", "--port", "8080"]
+EXPOSE {HTTP_PORT} {GRPC_PORT}
+CMD {json.dumps(argv)}
 """
 
 
@@ -113,7 +125,7 @@ Python {python} (the requirements are pinned to the versions that exported it), 
     PYTHONPATH=runtime {venv}/bin/python -m workbench verify .       # checksums, target, outputs vs ONNX Runtime
     PYTHONPATH=runtime {venv}/bin/python -m workbench serve . --port 8080
 
-or with Docker: `docker build -t {name} . && docker run -p 8080:8080 {name}`. The virtual
+or with Docker: `docker build -t {name} . && docker run -p 8080:8080 -p 8081:8081 {name}`. The virtual
 environment goes beside this folder, not in it: verification refuses files the manifest does not
 list (bytecode caches Python writes for runtime/ are checked against their source instead).
 
@@ -124,7 +136,8 @@ The server speaks the Open Inference Protocol v2 (KServe / Triton "v2"):
     curl -s localhost:8080/v2/models/{model}
     curl -s -X POST localhost:8080/v2/models/{model}/infer -H 'Content-Type: application/json' -d @request.json
     curl -s localhost:8080/metrics
-{image}
+    curl -s localhost:8080/v2/models/{model}/config                 # Triton's model config (perf_analyzer reads it)
+{image}{GRPC_NOTE}
 Inputs:
 {inputs}
 

@@ -62,6 +62,8 @@ def serve(bundle: Annotated[Path | None, typer.Argument(help="A bundle archive o
           models: Annotated[str | None, typer.Option(help="Several bundles: name=path,name=path")] = None,
           host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 to accept other machines)")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
+          grpc_port: Annotated[int | None, typer.Option(
+              help="Also serve OIP v2 over gRPC on this port (same --host; off unless given)")] = None,
           engine: Annotated[str | None, typer.Option(
               help="tvm (the compiled libraries), onnxruntime or openvino (the bundle's ONNX model); default: "
                    "the engine the bundle's bench run recommended, else tvm")] = None,
@@ -77,7 +79,10 @@ def serve(bundle: Annotated[Path | None, typer.Argument(help="A bundle archive o
             or not max_body_mb > 0:
         raise WorkbenchError("--port must be 1-65535, --workers/--max-batch/--max-queue at least 1, "
                              "--max-delay-ms at least 0 and --max-body-mb above 0")
-    serve_bundles(_bundle_args(bundle, models), engine=engine, host=host, port=port, max_batch=max_batch,
+    if grpc_port is not None and not (0 < grpc_port < 65536 and grpc_port != port):
+        raise WorkbenchError(f"--grpc-port must be 1-65535 and not --port ({port}), got {grpc_port}")
+    serve_bundles(_bundle_args(bundle, models), engine=engine, host=host, port=port, grpc_port=grpc_port,
+                  max_batch=max_batch,
                   max_delay_ms=max_delay_ms, max_queue_rows=max_queue, workers=workers,
                   max_body_bytes=int(max_body_mb * (1 << 20)))
 

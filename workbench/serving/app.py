@@ -56,6 +56,7 @@ class ServerApp:
         self.models = models
         self.max_body_bytes = max_body_bytes
         self.metrics = ServerMetrics()
+        self.on_startup = []  # awaited once the batchers run, before the server reports ready (gRPC's start)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -70,6 +71,8 @@ class ServerApp:
                 for model in self.models.values():
                     model.batcher = Batcher(model.engine, model.policy, self._observer(model.name))
                     model.batcher.start()
+                for start in self.on_startup:
+                    await start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 for model in self.models.values():
@@ -149,6 +152,9 @@ class ServerApp:
             _allow(method, "GET")
             depths = {n: m.batcher.queue.rows for n, m in self.models.items()}
             return 200, self.metrics.render(depths).encode(), {"content-type": "text/plain; version=0.0.4"}
+        if parts == ["v2", "models", "stats"] and "stats" not in self.models:  # Triton's: every model's
+            _allow(method, "GET")
+            return 200, ok({"model_stats": [m.statistics(self.metrics) for m in self.models.values()]}), {}
         if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
             model = self._model(parts[2])
             rest = parts[3:]

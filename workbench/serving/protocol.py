@@ -130,6 +130,9 @@ def _tensor(entry: dict, meta: TensorMeta, binary: memoryview | None) -> np.ndar
     return array
 
 
+decode_tensor = _tensor  # one tensor's checks, shared with the gRPC codec (serving/grpc_codec.py)
+
+
 def _entries(request) -> list[dict]:
     entries = request.get("inputs") if isinstance(request, dict) else None
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -166,6 +169,9 @@ def _asked_outputs(request: dict, outputs: list[TensorMeta], binary_default: boo
         names.append(name)
         binary.append(wants)
     return names, binary
+
+
+asked_outputs = _asked_outputs
 
 
 def decode_infer(body: bytes, header_length: int | None, specs: list[TensorMeta],

@@ -45,6 +45,7 @@ class ServerConfig:
     models: list[ModelConfig]
     host: str = "127.0.0.1"
     port: int = 8080
+    grpc_port: int | None = None  # OIP v2 over gRPC on the same host; None: REST only
     max_body_bytes: int = 64 << 20
     workers: int = 1  # processes sharing the socket, each with its own engines and batchers
     header_timeout_s: float = 10.0  # from connect (or a kept-alive request's first byte) to its last header
@@ -97,7 +98,15 @@ def _graceful_server(config):
 
     class GracefulServer(uvicorn.Server):
         """uvicorn re-raises a caught SIGTERM once its graceful shutdown is done, which kills the
-        process before its caller cleans up (`serve`'s extracted bundle); here a stop returns normally."""
+        process before its caller cleans up (`serve`'s extracted bundle); here a stop returns normally.
+        `before_shutdown` runs first (the gRPC server finishing its calls while the batchers still run)."""
+
+        before_shutdown: list = []
+
+        async def shutdown(self, sockets=None):
+            for stop in self.before_shutdown:
+                await stop()
+            await super().shutdown(sockets)
 
         @contextlib.contextmanager
         def capture_signals(self):
@@ -116,14 +125,24 @@ async def serve(config: ServerConfig, sock) -> None:
     protocol = timed_protocol(config.header_timeout_s, config.body_timeout_s)
     server = _graceful_server(uvicorn.Config(limited, loop="none", http=protocol, lifespan="on", access_log=False,
                                            log_level="warning", timeout_graceful_shutdown=30, proxy_headers=False))
+    grpc = None
+    if config.grpc_port:
+        from workbench.serving import grpc_server
+
+        grpc = grpc_server.bind(grpc_server.GrpcFrontEnd(app, limited), config.host, config.grpc_port,
+                                max_body_bytes(config), reuse_port=config.workers > 1)
+        app.on_startup.append(grpc.start)  # once the batchers run, before uvicorn answers ready
+        server.before_shutdown = [lambda: grpc.stop(30)]
 
     async def announce():
         while not server.started:
             if server.should_exit:
                 return
             await asyncio.sleep(0.01)
+        also = f" grpc: {config.host}:{config.grpc_port}" if grpc is not None else ""
         names = ", ".join(f"{n} ({m.engine.kind})" for n, m in app.models.items())
-        print(f"{READY_LINE}: http://{config.host}:{config.port} models: {names} (pid {os.getpid()})", flush=True)
+        print(f"{READY_LINE}: http://{config.host}:{config.port}{also} models: {names} (pid {os.getpid()})",
+              flush=True)
 
     announcer = asyncio.get_running_loop().create_task(announce())
     await server.serve(sockets=[sock])
