@@ -123,3 +123,42 @@ def test_without_direct_figures_nothing_is_flagged():
     results = {"tvm": _paired_result(50.0, 1.0), "onnxruntime": _paired_result(1.0, 0.02)}
     out = pairguard.annotate(results, {"tvm": None, "onnxruntime": None}, {}, repeats=0)
     assert out["tvm"]["flag"] is None and out["tvm"]["direct_ratio"] is None and out["tvm"]["repeats"] == 0
+
+
+def _paired_on(clock, spec, tvm_seconds):
+    return lambda: direct.paired({"tvm": clock.engine("tvm", tvm_seconds), "onnxruntime": clock.engine("ort", 0.001)},
+                                 None, spec)
+
+
+def test_a_disturbed_paired_run_is_measured_again_and_the_repeat_kept(clock):
+    # Direct p50s say tvm takes 2 ms to ONNX Runtime's 1 ms. The first paired run is disturbed
+    # (tvm at 50 ms, as when the other engine's threads spun on into its blocks); the repeat is not.
+    spec = DirectSpec(min_runs=4, paired_s=0.0, paired_block=2, paired_rounds=3)
+    runs = iter([_paired_on(clock, spec, 0.05), _paired_on(clock, spec, 0.002)])
+    pauses = []
+    p50s = {"tvm": 2.0, "onnxruntime": 1.0}
+    ratios = pairguard.direct_ratios(p50s, ["tvm", "onnxruntime"], "onnxruntime")
+    out = pairguard.guarded(lambda: next(runs)(), ratios, p50s, lambda: pauses.append(clock.now))
+    assert len(pauses) == 1 and out["tvm"]["repeats"] == 1
+    assert out["tvm"]["ratio_p50"] == pytest.approx(2.0) and out["tvm"]["flag"] is None
+
+
+def test_a_disagreement_that_survives_the_repeat_is_flagged(clock):
+    spec = DirectSpec(min_runs=4, paired_s=0.0, paired_block=2, paired_rounds=3)
+    p50s = {"tvm": 2.0, "onnxruntime": 1.0}
+    ratios = pairguard.direct_ratios(p50s, ["tvm", "onnxruntime"], "onnxruntime")
+    calls = []
+    out = pairguard.guarded(lambda: calls.append(1) or _paired_on(clock, spec, 0.05)(), ratios, p50s)
+    assert len(calls) == 2 and out["tvm"]["repeats"] == out["onnxruntime"]["repeats"] == 1
+    assert out["tvm"]["ratio_p50"] == pytest.approx(50.0) and "50.00x" in out["tvm"]["flag"]
+    assert out["onnxruntime"]["flag"] is None
+
+
+def test_an_agreeing_paired_run_is_measured_once(clock):
+    spec = DirectSpec(min_runs=4, paired_s=0.0, paired_block=2, paired_rounds=3)
+    p50s = {"tvm": 2.2, "onnxruntime": 1.0}  # 2.2x direct against 2.0x paired: within 25%
+    ratios = pairguard.direct_ratios(p50s, ["tvm", "onnxruntime"], "onnxruntime")
+    calls = []
+    out = pairguard.guarded(lambda: calls.append(1) or _paired_on(clock, spec, 0.002)(), ratios, p50s)
+    assert len(calls) == 1 and out["tvm"]["repeats"] == 0 and out["tvm"]["flag"] is None
+    assert out["tvm"]["direct_ratio"] == pytest.approx(2.2)

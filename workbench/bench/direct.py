@@ -67,12 +67,13 @@ def _guarded_paired(run: BenchRun, engines: dict, batch: int) -> dict[str, dict]
     calls, sample = {kind: engine for kind, (engine, _) in engines.items()}, run.inputs.sample(batch)
     p50s = pairguard.direct_p50s(run.records, batch)
     ratios = pairguard.direct_ratios(p50s, list(engines), list(engines)[-1])
-    results, repeats = timing.paired(calls, sample, run.config.direct_spec), 0
-    if pairguard.disagreeing(results, ratios):
+
+    def before_repeat():
         run.display.phase(" vs ".join(engines), f"paired latency, batch {batch}: disagrees with direct, repeating")
         time.sleep(REPEAT_PAUSE_S)
-        results, repeats = timing.paired(calls, sample, run.config.direct_spec), 1
-    return pairguard.annotate(results, ratios, p50s, repeats)
+
+    return pairguard.guarded(lambda: timing.paired(calls, sample, run.config.direct_spec), ratios, p50s,
+                             before_repeat)
 
 
 def run_remote_direct(run: BenchRun) -> None:

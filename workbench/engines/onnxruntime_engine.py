@@ -2,9 +2,9 @@
 
 Its intra-op threads spin while a call runs, as by default, but stop when the call returns
 (`session.force_spinning_stop`): left spinning after the call (the default), they ran on into the
-next engine's block of a paired run and stalled TVM's thread pool for whole scheduler slices, 2 of 6
-runs showing TVM 100-300x slower than its own direct figure; it costs ONNX Runtime's own latency
-nothing measurable (docs/BENCHMARKS.md, "How the paired ratio is protected")."""
+next engine's block of a paired run and stalled TVM's thread pool for whole scheduler slices (mlp:
+TVM's paired p50 over twice its direct p50 in 8 of 12 runs, up to 529x); it costs ONNX Runtime's own
+direct latency nothing measurable (docs/BENCHMARKS.md, "How the paired ratio is protected")."""
 
 from pathlib import Path
 

@@ -8,6 +8,8 @@ another earlier in the same run. When the two disagree by more than TOLERANCE, o
 repeated once, and a disagreement that survives the repeat is flagged, never printed as the answer.
 """
 
+from typing import Callable
+
 TOLERANCE = 0.25  # the paired ratio may differ from the direct ratio by this share of the direct ratio
 
 
@@ -58,3 +60,15 @@ def annotate(results: dict[str, dict], ratios: dict[str, float | None], p50s: di
         out[engine] = {**result, "direct_ratio": direct, "repeats": repeats,
                        "flag": flag(engine, result, direct, p50s, repeats) if bad else None}
     return out
+
+
+def guarded(measure: Callable[[], dict[str, dict]], ratios: dict[str, float | None], p50s: dict[str, float],
+            before_repeat: Callable[[], None] = lambda: None) -> dict[str, dict]:
+    """A paired run (`measure`), measured again once when any engine's ratio disagrees with its direct
+    ratio (`before_repeat` runs first: a pause, a message); the second run is kept whatever it shows,
+    and what still disagrees is flagged."""
+    results, repeats = measure(), 0
+    if disagreeing(results, ratios):
+        before_repeat()
+        results, repeats = measure(), 1
+    return annotate(results, ratios, p50s, repeats)
