@@ -168,6 +168,10 @@ def compile_(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, d
     compile_command(model, target, batch_sizes, database, out, rtol, atol, layout_pass)
 
 
+ProtocolOpt = Annotated[str, typer.Option(help="workbench-server engines: rest (OIP v2 over HTTP, --wire applies) "
+                                               "or grpc (OIP v2 over gRPC, always raw binary tensors)")]
+
+
 @app.command()
 @one_line_errors
 def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
@@ -194,6 +198,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
           wire: Annotated[str, typer.Option(
               help="workbench-server requests: json (v2 JSON tensors) "
                    "or binary (the binary tensor extension)")] = "json",
+          protocol: ProtocolOpt = "rest",
           rpc: Annotated[str | None, typer.Option(
               help="Time the tvm engine on a device at this RPC tracker (host:port)")] = None,
           rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
@@ -217,7 +222,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
                          rate=rate, slo_p99_ms=slo_p99_ms, duration_s=duration, warmup_s=warmup,
                          min_requests=min_requests, url=url, max_batch=max_batch, max_delay_ms=max_delay_ms,
                          seed=seed, server_workers=server_workers, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait,
-                         wire=wire, rtol=rtol, atol=atol, engines=chosen)
+                         wire=wire, protocol=protocol, rtol=rtol, atol=atol, engines=chosen)
     run_dir, records = run_bench(config, BenchDisplay(enabled=not as_json))
     decision = decide_and_keep(run_dir, records, decide_by)
     if as_json:

@@ -5,6 +5,7 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -13,7 +14,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
-from tests.helpers import assert_one_line_error, call, invoke, model_config, start_server
+from tests.helpers import assert_one_line_error, call, invoke, model_config, start_server, workbench_cli
 from workbench import models, reference
 from workbench.errors import WorkbenchError
 from workbench.serving.process import free_port
@@ -174,3 +175,23 @@ def test_a_taken_grpc_port_stops_the_server_with_one_line(tmp_path):
 def test_grpc_port_is_checked_before_anything_loads():
     assert_one_line_error(*invoke("serve", "no-such.tar.gz", "--port", "9000", "--grpc-port", "9000"),
                           "--grpc-port must be 1-65535 and not --port (9000)")
+
+
+def test_bench_over_grpc_checks_the_answer_and_records_the_protocol(project):
+    result = workbench_cli("bench", "--model", "mlp", "--engines", "server-onnxruntime", "--protocol", "grpc",
+                           "--concurrency", "4", "--duration", "0.5", "--warmup", "0.1", "--min-requests", "20",
+                           "--json", home=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["status"] == "ok" and row["correct"] and row["errors"] == 0 and row["throughput"] > 0
+    run_dir = Path(json.loads(result.stdout)["run_dir"])
+    record = json.loads(next((run_dir / "records").glob("server-onnxruntime__*")).read_text())
+    assert record["settings"]["protocol"] == "grpc" and record["settings"]["wire"] == "binary"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--protocol", "soap"), "--protocol must be rest or grpc"),
+    (("--protocol", "grpc"), "without flask-naive"),  # the default engines include it
+])
+def test_bench_protocol_mistakes_get_one_line(project, args, fragment):
+    assert_one_line_error(*invoke("bench", "--model", "mlp", *args), fragment)

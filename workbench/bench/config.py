@@ -35,10 +35,16 @@ class BenchConfig:
     rpc_key: str | None = None
     rpc_wait_s: float = 30.0
     wire: str = "json"  # workbench-server requests: v2 JSON tensors, or the binary tensor extension
+    protocol: str = "rest"  # workbench-server engines: OIP v2 over HTTP (REST), or over gRPC (raw tensors)
 
 def validate(config: BenchConfig) -> None:
     if config.wire not in ("json", "binary"):
         raise WorkbenchError(f"--wire must be json or binary (got {config.wire!r})")
+    if config.protocol not in ("rest", "grpc"):
+        raise WorkbenchError(f"--protocol must be rest or grpc (got {config.protocol!r})")
+    if config.protocol == "grpc" and (config.url or registry.FLASK_NAIVE in (config.engines or registry.NAMES)):
+        raise WorkbenchError("--protocol grpc drives the workbench-server engines bench starts; pass --engines "
+                             "without flask-naive, and no --url")
     if config.wire == "binary" and registry.FLASK_NAIVE in (config.engines or registry.NAMES) and not config.url:
         raise WorkbenchError("flask-naive speaks JSON only, so --wire binary would compare unequal requests; "
                              "pass --engines without flask-naive, or --wire json")

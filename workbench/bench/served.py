@@ -37,7 +37,8 @@ def server_process(run: BenchRun, engine: str):
                         providers=list(run.profile.onnxruntime_providers))
     config_path = run.run_dir / "logs" / f"{engine}.json"
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(ServerConfig([model], port=port, workers=config.server_workers).to_json())
+    grpc = {"grpc_port": free_port()} if config.protocol == "grpc" else {}  # run_served reads it back from the file
+    config_path.write_text(ServerConfig([model], port=port, workers=config.server_workers, **grpc).to_json())
     argv = python_module("workbench.serving.server", str(config_path))
     runtime = {}
     if info.needs_build:
@@ -50,6 +51,7 @@ def server_process(run: BenchRun, engine: str):
         runtime = {"openvino": configured(LATENCY)}
     return ServerProcess(engine, argv, port, log), {
         "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": config.wire, **runtime,
+        **({"protocol": "grpc", "wire": "binary"} if grpc else {}),  # gRPC always carries raw tensors
         "workers": config.server_workers,
         "batching": {"max_batch": largest_batch(config.max_batch, sizes), "batch_sizes": sizes,
                      "max_delay_ms": config.max_delay_ms}}
@@ -133,7 +135,13 @@ def run_served(run: BenchRun, engine: str, url: str, settings: dict, alive=lambd
         return
     endpoint = Endpoint.parse(url, model_url("", run.source.name, "infer"))
     samples = [run.inputs.sample(run.inputs.request_rows, i) for i in range(N_PAYLOADS)]
-    if run.config.wire == "binary":
+    if settings.get("protocol") == "grpc":
+        endpoint, requests, correctness = _grpc_load(run, engine, samples, correctness)
+        if correctness is not None and not correctness["passed"]:
+            run.save(engine, {"kind": "closed"}, settings, correctness, None, "rejected",
+                     "outputs served over gRPC differ from ONNX Runtime (or the check request failed); not timed")
+            return
+    elif run.config.wire == "binary":
         requests = [endpoint.post(*encode_binary_request(s)) for s in samples]
     else:
         requests = [endpoint.post(encode_request(s)) for s in samples]
@@ -157,6 +165,25 @@ def run_served(run: BenchRun, engine: str, url: str, settings: dict, alive=lambd
                  settings, correctness, result)
     if run.config.slo_p99_ms is not None and alive():
         _slo_search(run, engine, endpoint, requests, settings, correctness)
+
+
+def _grpc_load(run: BenchRun, engine: str, samples: list, correctness: dict | None):
+    """The server's gRPC endpoint (its port from the config bench wrote), the requests as serialized
+    ModelInferRequests, and the served outputs checked over gRPC too."""
+    import json
+
+    from workbench.load.grpc_client import GrpcEndpoint, check, infer_request
+
+    port = json.loads((run.run_dir / "logs" / f"{engine}.json").read_text())["grpc_port"]
+    endpoint = GrpcEndpoint("127.0.0.1", port)
+    if correctness is not None and correctness.get("passed"):
+        rows = run.inputs.request_rows
+        try:
+            outputs = generator.run(check(endpoint, infer_request(run.source.name, run.inputs.sample(rows))))
+            correctness = run.inputs.check([outputs.get(n, np.empty(0)) for n in run.inputs.output_names], rows)
+        except Exception as exc:  # grpc's errors, a malformed answer: the engine is recorded rejected
+            correctness = {"passed": False, "error": f"over gRPC: {type(exc).__name__}: {exc}"}
+    return endpoint, [infer_request(run.source.name, s) for s in samples], correctness
 
 
 def _durations(run: BenchRun) -> dict:

@@ -100,7 +100,9 @@ class _Client:
     async def request(self, payload: bytes) -> int:
         try:
             if self.conn is None or self.conn.closed:
-                self.conn = await connect(self.endpoint)
+                # an Endpoint speaks HTTP; a GrpcEndpoint (load/grpc_client.py) opens its own connections
+                grpc = hasattr(self.endpoint, "connect")
+                self.conn = await (self.endpoint.connect() if grpc else connect(self.endpoint))
             self.deadline = time.perf_counter() + self.timeout_s
             return await self.conn.send(payload)
         except (ConnectionError, OSError):
