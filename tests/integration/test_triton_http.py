@@ -59,3 +59,4 @@ def test_statistics_count_what_the_server_did(client, mlp_server):
     for key, value in after["inference_stats"].items():  # real time, never a stand-in zero
         assert value["ns"] > before["inference_stats"][key]["ns"], key
     assert after["last_inference"] > 0
+    assert [m["name"] for m in client.get_inference_statistics()["model_stats"]] == ["mlp"]  # every model's
