@@ -97,3 +97,18 @@ def test_a_tvm_failure_is_one_line_with_a_log(project):
     assert "Invalid SLayout" in message and "--no-layout-pass" in message and "another opset" in message
     log = message.rsplit("TVM's full message: ", 1)[1]
     assert "Check failed" in open(log).read()
+
+
+def test_onnx_node_tests_of_converted_operators_match(project):
+    """A few of scripts/onnx_node_tests.py's tests: operators our converters add or fix."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "onnx_node_tests.py"
+    spec = importlib.util.spec_from_file_location("onnx_node_tests", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cases = script._cases()
+    for name in ("test_tile", "test_celu", "test_onehot_with_axis", "test_layer_normalization_2d_axis0"):
+        result = script.run_one(cases[name], project)
+        assert result["outcome"] == "matched", result

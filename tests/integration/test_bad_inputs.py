@@ -30,13 +30,13 @@ def test_file_that_is_not_onnx(project):
 
 
 def test_operator_the_importer_does_not_support(project):
-    node = helper.make_node("Celu", ["x"], ["y"], alpha=1.0)
-    graph = helper.make_graph([node], "celu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])])
-    path = project / "models" / "celu.onnx"
+    node = helper.make_node("Det", ["x"], ["y"])  # Celu was the example until we converted it (#32)
+    graph = helper.make_graph([node], "det", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch"])])
+    path = project / "models" / "det.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     assert_one_line_error(*invoke("tune", "--model", str(path), "--target", "host", "--trials", "4"),
-                          "does not support operator(s) Celu")
+                          "does not support operator(s) Det")
 
 
 def test_unknown_target(project):

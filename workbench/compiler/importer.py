@@ -11,10 +11,17 @@ from workbench.errors import ModelError, TargetError, first_line
 from workbench.models import input_specs
 
 
-def unsupported_operators(model: onnx.ModelProto) -> list[str]:
+def supported_operators() -> set[str]:
     from tvm.relax.frontend.onnx import onnx_frontend
 
-    supported = onnx_frontend._get_convert_map()  # the importer's own table: no private copy of it
+    from workbench.compiler.converters import converters
+
+    # the importer's own table (no private copy of it), and ours
+    return set(onnx_frontend._get_convert_map()) | set(converters())
+
+
+def unsupported_operators(model: onnx.ModelProto) -> list[str]:
+    supported = supported_operators()
     return sorted({n.op_type for n in model.graph.node if n.op_type not in supported})
 
 
@@ -65,8 +72,11 @@ def _clip_as_relax_ops():
                 return super()._impl_v13(bb, inputs, attr, params)
             return _clamp(bb, inputs[0], *values)
 
+    from workbench.compiler.converters import converters
+
     original = onnx_frontend._get_convert_map
-    onnx_frontend._get_convert_map = lambda: {**original(), "Clip": ClipWithConstantBounds}
+    ours = converters()  # operators the importer lacks or gets wrong: compiler/converters.py
+    onnx_frontend._get_convert_map = lambda: {**original(), "Clip": ClipWithConstantBounds, **ours}
     try:
         yield
     finally:
@@ -77,6 +87,9 @@ def import_model(model: onnx.ModelProto, batch: int):
     """The Relax module for one batch size, weights bound as constants so they fold at build time."""
     from tvm.relax.frontend.onnx import from_onnx
 
+    from workbench.compiler.converters import fold_constant_nodes
+
+    model = fold_constant_nodes(model, supported_operators())
     missing = unsupported_operators(model)
     if missing:
         raise ModelError(f"TVM's ONNX importer does not support operator(s) {', '.join(missing)}; "

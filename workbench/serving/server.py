@@ -69,8 +69,8 @@ def _metas(specs: list[dict]) -> list[TensorMeta]:
 def fixed_batch(inputs: list[dict]) -> tuple[int, ...] | None:
     """A model whose inputs fix the batch (a static first dimension, -1 where it is dynamic) runs
     at that size only: two of its requests must not be joined into one call, and fewer rows are padded up."""
-    firsts = {s["shape"][0] for s in inputs if s["shape"]}
-    return (firsts.pop(),) if len(firsts) == 1 and min(firsts) > 0 else None
+    firsts = {s["shape"][0] for s in inputs if s["shape"]}  # a bundle names a dynamic dimension
+    return (firsts.pop(),) if len(firsts) == 1 and isinstance(min(firsts), int) and min(firsts) > 0 else None
 
 
 def served_model(config: ModelConfig) -> ServedModel:
