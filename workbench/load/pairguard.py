@@ -39,13 +39,17 @@ def disagreeing(results: dict[str, dict], ratios: dict[str, float | None]) -> li
     return [e for e, r in results.items() if not agrees(r["ratio_p50"], ratios.get(e))]
 
 
-def flag(engine: str, result: dict, direct_ratio: float, p50s: dict[str, float], repeats: int = 1) -> str:
-    """One line saying why this paired figure is not to be trusted."""
+def flag(engine: str, results: dict[str, dict], direct_ratio: float, p50s: dict[str, float],
+         repeats: int = 1) -> str:
+    """One line saying why this paired figure is not to be trusted, with each engine's paired p50 against
+    its direct one, so that the line shows which of them moved."""
+    result = results[engine]
     line = (f"paired ratio {result['ratio_p50']:.2f}x disagrees with the direct p50s' {direct_ratio:.2f}x by more "
             f"than {TOLERANCE:.0%}" + (" after a repeat" if repeats else ""))
-    if engine in p50s:
-        line += (f" ({engine}'s paired p50 {result['latency_ms']['p50_ms']:.3g} ms against its direct "
-                 f"{p50s[engine]:.3g} ms)")
+    moved = [f"{e} {results[e]['latency_ms']['p50_ms']:.3g} ms against {p50s[e]:.3g} ms"
+             for e in (engine, result.get("reference")) if e in results and e in p50s]
+    if moved:
+        line += f" (paired p50 against direct: {', '.join(moved)})"
     return line + "; the machine was busy or the engines disturbed each other, so neither figure is the answer"
 
 
@@ -58,7 +62,7 @@ def annotate(results: dict[str, dict], ratios: dict[str, float | None], p50s: di
         direct = ratios.get(engine)
         bad = not agrees(result["ratio_p50"], direct)
         out[engine] = {**result, "direct_ratio": direct, "repeats": repeats,
-                       "flag": flag(engine, result, direct, p50s, repeats) if bad else None}
+                       "flag": flag(engine, results, direct, p50s, repeats) if bad else None}
     return out
 
 
