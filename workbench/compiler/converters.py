@@ -32,8 +32,11 @@ def converters() -> dict:
     """ONNX operator -> converter class, for the importer's table."""
     from tvm.relax.frontend.onnx.onnx_frontend import OnnxOpConverter
 
+    from workbench.compiler.recurrent import recurrent_converters
+
     return {**_activations(OnnxOpConverter), **_normalizations(OnnxOpConverter),
-            **_layout_converters(OnnxOpConverter), **_index_converters(OnnxOpConverter)}
+            **_layout_converters(OnnxOpConverter), **_index_converters(OnnxOpConverter),
+            **recurrent_converters(OnnxOpConverter)}
 
 
 def _const(value, like):
@@ -81,7 +84,8 @@ def _normalizations(base) -> dict:
                 norm = op.sum(op.abs(x), axis, keepdims=True)
             else:
                 norm = op.sqrt(op.sum(op.multiply(x, x), axis, keepdims=True))
-            return op.divide(x, norm)
+            zero = op.equal(norm, _const(0.0, x))  # a zero vector stays zero (ONNX), not 0/0
+            return op.where(zero, op.zeros_like(x), op.divide(x, op.where(zero, op.ones_like(norm), norm)))
 
     class RMSNormalization(base):
         @classmethod
@@ -206,7 +210,8 @@ def _fixed_converters(base) -> dict:
             dtype = indices.ty.dtype
             indices = op.where(op.less(indices, relax.const(0, dtype)),
                                op.add(indices, relax.const(size, dtype)), indices)
-            return op.one_hot(indices, on, off, size, int(attr.get("axis", -1)))
+            axis = int(attr.get("axis", -1))  # negative: counted on the output, one axis more than indices
+            return op.one_hot(indices, on, off, size, axis + len(inputs[0].ty.shape) + 1 if axis < 0 else axis)
 
     class LayerNormalizationWithStats(base):
         """The importer returns placeholders for Mean and InvStdDev; here they are computed."""
