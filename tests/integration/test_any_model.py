@@ -113,3 +113,5 @@ def test_onnx_node_tests_of_converted_operators_match(project):
                  "test_gru_seq_length", "test_lstm_with_peepholes"):
         result = script.run_one(cases[name], project)
         assert result["outcome"] == "matched", result
+    refused = script.run_one(cases["test_gru_batchwise"], project)  # a form we do not convert: our one line
+    assert refused["outcome"] == "refused" and "workbench's converter at operator GRU" in refused["detail"], refused

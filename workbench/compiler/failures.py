@@ -36,6 +36,8 @@ def compiling(model):
 
 def tvm_message(exc: BaseException) -> str:
     """TVM's own sentence: the line after "Check failed:" or the last line that is not a frame."""
+    if isinstance(exc, KeyError):  # a converter looking up an attribute the node does not have
+        return f"the converter expects {exc} (an attribute or input this node lacks)"
     lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not _NOISE.match(line)]
     for line in lines:
         if "Check failed" in line or "Error:" in line:
@@ -56,6 +58,11 @@ def _importer_operator(exc: BaseException) -> str | None:
         if isinstance(cls, type) and found is None:
             found = cls.__name__
     return found
+
+
+def _raised_by_ours(exc: BaseException) -> bool:
+    frames = [frame.f_code.co_filename for frame, _ in traceback.walk_tb(exc.__traceback__)]
+    return bool(frames) and Path(frames[-1]).name in ("converters.py", "recurrent.py") and "workbench" in frames[-1]
 
 
 def _culprit(exc: BaseException, model, stage: str) -> tuple[str | None, str | None]:
@@ -113,6 +120,9 @@ def tvm_failure(stage: str, exc: BaseException, batch: int | None = None, printe
     where = f" at operator {operator}" if operator else ""
     where += f" (kernel {kernel})" if kernel and kernel.lower() != f"relax.{(operator or '').lower()}" else ""
     at_batch = f" at batch {batch}" if batch is not None else ""
+    if _raised_by_ours(exc):  # compiler/converters.py, recurrent.py: a form of the operator we do not convert
+        return ModelError(f"workbench's converter{where} does not take this model{at_batch}: {tvm_message(exc)}; "
+                          "try: export the model with another opset or without that form of the operator")
     tries = ["export the model with another opset"]
     if stage != "import":
         tries.append("pass --no-layout-pass")
