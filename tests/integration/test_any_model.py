@@ -85,6 +85,23 @@ def test_a_pass_that_fails_falls_back_with_one_warning(project, capsys):
     assert manifest["tuning"]["lowering"]["skipped"]["channels-last"] == "off (--no-layout-pass)"
 
 
+def test_a_pass_that_fails_in_the_build_falls_back_with_one_warning(project, capsys):
+    """Prepacking a MatMul's weights is fine; TVM's rewrite of the ScatterElements kernel beside it
+    fails in the build ("There should be a compute block ..."), where stock TVM builds it."""
+    f = TensorProto.FLOAT
+    weights = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 8)).astype("float32"), "w")
+    indices = numpy_helper.from_array(np.array([[1, 3], [0, 2]], dtype=np.int64), "idx")
+    path = _save(project, "matscatter", [helper.make_node("MatMul", ["x", "w"], ["h"]),
+                                         helper.make_node("ScatterElements", ["h", "idx", "u"], ["y"], axis=1)],
+                 [helper.make_tensor_value_info("x", f, [2, 8]), helper.make_tensor_value_info("u", f, [2, 2])],
+                 [helper.make_tensor_value_info("y", f, [2, 8])], [weights, indices])
+    manifest = compile_model(compile_request(path, "host", "2", None, None, 1e-4, 1e-5))  # its own batch
+    warnings = [line for line in capsys.readouterr().err.replace("\n", " ").split("warning:") if "pass" in line]
+    assert len(warnings) == 1 and "prepack" in warnings[0], warnings
+    assert manifest["tuning"]["lowering"]["passes"] == [] and manifest["correctness"]["checked"]
+    assert manifest["tuning"]["lowering"]["skipped"]["prepack"].startswith("failed in the build")
+
+
 def test_a_tvm_failure_is_one_line_with_a_log(project):
     from workbench.compiler.failures import compiling
 

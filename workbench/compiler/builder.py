@@ -14,7 +14,7 @@ from workbench.compiler.importer import make_target, prepacked_weights
 from workbench.compiler.passes import PREPACK
 from workbench.compiler.tasks import extract, kernel_digests, prepared_modules
 from workbench.console import warn
-from workbench.errors import CorrectnessError, TargetError, WorkbenchError
+from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError
 from workbench.manifest import BUILD_FORMAT, BUILD_SCHEMA, MANIFEST, problem
 from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
 from workbench.paths import make_directory, project_root
@@ -111,17 +111,15 @@ def compile_model(request: CompileRequest) -> dict:
         records = database.validate()
         target = make_target(target_json)
         db = database.open()
-        modules = prepared_modules(model, request.batch_sizes, target, request.database_dir, request.layout)
-        coverage = _coverage(modules, request, target, db)
-        coverage["lowering"] = modules.lowering.as_dict()
-        coverage["selected"] = database.selected_count()
         shutil.rmtree(staging, ignore_errors=True)
         make_directory(staging, "output directory")
         try:
             with compiling(model):
-                libraries, from_records = _build_all(request, modules, target, database.open_for_build(db), staging)
-            coverage["kernels_from_records"] = from_records
-            coverage["records"] = records
+                modules, libraries, from_records = _lower_and_build(request, model, target,
+                                                                    database.open_for_build(db), staging)
+            coverage = _coverage(modules, request, target, db)
+            coverage.update(lowering=modules.lowering.as_dict(), selected=database.selected_count(),
+                            kernels_from_records=from_records, records=records)
             manifest = _manifest(request, model, target_json, database, coverage, libraries,
                                  _check(request, model, libraries))
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -206,6 +204,31 @@ def apply_records(mod, target, db, gpu: bool, prepack: bool = True):
             mod = dl.ApplyDefaultSchedule(dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(),
                                           dl.gpu.GeneralReduction(), dl.gpu.Fallback())(mod)
     return mod, from_records
+
+
+def _lower_and_build(request: CompileRequest, model, target, db, staging: Path):
+    """The modules lowered with our passes and built; when the build fails with them (prepacking
+    a kernel TVM cannot rewrite, say) and not without, the pipeline without the pass that broke it,
+    with one warning line (passes.fallbacks: each pass dropped alone, then all of ours)."""
+    from workbench.compiler.passes import fallbacks
+
+    modules = prepared_modules(model, request.batch_sizes, target, request.database_dir, request.layout)
+    try:
+        return (modules, *_build_all(request, modules, target, db, staging))
+    except ModelError as exc:
+        if not modules.lowering.passes:
+            raise
+        failure, message = exc, str(exc).split(": ", 1)[-1].split("; try:")[0][:160]
+    for dropped, lowering in fallbacks(modules.lowering, f"failed in the build: {message}"):
+        modules = prepared_modules(model, request.batch_sizes, target, request.database_dir, request.layout,
+                                   lowering)
+        try:
+            built = _build_all(request, modules, target, db, staging)
+        except ModelError:
+            continue
+        warn(f"the build failed with our {dropped} ({message}); built without, as stock TVM would")
+        return (modules, *built)
+    raise failure
 
 
 def _build_all(request: CompileRequest, modules: dict, target, db, directory: Path) -> tuple[dict[int, Path], dict]:

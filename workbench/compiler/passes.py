@@ -75,7 +75,7 @@ def applicable(mod, target, layout: bool = True) -> Lowering:
     return Lowering(tuple(p for p in ORDER if p not in why), why, layout)
 
 
-def _candidates(plan: Lowering, why: str):
+def fallbacks(plan: Lowering, why: str):
     """(what was dropped, the pipeline) to try after the full one failed: each of our passes
     dropped alone (Winograd goes with channels-last, which it reads), then none of ours."""
     for name in plan.passes:
@@ -102,7 +102,7 @@ def decide(mod, target, lower, layout: bool = True):
             raise
         message = first_line(exc)[:160]
     error = None
-    for dropped, fallback in _candidates(plan, f"failed: {message}"):
+    for dropped, fallback in fallbacks(plan, f"failed: {message}"):
         try:
             lowered = lower(mod, target, fallback.passes)
         except Exception as exc:

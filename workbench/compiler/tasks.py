@@ -32,16 +32,17 @@ class PreparedModules(dict):
 
 
 def prepared_modules(model, batch_sizes: tuple[int, ...], target, database_dir=None,
-                     layout: bool | None = None) -> PreparedModules:
+                     layout: bool | None = None, lowering=None) -> PreparedModules:
     """One fused Relax module per batch size: what tuning extracts from and what the build compiles.
     Our passes are chosen once, on the smallest batch (compiler/passes.py): the choice kept in
     `database_dir` for this model when there is one and `layout` (--[no-]layout-pass) does not
-    override it, else every pass that applies, less any that fails on the model."""
+    override it, else every pass that applies, less any that fails on the model. `lowering` (a
+    passes.Lowering) forces the choice: the build's fallback when a pass fails only in the build."""
     from workbench.compiler import passes
     from workbench.compiler.failures import compiling
 
     key = hashlib.sha256(model.SerializeToString()).hexdigest()
-    kept = passes.remembered(database_dir, key)
+    kept = lowering.as_dict() if lowering is not None else passes.remembered(database_dir, key)
     if layout is None:
         layout = kept["layout"] if kept else True
     modules = PreparedModules()
