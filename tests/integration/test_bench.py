@@ -1,14 +1,12 @@
 """A short real bench on mlp with every engine: the records hold what the issue asks, no timing thresholds."""
 
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_one_line_error, invoke, workbench_cli
+from tests.helpers import assert_one_line_error, invoke, short_served_bench
 from workbench.bench import BenchConfig, run_bench
 from workbench.benchview import BenchDisplay
 from workbench.engines.registry import NAMES as ENGINES
@@ -116,15 +114,7 @@ def test_bench_url_with_no_server_is_a_clear_error(project):
 
 
 def test_bench_binary_wire_serves_and_records_it(project):
-    result = workbench_cli("bench", "--model", "mlp", "--engines", "server-onnxruntime", "--wire", "binary",
-                           "--concurrency", "4", "--duration", "0.5", "--warmup", "0.1", "--min-requests", "20",
-                           "--json", home=project)
-    assert result.returncode == 0, result.stdout + result.stderr
-    (row,) = json.loads(result.stdout)["results"]
-    assert row["status"] == "ok" and row["correct"] and row["errors"] == 0 and row["throughput"] > 0
-    run_dir = Path(json.loads(result.stdout)["run_dir"])
-    record = json.loads(next((run_dir / "records").glob("server-onnxruntime__*")).read_text())
-    assert record["settings"]["wire"] == "binary"
+    assert short_served_bench(project, "--wire", "binary")["settings"]["wire"] == "binary"
 
 
 def test_tvm_gets_one_thread_per_physical_core_unless_the_user_sets_tvm_num_threads():

@@ -5,7 +5,6 @@ import json
 import socket
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -14,7 +13,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
-from tests.helpers import assert_one_line_error, call, invoke, model_config, start_server, workbench_cli
+from tests.helpers import assert_one_line_error, call, invoke, model_config, short_served_bench, start_server
 from workbench import models, reference
 from workbench.errors import WorkbenchError
 from workbench.serving.process import free_port
@@ -178,14 +177,7 @@ def test_grpc_port_is_checked_before_anything_loads():
 
 
 def test_bench_over_grpc_checks_the_answer_and_records_the_protocol(project):
-    result = workbench_cli("bench", "--model", "mlp", "--engines", "server-onnxruntime", "--protocol", "grpc",
-                           "--concurrency", "4", "--duration", "0.5", "--warmup", "0.1", "--min-requests", "20",
-                           "--json", home=project)
-    assert result.returncode == 0, result.stdout + result.stderr
-    (row,) = json.loads(result.stdout)["results"]
-    assert row["status"] == "ok" and row["correct"] and row["errors"] == 0 and row["throughput"] > 0
-    run_dir = Path(json.loads(result.stdout)["run_dir"])
-    record = json.loads(next((run_dir / "records").glob("server-onnxruntime__*")).read_text())
+    record = short_served_bench(project, "--protocol", "grpc")
     assert record["settings"]["protocol"] == "grpc" and record["settings"]["wire"] == "binary"
 
 
