@@ -34,6 +34,12 @@ def test_bench_all_engines_writes_records_and_csv(project):
     paired = [r for r in on_disk if r["scenario"]["kind"] == "paired"]
     assert len(paired) == 6 and all(r["result"]["reference"] == "onnxruntime" for r in paired)
     assert all(r["result"]["ratio_p50"] == 1.0 for r in paired if r["engine"] == "onnxruntime")
+    best = [r["result"]["ratio_to_best_other"]["engine"] for r in paired if r["engine"] == "tvm"]
+    assert len(best) == 2 and set(best) <= {"onnxruntime", "openvino"}
+    from workbench.report.page import render
+    from workbench.report.run import load_run
+
+    assert "the fastest other runtime" in render(load_run(run_dir))
     for engine in ("flask-naive", "server-tvm", "server-onnxruntime", "server-openvino", "server-null"):
         assert {(engine, "closed", 1), (engine, "closed", 4), (engine, "open", None)} <= kinds
     assert {r["engine"] for r in on_disk} == set(ENGINES)

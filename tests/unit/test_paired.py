@@ -163,3 +163,12 @@ def test_an_agreeing_paired_run_is_measured_once(clock):
     out = pairguard.guarded(lambda: calls.append(1) or _paired_on(clock, spec, 0.002)(), ratios, p50s)
     assert len(calls) == 1 and out["tvm"]["repeats"] == 0 and out["tvm"]["flag"] is None
     assert out["tvm"]["direct_ratio"] == pytest.approx(2.2)
+
+
+def test_tvm_is_also_compared_with_the_fastest_other_runtime():
+    from workbench.bench.direct import best_others
+
+    results = {"tvm": {"block_medians_ms": [2.0, 4.0, 2.2]}, "openvino": {"block_medians_ms": [1.0, 2.0, 1.0]},
+               "onnxruntime": {"block_medians_ms": [4.0, 8.0, 4.4]}}
+    assert best_others(results) == {"tvm": {"engine": "openvino", "ratio_p50": 2.0}}
+    assert best_others({"onnxruntime": {"block_medians_ms": [1.0]}}) == {}

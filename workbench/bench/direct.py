@@ -53,11 +53,28 @@ def run_paired(run: BenchRun, engines: dict) -> None:
     for b in run.batch_sizes:
         run.display.phase(" vs ".join(engines), f"paired latency, batch {b}")
         results = _guarded_paired(run, engines, b)
+        for kind, other in best_others(results).items():
+            results[kind]["ratio_to_best_other"] = other
         for kind, (engine, correctness) in engines.items():
             if results[kind]["flag"]:
                 warn(f"{kind} paired, batch {b}: {results[kind]['flag']}")
             run.save(kind, {"kind": "paired", "batch": b, "engines": list(engines), "block": spec.paired_block,
                             "min_time_s": spec.paired_s}, engine.settings, correctness, results[kind])
+
+
+def best_others(results: dict[str, dict]) -> dict[str, dict]:
+    """TVM's paired figure against the fastest of the other runtimes (by median block), not only ONNX
+    Runtime: the median of the per-round ratios and which engine that was."""
+    tvm = [k for k in results if registry.get(k).runtime == registry.TVM]
+    out = {}
+    for kind in tvm:
+        others = [k for k in results if k not in tvm and results[k].get("block_medians_ms")]
+        if not others or not results[kind].get("block_medians_ms"):
+            continue
+        best = min(others, key=lambda k: float(np.median(results[k]["block_medians_ms"])))
+        ratios = np.asarray(results[kind]["block_medians_ms"]) / np.asarray(results[best]["block_medians_ms"])
+        out[kind] = {"engine": best, "ratio_p50": float(np.median(ratios))}
+    return out
 
 
 def _guarded_paired(run: BenchRun, engines: dict, batch: int) -> dict[str, dict]:

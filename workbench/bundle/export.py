@@ -101,13 +101,11 @@ def perf_card(reports_dir: Path, model_sha256: str, libraries_sha256: dict[str, 
                                     "model and target, then export again"}
 
 
-SERVABLE = ("tvm", "onnxruntime", "openvino")  # what `workbench serve --engine` can run from a bundle
-
-
 def recommendation(reports_dir: Path, card: dict) -> dict:
     """What the perf card's bench run says to deploy (its verdict, by the figure bench chose): the
     engine `serve` defaults to. None when there was no run, no clear call, or the winner is not
     something a bundle serves (flask-naive, say)."""
+    from workbench.bundle.serve import SERVE_ENGINES
     from workbench.report.run import read_choice
     from workbench.verdict import decide
 
@@ -116,7 +114,7 @@ def recommendation(reports_dir: Path, card: dict) -> dict:
     run_dir = reports_dir / card["run_id"]
     decision = decide(records.read_records(run_dir), read_choice(run_dir))
     called = decision.runner_up is not None and not decision.close and not decision.flag
-    engine = decision.runtime if called and decision.runtime in SERVABLE else None
+    engine = decision.runtime if called and decision.runtime in SERVE_ENGINES else None
     return {"engine": engine, "measured_engine": decision.engine, "decided_by": decision.decided_by,
             "sentence": decision.sentence, "run_id": card["run_id"]}
 

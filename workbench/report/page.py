@@ -175,6 +175,10 @@ def direct(run: Run) -> str:
                          f"{r['result']['ratio_p10']:.2f}-{r['result']['ratio_p90']:.2f}", _paired_check(r)]
                         for r in paired])
                    if paired else "")
+    best = [f"{esc(r['engine'])} b{r['scenario']['batch']}: {r['result']['ratio_to_best_other']['ratio_p50']:.2f}x "
+            f"the fastest other runtime ({esc(r['result']['ratio_to_best_other']['engine'])})"
+            for r in paired if r["result"].get("ratio_to_best_other")]
+    paired_part += f'<p>{"; ".join(best)}.</p>' if best else ""
     return (latency_table + image(figures.direct_latency(rows), "direct latency per batch size") + paired_part +
             "<h3>Offline throughput (back-to-back batches: the ceiling a server can reach here)</h3>" + offline_table)
 
