@@ -241,7 +241,7 @@ def session_record(request: TuneRequest, summary: TuneSummary, devices: int = 1)
         "model": request.source.name, "model_sha256": request.source.sha256(), "target": profile.name,
         "batch_sizes": list(request.batch_sizes), "trials_requested": request.trials, "trials": summary.trials,
         "errors": sum(t.errors for t in summary.tasks), "seconds": round(summary.seconds, 2),
-        "trials_per_minute": round(summary.trials_per_minute, 2), "interrupted": summary.interrupted,
+        "trials_per_minute": summary.trials_per_minute, "interrupted": summary.interrupted,
         "minutes_limit": summary.minutes_limit, "out_of_time": summary.out_of_time, "kernels": summary.kernels,
         "measured_on": ({"rpc_tracker": f"{profile.rpc.tracker_host}:{profile.rpc.tracker_port}",
                          "rpc_key": profile.rpc.key, "devices": devices} if profile.rpc else {"local": True}),
