@@ -2,13 +2,12 @@
 
 import time
 
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from workbench import scenarios
-from workbench.console import console, err_console
+from workbench.console import console, err_console, for_tables
 
 
 class BenchDisplay:
@@ -66,8 +65,7 @@ def print_tables(records: list[dict]) -> None:
     """One table: a row per engine x scenario. Throughput is samples/s direct, requests/s served."""
     # Piped output gets rich's 80 columns; a log reads better wide. A narrow terminal gets the
     # columns that decide (p90, p99.9, max and stable are in results.csv and the report).
-    out = console if console.is_terminal else Console(file=console.file, width=max(console.width, 140),
-                                                      highlight=False, color_system=None)
+    out = for_tables()
     columns = FULL_COLUMNS if out.width >= 110 else NARROW_COLUMNS
     table = Table(title="bench results (latency in ms)", title_justify="left", pad_edge=False)
     for column in columns:

@@ -9,3 +9,11 @@ err_console = Console(stderr=True, highlight=False)
 
 def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/yellow] {escape(message)}")
+
+
+def for_tables() -> Console:
+    """Where tables print: the terminal at its width, else (a pipe, a log file) 140 columns rather
+    than rich's 80, which would fold or cut every cell."""
+    if console.is_terminal:
+        return console
+    return Console(file=console.file, width=max(console.width, 140), highlight=False, color_system=None)

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from rich.table import Table
 
-from workbench.console import console, err_console
+from workbench.console import console, err_console, for_tables
 
 
 class TuneDisplay:
@@ -87,13 +87,13 @@ def print_summary(summary) -> None:
     table.add_column("task", overflow="fold", min_width=20)
     chosen = "chosen, cold" if summary.cold_weights else "chosen"
     for column in ("FLOPs", "calls", "best before", "best now", "GFLOP/s", chosen, "trials", "errors"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")  # fold, never cut a figure to "3.0…"
     fmt = lambda s: f"{s * 1e6:.1f} µs" if s else "default"  # noqa: E731
     for t in summary.tasks:
         table.add_row(t.name, f"{t.flops:.3g}", str(t.weight), fmt(t.best_before), fmt(t.best_after),
                       f"{t.gflops_per_s:.1f}" if t.gflops_per_s else "-", fmt(t.chosen) if t.chosen else "-",
                       str(t.trials), str(t.errors))
-    console.print(table)
+    for_tables().print(table)
     for line in summary_lines(summary):
         console.print(line, soft_wrap=True)
     if note := untuned_note(summary):

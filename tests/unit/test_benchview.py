@@ -5,6 +5,7 @@ import io
 import pytest
 from rich.console import Console
 
+import workbench.console
 from workbench import benchview
 
 
@@ -25,6 +26,7 @@ def test_at_80_columns_no_cell_is_cut(monkeypatch, terminal):
     out = io.StringIO()
     console = Console(file=out, width=80, force_terminal=terminal, color_system=None)
     monkeypatch.setattr(benchview, "console", console)
+    monkeypatch.setattr(workbench.console, "console", console)  # where for_tables looks
     benchview.print_tables(RECORDS)
     text = out.getvalue()
     assert "…" not in text

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 from rich.text import Text
 
+from workbench import tuneview
 from workbench.compiler.retime import RetimedTask
 from workbench.compiler.scheduler import Budget
 from workbench.compiler.tunefigures import trust_note
@@ -89,6 +90,7 @@ def test_trust_note_agreeing_estimates_are_not_flagged():
 def test_summary_lines_survive_a_narrow_terminal(monkeypatch):
     """scripts/fleet_throughput.sh read blank rates: Rich wrapped '48.6 trials/min' across lines."""
     monkeypatch.setattr(console, "width", 40)
+    monkeypatch.setattr(tuneview, "for_tables", lambda: console)  # a terminal 40 columns wide
     with console.capture() as captured:
         print_summary(summary())
     after_table = captured.get().split("└")[-1].splitlines()[1:]
