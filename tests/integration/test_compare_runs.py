@@ -48,10 +48,18 @@ def verdicts(home: Path, a: Path, b: Path) -> dict[tuple[str, str], str]:
 
 
 def test_two_runs_of_the_same_build_show_no_significant_change(home):
-    found = verdicts(home, bench(home), bench(home))
-    assert {("tvm", "latency b1"), ("tvm", "latency b8"), ("tvm", "offline b8")} <= set(found), found
-    assert found[("tvm", "offline b8")] == TOO_FEW  # three windows say nothing
-    assert all(v in (NO_CHANGE, TOO_FEW) for v in found.values()), found
+    """Two processes of one build once differed by 1.42x at b8 on an idle machine, each steady inside
+    itself (docs/BENCHMARKS.md, "Two processes, one build"): a single pair cannot rule that out, so a
+    called change must not survive a second pair."""
+    seen = []
+    for _ in range(2):
+        found = verdicts(home, bench(home), bench(home))
+        assert {("tvm", "latency b1"), ("tvm", "latency b8"), ("tvm", "offline b8")} <= set(found), found
+        assert found[("tvm", "offline b8")] == TOO_FEW  # three windows say nothing
+        seen.append(found)
+        if all(v in (NO_CHANGE, TOO_FEW) for v in found.values()):
+            return
+    pytest.fail(f"two runs of one build were called a change in two pairs: {seen}")
 
 
 def test_one_thread_against_two_is_called_a_change(home):
