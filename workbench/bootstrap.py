@@ -27,17 +27,18 @@ def block_indices(n: int, rng: np.random.Generator, length: int | None = None) -
 
 
 def interval(statistic, *series: np.ndarray, seed: int = 0, level: float = 0.95,
-             resamples: int = RESAMPLES) -> tuple[float, float, float]:
+             resamples: int = RESAMPLES, paired: bool | None = None) -> tuple[float, float, float]:
     """statistic(*series), and its percentile interval at `level` over moving-block resamples.
 
     Series of equal length are resampled with the same indices (their values are paired, as the
-    rounds of a paired run are); series of different lengths are resampled independently."""
+    rounds of a paired run are) unless `paired` is False (two runs that happen to have as many
+    windows); series of different lengths are always resampled independently."""
     arrays = [np.asarray(s, np.float64) for s in series]
     if any(len(a) < 2 for a in arrays):
         raise ValueError("a bootstrap interval needs at least two values per series")
     point = float(statistic(*arrays))
     rng = np.random.default_rng(seed)
-    paired = len({len(a) for a in arrays}) == 1
+    paired = len({len(a) for a in arrays}) == 1 and paired is not False
     values = np.empty(resamples)
     for i in range(resamples):
         if paired:

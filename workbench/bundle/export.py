@@ -84,39 +84,45 @@ def required_cpu_flags(request: CompileRequest) -> list[str]:
     return sorted(flags)
 
 
-def perf_card(reports_dir: Path, model_sha256: str, libraries_sha256: dict[str, str]) -> dict:
-    """The figures of the latest bench run that timed these exact libraries, with every engine of
-    that run for comparison; or a note saying how to make one."""
+def timing_run(reports_dir: Path, model_sha256: str, libraries_sha256: dict[str, str]):
+    """The latest bench run that timed these exact libraries: (its folder, its records), or None."""
     for run_dir in sorted((p for p in reports_dir.glob("run-*") if (p / "records").is_dir()), reverse=True):
         run = records.read_records(run_dir)
-        timed = [r for r in run if r["engine"] in ("tvm", "server-tvm") and r.get("status") == "ok"
-                 and r["model"]["sha256"] == model_sha256 and _same_libraries(r, libraries_sha256)]
-        if timed:
-            first = timed[0]
-            return {"run_id": first["run_id"], "command": first["command"],
-                    "fingerprint_id": first["provenance"]["fingerprint_id"],
-                    "cpu_model": first["provenance"]["machine"]["cpu_model"],
-                    "rows": [records.row(r) for r in run]}
-    return {"run_id": None, "note": "no bench run has timed these libraries; run `workbench bench` with the same "
-                                    "model and target, then export again"}
+        if any(r["engine"] in ("tvm", "server-tvm") and r.get("status") == "ok"
+               and r["model"]["sha256"] == model_sha256 and _same_libraries(r, libraries_sha256) for r in run):
+            return run_dir, run
+    return None
 
 
-def recommendation(reports_dir: Path, card: dict) -> dict:
-    """What the perf card's bench run says to deploy (its verdict, by the figure bench chose): the
-    engine `serve` defaults to. None when there was no run, no clear call, or the winner is not
-    something a bundle serves (flask-naive, say)."""
+def perf_card(timed) -> dict:
+    """The figures of the timing run (timing_run), with every engine of that run for comparison; or a
+    note saying how to make one."""
+    if timed is None:
+        return {"run_id": None, "note": "no bench run has timed these libraries; run `workbench bench` with the "
+                                        "same model and target, then export again"}
+    first = timed[1][0]
+    return {"run_id": first["run_id"], "command": first["command"],
+            "fingerprint_id": first["provenance"]["fingerprint_id"],
+            "cpu_model": first["provenance"]["machine"]["cpu_model"],
+            "rows": [records.row(r) for r in timed[1]]}
+
+
+def recommendation(timed) -> dict:
+    """What the timing run's verdict says to deploy (by the figure bench chose): the engine `serve`
+    defaults to. None when there was no run, no clear call, or the winner is not something a bundle
+    serves (flask-naive, say)."""
     from workbench.bundle.serve import SERVE_ENGINES
     from workbench.report.run import read_choice
     from workbench.verdict import decide
 
-    if not card.get("run_id"):
+    if timed is None:
         return {"engine": None, "sentence": "no bench run has timed these libraries, so nothing was compared"}
-    run_dir = reports_dir / card["run_id"]
-    decision = decide(records.read_records(run_dir), read_choice(run_dir))
+    run_dir, run = timed
+    decision = decide(run, read_choice(run_dir))
     called = decision.runner_up is not None and not decision.close and not decision.flag
     engine = decision.runtime if called and decision.runtime in SERVE_ENGINES else None
     return {"engine": engine, "measured_engine": decision.engine, "decided_by": decision.decided_by,
-            "sentence": decision.sentence, "run_id": card["run_id"]}
+            "sentence": decision.sentence, "run_id": run[0]["run_id"]}
 
 
 def _same_libraries(record: dict, libraries_sha256: dict[str, str]) -> bool:
@@ -193,9 +199,10 @@ def export_bundle(request: ExportRequest, on_compile=lambda: None) -> tuple[Path
         # the smallest batch's sample inputs, so the answer can be checked against samples/
         (root / REQUEST_FILE).write_text(_example_request(models.sample_inputs(model, min(build.batch_sizes))))
         reports_dir = request.reports_dir or project_root() / "reports"
-        card = perf_card(reports_dir, built["model_sha256"], {b: e["sha256"] for b, e in libraries.items()})
+        timed = timing_run(reports_dir, built["model_sha256"], {b: e["sha256"] for b, e in libraries.items()})
+        card = perf_card(timed)
         (root / "perf.json").write_text(json.dumps(card, indent=2))
-        recommended = recommendation(reports_dir, card)
+        recommended = recommendation(timed)
         requirements = pinned_requirements(serving_distributions(recommended["engine"]))
         (root / "requirements.txt").write_text(templates.requirements_txt(requirements))
         (root / "Dockerfile").write_text(templates.dockerfile(name, python_version()))

@@ -24,6 +24,15 @@ def _shape(expr) -> list[int]:
     return [int(d) for d in expr.ty.shape]
 
 
+def _data_and_constant(inputs, what: str) -> tuple:
+    """The data input, its static shape and the second input's constant value: operators whose
+    indices are computed here from a constant refuse a runtime one in one line."""
+    value = _constant(inputs[1])
+    if value is None:
+        raise ValueError(f"{what} must be a constant")
+    return inputs[0], _shape(inputs[0]), value
+
+
 def _axis(axis: int, rank: int) -> int:
     return axis + rank if axis < 0 else axis
 
@@ -151,10 +160,7 @@ def _index_converters(base) -> dict:
     class ReverseSequence(base):
         @classmethod
         def _impl_v10(cls, bb, inputs, attr, params):
-            x, lengths = inputs[0], _constant(inputs[1])
-            if lengths is None:
-                raise ValueError("ReverseSequence: sequence_lens must be a constant")
-            shape = _shape(x)
+            x, shape, lengths = _data_and_constant(inputs, "ReverseSequence: sequence_lens")
             time, batch = int(attr.get("time_axis", 0)), int(attr.get("batch_axis", 1))
             t = np.arange(shape[time]).reshape([-1 if a == time else 1 for a in range(len(shape))])
             n = lengths.astype(np.int64).reshape([-1 if a == batch else 1 for a in range(len(shape))])
@@ -164,10 +170,7 @@ def _index_converters(base) -> dict:
     class CenterCropPad(base):
         @classmethod
         def _impl_v18(cls, bb, inputs, attr, params):
-            x, wanted = inputs[0], _constant(inputs[1])
-            if wanted is None:
-                raise ValueError("CenterCropPad: shape must be a constant")
-            shape = _shape(x)
+            x, shape, wanted = _data_and_constant(inputs, "CenterCropPad: shape")
             axes = [_axis(int(a), len(shape)) for a in attr.get("axes", range(len(shape)))]
             begin, end, pads = [0] * len(shape), list(shape), [0] * (2 * len(shape))
             for axis, size in zip(axes, (int(w) for w in wanted)):

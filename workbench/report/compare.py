@@ -65,14 +65,7 @@ def series(record: dict) -> Series | None:
 def ratio_interval(a: np.ndarray, b: np.ndarray, statistic=np.median, seed: int = 0) -> tuple[float, float, float]:
     """statistic(b) / statistic(a) and its 95% moving-block bootstrap interval, the two series
     resampled independently (they are two runs, not pairs)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    rng = np.random.default_rng(seed)
-    ratios = np.empty(BOOTSTRAP)
-    for i in range(BOOTSTRAP):
-        ratios[i] = (statistic(b[bootstrap.block_indices(len(b), rng)])
-                     / statistic(a[bootstrap.block_indices(len(a), rng)]))
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return float(statistic(b) / statistic(a)), float(low), float(high)
+    return bootstrap.interval(lambda x, y: statistic(y) / statistic(x), a, b, seed=seed, paired=False)
 
 
 def noise(windows: np.ndarray) -> float:
