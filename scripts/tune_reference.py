@@ -1,0 +1,344 @@
+"""Produce the reference tuning records shipped under tuning_logs/reference/<family>/ (issue #30).
+
+    .venv/bin/python scripts/tune_reference.py tune --family x86-64-avx512 [--minutes-per-run N]
+                                                    [--only resnet18@1,mlp@8] [--force]
+    .venv/bin/python scripts/tune_reference.py compact --family x86-64-avx512   (or: compact <folder>)
+    .venv/bin/python scripts/tune_reference.py summary [--family x86-64-avx512]
+
+tune runs `workbench tune --no-reference` once per (model, batch), in the issue's priority order,
+for a fixed number of minutes each, into the family's folder (an ordinary tuning database folder),
+skips what the folder's sessions.jsonl shows done (a session of that model and batch that was not
+interrupted; --force runs it again), and compacts the folder after each run so that each commit
+stays small. Run it on a quiet machine and time nothing else while it runs (no benchmark, build or
+test suite): tuning times every candidate on this machine's cores, and a busy machine's timings
+choose the schedules that everyone then gets. One family per run: the family's profile names the
+CPU the code is built for, and the machine must run it (avx512: skylake-avx512, avx2: haswell).
+
+compact rewrites a folder to what is shipped, under the database's lock: each workload's best
+KEEP records (ranked as the database's own compaction ranks them), the workloads they belong to
+(and those selected/ holds a choice for) renumbered in order, selected/, sessions.jsonl and
+lowering.json; the archive, logs/, set-aside torn lines and stale staging folders are deleted.
+Kept lines are byte for byte as they were, apart from a record's renumbered workload index.
+
+summary prints each family's sessions (model, batch, CPU, date, commit, trials, minutes) and sizes.
+"""
+
+import argparse
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from workbench.compiler.database import (
+    ARCHIVE,
+    LOCK,
+    RECORDS,
+    SELECTED,
+    WORKLOADS,
+    _best_per_workload,
+    _check_lines,
+    _identity,
+    _repair_torn_tail,
+    mean_run_secs,
+    read_sessions,
+)
+from workbench.errors import WorkbenchError
+from workbench.fingerprint import describe_cpu
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "tuning_logs" / "reference"
+FAMILIES = {"x86-64-avx512": "x86-avx512", "x86-64-avx2": "x86-avx2"}  # family folder: target profile
+PRIORITY = [("resnet18", 1), ("mobilenetv2", 1), ("bert-mini", 1),
+            ("resnet18", 8), ("mobilenetv2", 8), ("bert-mini", 8),
+            ("squeezenet1.1", 1), ("mlp", 1), ("squeezenet1.1", 8), ("mlp", 8)]
+MINUTES = {"resnet18": 40, "mobilenetv2": 40, "bert-mini": 25, "squeezenet1.1": 20, "mlp": 3}
+DEFAULT_MINUTES = 20  # a model --only names that the table does not
+TRIALS = 100000  # never the limit: each run ends at its minutes
+KEEP = 4  # records shipped per workload: a build takes the best, re-timing the best few
+STAGING = ".ship.compacting"  # suffix of the files compaction writes before swapping them in
+
+
+# --- what to tune ---------------------------------------------------------------------------------
+
+def parse_runs(text: str) -> list[tuple[str, int]]:
+    """"resnet18@1,mlp@8" as [("resnet18", 1), ("mlp", 8)], in the order given."""
+    runs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        model, _, batch = item.rpartition("@")
+        if not model or not batch.isdigit() or int(batch) < 1:
+            raise SystemExit(f"--only: {item!r} is not MODEL@BATCH (e.g. resnet18@1)")
+        runs.append((model, int(batch)))
+    return runs
+
+
+def done_runs(sessions: list[dict]) -> set[tuple[str, int]]:
+    """The (model, batch) runs a folder holds: sessions of one batch size that were not interrupted."""
+    return {(s.get("model"), s["batch_sizes"][0]) for s in sessions
+            if not s.get("interrupted") and len(s.get("batch_sizes") or []) == 1}
+
+
+def runs_left(plan: list[tuple[str, int]], sessions: list[dict], force: bool = False) -> list[tuple[str, int]]:
+    """The plan's runs still to do, in the plan's order, each once."""
+    done = set() if force else done_runs(sessions)
+    left = []
+    for run in plan:
+        if run not in done and run not in left:
+            left.append(run)
+    return left
+
+
+def tune_command(model: str, batch: int, family: str, minutes: float) -> list[str]:
+    workbench = Path(sys.executable).parent / "workbench"  # the venv's console script, beside its python
+    return [str(workbench), "tune", "--model", model, "--target", FAMILIES[family],
+            "--database", str(REFERENCE / family), "--batch-sizes", str(batch), "--trials", str(TRIALS),
+            "--minutes", f"{minutes:g}", "--no-reference"]
+
+
+def _run(command: list[str]) -> int:
+    """The tuning run's exit code. Ctrl-C reaches it too and it stops after its current batch,
+    keeping everything measured: wait for that instead of killing it (subprocess.run would)."""
+    print("+", " ".join(command), flush=True)
+    process = subprocess.Popen(command, cwd=ROOT)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            print("waiting for workbench tune to stop after its current batch", flush=True)
+
+
+def cmd_tune(args) -> int:
+    folder = REFERENCE / args.family
+    plan = parse_runs(args.only) if args.only else PRIORITY
+    todo = runs_left(plan, read_sessions(folder), args.force)
+    for model, batch in (run for run in plan if run not in todo):
+        print(f"{model}@{batch}: already in {folder.relative_to(ROOT)}/sessions.jsonl, skipped (--force runs it)")
+    for model, batch in todo:
+        minutes = args.minutes_per_run or MINUTES.get(model, DEFAULT_MINUTES)
+        code = _run(tune_command(model, batch, args.family, minutes))
+        kept = compact_folder(folder, KEEP, FAMILIES[args.family]) if folder.is_dir() else 0
+        status = "" if code == 0 else f", workbench tune exited {code}"
+        print(f"{model}@{batch}: tuned {minutes:g} min{status}; {kept} records kept "
+              f"({KEEP} per workload); {folder.relative_to(ROOT)} is {_megabytes(shipped_size(folder))}", flush=True)
+        if code != 0:
+            return code
+    return 0
+
+
+# --- compaction -----------------------------------------------------------------------------------
+
+@contextmanager
+def locked(folder: Path):
+    """The lock `workbench tune` and `compile` take on a database (TuningDatabase.exclusive), its
+    contents (the holder's pid) left as they are."""
+    with open(folder / LOCK, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            raise SystemExit(f"another process (pid {lock.read().strip() or '?'}) is using {folder}; "
+                             "wait for it to finish") from None
+        yield
+
+
+def _raw_lines(path: Path) -> list[bytes]:
+    """The file's non-blank lines as bytes, each with its newline: as _check_lines numbers them."""
+    if not path.exists():
+        return []
+    with open(path, "rb") as f:
+        return [raw if raw.endswith(b"\n") else raw + b"\n" for raw in f if raw.strip()]
+
+
+def _renumber(raw: bytes, index: int) -> bytes:
+    """A record line with its workload index (the first number) replaced, nothing else changed."""
+    found = re.match(rb"\s*\[\s*(\d+)", raw)
+    return raw[:found.start(1)] + str(index).encode() + raw[found.end(1):]
+
+
+def _read_records(directory: Path, workloads: int) -> list:
+    def check(record):
+        index, run_secs, target = record[0], record[1][1], record[1][2]
+        if not isinstance(index, int) or not 0 <= index < workloads or not isinstance(target, dict):
+            raise ValueError
+        mean_run_secs(run_secs or [0])
+
+    path = directory / RECORDS
+    return _check_lines(path, check) if path.exists() else []
+
+
+def _check_target(records: list, directory: Path, want: dict | None) -> None:
+    """One target's records, the family profile's when given: a shipped folder must not mix them."""
+    found = {json.dumps(_identity(r[1][2]), sort_keys=True) for r in records}
+    if len(found) > 1:
+        raise SystemExit(f"{directory} holds records for several targets ({', '.join(sorted(found))})")
+    got = json.loads(found.pop()) if found else {}
+    if want is not None and records and any(got.get(k) != v for k, v in want.items()):
+        raise SystemExit(f"{directory} holds records for {got}, not for the family's target {want}")
+
+
+def _stage(path: Path, lines: list[bytes]) -> Path:
+    staging = path.with_name(path.name + STAGING)
+    with open(staging, "wb") as f:
+        f.writelines(lines)
+        f.flush()
+        os.fsync(f.fileno())
+    return staging
+
+
+def _roll_forward(directory: Path) -> None:
+    """Finish or undo a compaction a kill cut short. Both files are staged, then the workloads are
+    swapped in, then the records: a staged records file alone is complete and belongs to the
+    workloads now in place; a staged workloads file means nothing was swapped yet."""
+    workloads, records = (directory / (name + STAGING) for name in (WORKLOADS, RECORDS))
+    if workloads.exists():
+        workloads.unlink()
+        records.unlink(missing_ok=True)
+    elif records.exists():
+        os.replace(records, directory / RECORDS)
+
+
+def compact_database(directory: Path, keep: int, keep_hashes: frozenset = frozenset(),
+                     want: dict | None = None) -> tuple[int, list[str]]:
+    """Rewrite one MetaSchedule JSON database to each workload's `keep` best records and the
+    workloads that have one (or whose hash is in keep_hashes). Returns (records kept, the kept
+    workloads' hashes)."""
+    _roll_forward(directory)
+    paths = {name: directory / name for name in (WORKLOADS, RECORDS)}
+    for path in paths.values():
+        if path.exists():
+            _repair_torn_tail(path)
+    hashes = [str(w[0]) for w in _check_lines(paths[WORKLOADS], lambda w: (str(w[0]), str(w[1])))] \
+        if paths[WORKLOADS].exists() else []
+    records = _read_records(directory, len(hashes))
+    _check_target(records, directory, want)
+    kept = sorted(_best_per_workload(records, keep))
+    used = {records[line][0] for line in kept}
+    workloads = [w for w, h in enumerate(hashes) if w in used or h in keep_hashes]
+    if len(kept) == len(records) and len(workloads) == len(hashes):
+        return len(kept), hashes  # nothing to drop: the files stay as they are
+    new_index = {old: new for new, old in enumerate(workloads)}
+    workload_lines, record_lines = _raw_lines(paths[WORKLOADS]), _raw_lines(paths[RECORDS])
+    staged_workloads = _stage(paths[WORKLOADS], [workload_lines[w] for w in workloads])
+    staged_records = _stage(paths[RECORDS], [_renumber(record_lines[line], new_index[records[line][0]])
+                                             for line in kept])
+    os.replace(staged_workloads, paths[WORKLOADS])
+    os.replace(staged_records, paths[RECORDS])
+    return len(kept), [hashes[w] for w in workloads]
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """What is not shipped: the archive, MetaSchedule's logs, torn lines set aside, a staging file
+    or overlay that a killed run left (the lock is held: nothing is writing them)."""
+    for directory in (folder / "logs", folder / (SELECTED + ".new"), folder / (SELECTED + ".old")):
+        shutil.rmtree(directory, ignore_errors=True)
+    for directory in (folder, folder / SELECTED):
+        for path in [directory / ARCHIVE, *directory.glob("*.torn"), *directory.glob("*.compacting")]:
+            path.unlink(missing_ok=True)
+
+
+def compact_folder(folder: Path, keep: int = KEEP, profile: str | None = None) -> int:
+    """Rewrite a tuning database folder to what is shipped (module docstring); the records kept."""
+    if not folder.is_dir():
+        raise SystemExit(f"{folder} is not a tuning database folder")
+    want = _profile_identity(profile) if profile else None
+    with locked(folder):
+        chosen = folder / SELECTED
+        selected = compact_database(chosen, keep, want=want)[1] if chosen.is_dir() else []
+        kept, _ = compact_database(folder, keep, frozenset(selected), want)
+        _remove_leftovers(folder)
+    return kept
+
+
+def _profile_identity(profile: str) -> dict:
+    from workbench.targets import get_profile
+
+    return {k: v for k, v in _identity(get_profile(profile).target).items() if v != "auto"}
+
+
+# --- summary --------------------------------------------------------------------------------------
+
+def shipped(path: Path, folder: Path) -> bool:
+    """Whether .gitignore lets a file of a family folder into the repository."""
+    parts = path.relative_to(folder).parts
+    if parts[0] in ("logs", SELECTED + ".new", SELECTED + ".old"):
+        return False
+    return not (path.name == LOCK or path.name.endswith((".archive.json", ".torn", ".compacting")))
+
+
+def shipped_size(folder: Path) -> int:
+    if not folder.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and shipped(p, folder))
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.2f} MB"
+
+
+def summary_rows(sessions: list[dict]) -> list[list[str]]:
+    rows = []
+    for s in sessions:
+        machine = s.get("machine") or {}
+        rows.append([s.get("model", "?"), ",".join(map(str, s.get("batch_sizes") or [])), describe_cpu(machine),
+                     str(machine.get("physical_cores", "?")), str(s.get("started") or "?")[:10],
+                     str(s.get("git_commit") or "?")[:10], str(s.get("trials", "?")),
+                     f"{float(s.get('seconds') or 0) / 60:.1f}", "interrupted" if s.get("interrupted") else ""])
+    return rows
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def cmd_summary(args) -> int:
+    families = [args.family] if args.family else sorted(p.name for p in REFERENCE.glob("*") if p.is_dir())
+    for family in families:
+        folder = REFERENCE / family
+        print(f"{family} (profile {FAMILIES.get(family, '?')}): {_megabytes(shipped_size(folder))}")
+        _print_table(["model", "batch", "CPU", "cores", "date", "commit", "trials", "minutes", ""],
+                     summary_rows(read_sessions(folder)))
+        print()
+    total = sum(shipped_size(REFERENCE / f) for f in (p.name for p in REFERENCE.glob("*") if p.is_dir()))
+    print(f"tuning_logs/reference in all: {_megabytes(total)} (the goal is about 5 MB)")
+    return 0
+
+
+def cmd_compact(args) -> int:
+    if bool(args.family) == bool(args.folder):
+        raise SystemExit("compact: name one folder, as --family F or as a path")
+    folder = REFERENCE / args.family if args.family else Path(args.folder)
+    kept = compact_folder(folder, args.keep, FAMILIES[args.family] if args.family else None)
+    print(f"{folder}: {kept} records kept ({args.keep} per workload), {_megabytes(shipped_size(folder))}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    tune = commands.add_parser("tune", help="tune the family's reference records, model by model")
+    tune.add_argument("--family", required=True, choices=FAMILIES)
+    tune.add_argument("--minutes-per-run", type=float, help=f"minutes per (model, batch) (default: {MINUTES})")
+    tune.add_argument("--only", help="these runs, in this order: MODEL@BATCH,... (default: the priority order)")
+    tune.add_argument("--force", action="store_true", help="run again what sessions.jsonl shows done")
+    compact = commands.add_parser("compact", help="rewrite a folder to what is shipped")
+    compact.add_argument("folder", nargs="?")
+    compact.add_argument("--family", choices=FAMILIES)
+    compact.add_argument("--keep", type=int, default=KEEP, help=f"records per workload (default {KEEP})")
+    summary = commands.add_parser("summary", help="what each family holds, and the sizes")
+    summary.add_argument("--family", choices=FAMILIES)
+    args = parser.parse_args(argv)
+    try:
+        return {"tune": cmd_tune, "compact": cmd_compact, "summary": cmd_summary}[args.command](args)
+    except WorkbenchError as exc:  # a corrupt line, an unknown profile: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
