@@ -9,28 +9,39 @@ tune runs `workbench tune --no-reference` once per (model, batch), in the issue'
 for a fixed number of minutes each, into the family's folder (an ordinary tuning database folder),
 skips what the folder's sessions.jsonl shows done (a session of that model and batch that was not
 interrupted; --force runs it again), and compacts the folder after each run so that each commit
-stays small. Run it on a quiet machine and time nothing else while it runs (no benchmark, build or
-test suite): tuning times every candidate on this machine's cores, and a busy machine's timings
-choose the schedules that everyone then gets. One family per run: the family's profile names the
-CPU the code is built for, and the machine must run it (avx512: skylake-avx512, avx2: haswell).
+stays small. Before each run it unpacks the shipped .gz files to the plain ones the tuner appends
+to (plain files already there are an interrupted run's newer work and are kept). Run it on a quiet
+machine and time nothing else while it runs (no benchmark, build or test suite): tuning times every
+candidate on this machine's cores, and a busy machine's timings choose the schedules that everyone
+then gets. One family per run: the family's profile names the CPU the code is built for, and the
+machine must run it (avx512: skylake-avx512, avx2: haswell).
 
 compact rewrites a folder to what is shipped, under the database's lock: each workload's best
 KEEP records (ranked as the database's own compaction ranks them), the workloads they belong to
 (and those selected/ holds a choice for) renumbered in order, selected/, sessions.jsonl and
 lowering.json; the archive, logs/, set-aside torn lines and stale staging folders are deleted.
 Kept lines are byte for byte as they were, apart from a record's renumbered workload index.
+The two database files (in the folder and in selected/) are then shipped gzip-compressed, the
+workloads' base64 TIR compressing ~14x: database_workload.json.gz and database_tuning_record.json.gz,
+written deterministically (no time or name in the gzip header; an unchanged file is not rewritten)
+so compacting an unchanged folder changes no byte, and the plain files deleted (.gitignore keeps
+them out). A folder holding only the .gz files, or both, is unpacked first.
 
-summary prints each family's sessions (model, batch, CPU, date, commit, trials, minutes) and sizes.
+summary prints each family's sessions (model, batch, CPU, date, commit, trials, minutes) and the sizes
+of what is shipped (the .gz files and the rest).
 """
 
 import argparse
 import fcntl
+import gzip
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,6 +72,8 @@ DEFAULT_MINUTES = 20  # a model --only names that the table does not
 TRIALS = 100000  # never the limit: each run ends at its minutes
 KEEP = 4  # records shipped per workload: a build takes the best, re-timing the best few
 STAGING = ".ship.compacting"  # suffix of the files compaction writes before swapping them in
+GZ = ".gz"  # the shipped form of WORKLOADS and RECORDS: NAME.gz
+GZIP_STAGING = ".gzip.compacting"  # suffix of the files packing and unpacking write before os.replace
 
 
 # --- what to tune ---------------------------------------------------------------------------------
@@ -119,6 +132,9 @@ def cmd_tune(args) -> int:
         print(f"{model}@{batch}: already in {folder.relative_to(ROOT)}/sessions.jsonl, skipped (--force runs it)")
     for model, batch in todo:
         minutes = args.minutes_per_run or MINUTES.get(model, DEFAULT_MINUTES)
+        if folder.is_dir():
+            with locked(folder):
+                unpack_folder(folder)  # the tuner appends to the plain files
         code = _run(tune_command(model, batch, args.family, minutes))
         kept = compact_folder(folder, KEEP, FAMILIES[args.family]) if folder.is_dir() else 0
         status = "" if code == 0 else f", workbench tune exited {code}"
@@ -246,11 +262,84 @@ def compact_folder(folder: Path, keep: int = KEEP, profile: str | None = None) -
         raise SystemExit(f"{folder} is not a tuning database folder")
     want = _profile_identity(profile) if profile else None
     with locked(folder):
+        unpack_folder(folder)
         chosen = folder / SELECTED
         selected = compact_database(chosen, keep, want=want)[1] if chosen.is_dir() else []
         kept, _ = compact_database(folder, keep, frozenset(selected), want)
         _remove_leftovers(folder)
+        pack_folder(folder)
     return kept
+
+
+# --- the shipped form: gzip ----------------------------------------------------------------------
+
+def gzip_bytes(data: bytes) -> bytes:
+    """data gzip-compressed, the same bytes every time: no modification time, no file name."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, filename="") as f:
+        f.write(data)
+    return buffer.getvalue()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """path holding data, or (killed part way) as it was: a temp file, then os.replace."""
+    staging = path.with_name(path.name + GZIP_STAGING)
+    with open(staging, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(staging, path)
+
+
+def _unpacked(packed: Path) -> bytes:
+    try:
+        return gzip.decompress(packed.read_bytes())
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise SystemExit(f"{packed}: not a readable gzip file ({exc})") from None
+
+
+def pack(directory: Path) -> None:
+    """Replace the directory's plain WORKLOADS and RECORDS by NAME.gz. Both .gz files are in place
+    before either plain file is deleted, so a kill leaves plain files that unpack keeps; a .gz that
+    already holds the plain file's bytes is left as it is (no change for git, whatever zlib)."""
+    plain = [directory / name for name in (WORKLOADS, RECORDS) if (directory / name).exists()]
+    for path in plain:
+        packed = path.with_name(path.name + GZ)
+        data = path.read_bytes()
+        if not packed.exists() or _unpacked(packed) != data:
+            _write_atomically(packed, gzip_bytes(data))
+    for path in plain:
+        path.unlink()
+
+
+def unpack(directory: Path) -> None:
+    """Write the directory's plain WORKLOADS and RECORDS from NAME.gz. A plain file already there
+    is kept: newer than its .gz it is a run's work not yet packed (an interrupted run), or a kill
+    between pack's writes left it, holding what the .gz holds. One older than its .gz that differs
+    from it (a stale file from before a pull of new records, say) is refused: which one is wanted
+    is not ours to guess."""
+    for name in (WORKLOADS, RECORDS):
+        path, packed = directory / name, directory / (name + GZ)
+        if not packed.exists():
+            continue
+        if not path.exists():
+            _write_atomically(path, _unpacked(packed))
+        elif path.stat().st_mtime_ns < packed.stat().st_mtime_ns and path.read_bytes() != _unpacked(packed):
+            raise SystemExit(f"{path} is older than {packed.name} and differs from it: delete the plain file "
+                             f"to use {packed.name} (the shipped records), or {packed.name} to keep the plain "
+                             "file's records (an interrupted run's)")
+
+
+def unpack_folder(folder: Path) -> None:
+    for directory in (folder, folder / SELECTED):
+        if directory.is_dir():
+            unpack(directory)
+
+
+def pack_folder(folder: Path) -> None:
+    for directory in (folder / SELECTED, folder):
+        if directory.is_dir():
+            pack(directory)
 
 
 def _profile_identity(profile: str) -> dict:
@@ -262,17 +351,42 @@ def _profile_identity(profile: str) -> dict:
 # --- summary --------------------------------------------------------------------------------------
 
 def shipped(path: Path, folder: Path) -> bool:
-    """Whether .gitignore lets a file of a family folder into the repository."""
+    """Whether .gitignore lets a file of a family folder into the repository (the database files as
+    .gz only)."""
     parts = path.relative_to(folder).parts
     if parts[0] in ("logs", SELECTED + ".new", SELECTED + ".old"):
         return False
-    return not (path.name == LOCK or path.name.endswith((".archive.json", ".torn", ".compacting")))
+    return not (path.name in (LOCK, WORKLOADS, RECORDS)
+                or path.name.endswith((".archive.json", ".torn", ".compacting")))
 
 
 def shipped_size(folder: Path) -> int:
-    if not folder.is_dir():
-        return 0
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and shipped(p, folder))
+    packed, rest, _unpacked = shipped_sizes(folder)
+    return packed + rest
+
+
+def shipped_sizes(folder: Path) -> tuple[int, int, int]:
+    """(the .gz database files, the rest shipped, plain database files not packed yet) in bytes."""
+    packed = rest = unpacked = 0
+    files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    for path in files:
+        size = path.stat().st_size
+        if path.name in (WORKLOADS + GZ, RECORDS + GZ) and shipped(path, folder):
+            packed += size
+        elif path.name in (WORKLOADS, RECORDS) and path.parent in (folder, folder / SELECTED):
+            unpacked += size
+        elif shipped(path, folder):
+            rest += size
+    return packed, rest, unpacked
+
+
+def describe_sizes(folder: Path) -> str:
+    packed, rest, unpacked = shipped_sizes(folder)
+    text = (f"{_megabytes(packed + rest)} shipped ({_megabytes(packed)} gzip-compressed records, "
+            f"{_megabytes(rest)} the rest)")
+    if unpacked:
+        text += f"; {_megabytes(unpacked)} of plain records not packed yet (compact packs them)"
+    return text
 
 
 def _megabytes(size: int) -> str:
@@ -300,7 +414,7 @@ def cmd_summary(args) -> int:
     families = [args.family] if args.family else sorted(p.name for p in REFERENCE.glob("*") if p.is_dir())
     for family in families:
         folder = REFERENCE / family
-        print(f"{family} (profile {FAMILIES.get(family, '?')}): {_megabytes(shipped_size(folder))}")
+        print(f"{family} (profile {FAMILIES.get(family, '?')}): {describe_sizes(folder)}")
         _print_table(["model", "batch", "CPU", "cores", "date", "commit", "trials", "minutes", ""],
                      summary_rows(read_sessions(folder)))
         print()
@@ -314,7 +428,7 @@ def cmd_compact(args) -> int:
         raise SystemExit("compact: name one folder, as --family F or as a path")
     folder = REFERENCE / args.family if args.family else Path(args.folder)
     kept = compact_folder(folder, args.keep, FAMILIES[args.family] if args.family else None)
-    print(f"{folder}: {kept} records kept ({args.keep} per workload), {_megabytes(shipped_size(folder))}")
+    print(f"{folder}: {kept} records kept ({args.keep} per workload), {describe_sizes(folder)}")
     return 0
 
 

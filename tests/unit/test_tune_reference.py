@@ -1,9 +1,12 @@
-"""scripts/tune_reference.py: what a shipped reference folder keeps, and which tuning runs are left."""
+"""scripts/tune_reference.py: what a shipped reference folder keeps (gzip-compressed), and which tuning
+runs are left."""
 
 import argparse
 import fcntl
+import gzip
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -63,8 +66,23 @@ def make_folder(root: Path) -> Path:
     return folder
 
 
+DATABASE_FILES = ("database_workload.json", "database_tuning_record.json")
+
+
+def shipped_bytes(path: Path) -> bytes:
+    """What a compacted folder ships for the plain file path: path.gz, uncompressed; path itself gone."""
+    assert not path.exists(), f"{path} is left unpacked"
+    return gzip.decompress(path.with_name(path.name + ".gz").read_bytes())
+
+
 def read_json_lines(path: Path) -> list:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in shipped_bytes(path).decode().splitlines() if line.strip()]
+
+
+def database_files(folder: Path, suffix: str = "") -> dict:
+    """The plain (or, with suffix ".gz", packed) database files of the folder and its selected/: path: bytes."""
+    paths = [d / (name + suffix) for d in (folder, folder / "selected") for name in DATABASE_FILES]
+    return {p: p.read_bytes() for p in paths if p.exists()}
 
 
 def test_compaction_keeps_each_workloads_best_and_renumbers(script, tmp_path):
@@ -82,12 +100,12 @@ def test_compaction_keeps_each_workloads_best_and_renumbers(script, tmp_path):
     w0_secs = sorted(r[1][1] for r in records if r[1][0][0][0][2][0] == "w0")
     assert w0_secs == sorted([[1e-6, 3e-6], [3e-6], [4e-6], [5e-6]])  # the failed and the slowest dropped
     # kept lines are the original bytes but for the renumbered index, in their original order
-    after = (folder / "database_tuning_record.json").read_bytes().splitlines(keepends=True)
+    after = shipped_bytes(folder / "database_tuning_record.json").splitlines(keepends=True)
     old_lines = {script._renumber(line, 0): line for line in before}
     originals = [old_lines[script._renumber(line, 0)] for line in after]
     assert [script._renumber(old, json.loads(new)[0]) for old, new in zip(originals, after)] == after
     assert originals == [line for line in before if line in originals]
-    assert (folder / "database_workload.json").read_bytes() == b"".join(workload_line(n) for n in workloads)
+    assert shipped_bytes(folder / "database_workload.json") == b"".join(workload_line(n) for n in workloads)
 
 
 def test_compaction_drops_what_is_not_shipped_and_keeps_the_rest(script, tmp_path):
@@ -104,8 +122,9 @@ def test_compaction_drops_what_is_not_shipped_and_keeps_the_rest(script, tmp_pat
     assert (folder / ".lock").read_text() == "4242"
     # selected/ keeps its choice, less the workload it holds no record for
     assert [w[0] for w in read_json_lines(folder / "selected" / "database_workload.json")] == ["w1"]
-    assert (folder / "selected" / "database_tuning_record.json").read_bytes() == record_line(0, "w1", [6e-6])
+    assert shipped_bytes(folder / "selected" / "database_tuning_record.json") == record_line(0, "w1", [6e-6])
     assert not list(folder.rglob("*.compacting"))
+    assert not database_files(folder)  # the plain files are packed: only the .gz files are left
 
 
 def test_compaction_is_idempotent(script, tmp_path):
@@ -135,8 +154,8 @@ def test_a_compaction_killed_between_its_swaps_is_finished(script, tmp_path, mon
     monkeypatch.setattr(script.os, "replace", real_replace)
     assert swaps[0].name == "database_workload.json"  # the records no longer match the workloads
     script.compact_folder(folder, keep=4)
-    for name in ("database_workload.json", "database_tuning_record.json"):
-        assert (folder / name).read_bytes() == (expected / name).read_bytes(), name
+    for name in DATABASE_FILES:
+        assert (folder / (name + ".gz")).read_bytes() == (expected / (name + ".gz")).read_bytes(), name
 
 
 def test_records_for_another_target_are_refused(script, tmp_path):
@@ -197,12 +216,120 @@ def test_tune_runs_whats_left_compacts_after_each_and_stops_at_a_failure(script,
     folder = make_folder(tmp_path)
     monkeypatch.setattr(script, "ROOT", tmp_path)
     monkeypatch.setattr(script, "REFERENCE", tmp_path)
-    ran = []
-    monkeypatch.setattr(script, "_run", lambda command: ran.append(command) or (130 if len(ran) == 2 else 0))
+    ran, unpacked = [], []
+
+    def run(command):
+        ran.append(command)
+        unpacked.append(sorted(p.name for p in database_files(folder)))
+        return 130 if len(ran) == 2 else 0
+
+    monkeypatch.setattr(script, "_run", run)
     args = argparse.Namespace(family="x86-64-avx512", only="resnet18@1,mlp@1,mlp@8", minutes_per_run=None,
                               force=False)
     assert script.cmd_tune(args) == 130  # the second run was interrupted: the third is not started
     assert [(c[c.index("--model") + 1], c[c.index("--minutes") + 1]) for c in ran] == [("mlp", "3")] * 2
     assert not (folder / "logs").exists()  # compacted after the run
+    # the tuner appends to plain files: the second run found them unpacked from the first's .gz files
+    assert unpacked == [sorted(DATABASE_FILES * 2)] * 2
+    assert not database_files(folder) and len(database_files(folder, ".gz")) == 4
     out = capsys.readouterr().out
     assert "resnet18@1: already in" in out and "exited 130" in out and "6 records kept" in out
+
+
+def test_pack_and_unpack_round_trip(script, tmp_path):
+    folder = make_folder(tmp_path)
+    plain = database_files(folder)
+    assert len(plain) == 4
+
+    script.pack_folder(folder)
+
+    assert not database_files(folder)
+    packed = database_files(folder, ".gz")
+    for path, data in packed.items():
+        assert data[3] == 0 and data[4:8] == bytes(4), path  # no file name, no time in the header
+        assert gzip.decompress(data) == plain[path.with_name(path.name.removesuffix(".gz"))]
+    script.unpack_folder(folder)
+    assert database_files(folder) == plain  # byte for byte
+    assert database_files(folder, ".gz") == packed  # unpacking leaves the shipped files as they are
+
+
+def test_packing_gives_the_same_bytes_every_time(script, tmp_path):
+    first, second = make_folder(tmp_path / "first"), make_folder(tmp_path / "second")
+    os.utime(second / "database_workload.json", ns=(10**18, 10**18))  # another file time: not in the .gz
+    script.pack_folder(first)
+    script.pack_folder(second)
+    assert {p.relative_to(first): b for p, b in database_files(first, ".gz").items()} == \
+        {p.relative_to(second): b for p, b in database_files(second, ".gz").items()}
+
+    # compacting again writes the same bytes, also where the .gz files are written anew
+    script.compact_folder(first, keep=4)
+    packed = database_files(first, ".gz")
+    script.compact_folder(first, keep=4)
+    assert database_files(first, ".gz") == packed
+    script.unpack_folder(first)
+    for path in packed:
+        path.unlink()
+    script.compact_folder(first, keep=4)
+    assert database_files(first, ".gz") == packed
+
+
+def test_compaction_of_a_folder_holding_only_the_gz_files(script, tmp_path):
+    expected = make_folder(tmp_path / "expected")
+    script.compact_folder(expected, keep=4)
+    folder = make_folder(tmp_path / "packed")
+    script.pack_folder(folder)  # shipped before compaction: only .gz files, every record in them
+    assert not database_files(folder)
+
+    assert script.compact_folder(folder, keep=4) == 6
+
+    assert not database_files(folder)
+    assert {p.relative_to(folder): b for p, b in database_files(folder, ".gz").items()} == \
+        {p.relative_to(expected): b for p, b in database_files(expected, ".gz").items()}
+
+
+def test_unpacking_keeps_plain_files_newer_than_the_gz_files(script, tmp_path):
+    folder = make_folder(tmp_path)
+    script.compact_folder(folder, keep=4)
+    script.unpack_folder(folder)
+    records = folder / "database_tuning_record.json"
+    new = record_line(2, "w3", [1e-7])  # an interrupted run's record: the new best of w3
+    with open(records, "ab") as f:
+        f.write(new)
+    newer = (folder / "database_tuning_record.json.gz").stat().st_mtime_ns + 10**9
+    os.utime(records, ns=(newer, newer))
+    interrupted = records.read_bytes()
+
+    script.unpack_folder(folder)
+    assert records.read_bytes() == interrupted  # kept, not overwritten by the older .gz
+
+    assert script.compact_folder(folder, keep=4) == 7  # both files present: the plain ones are compacted
+    assert new in shipped_bytes(records).splitlines(keepends=True)
+
+
+def test_a_stale_plain_file_older_than_its_gz_is_refused(script, tmp_path):
+    folder = make_folder(tmp_path)
+    script.compact_folder(folder, keep=4)
+    records = folder / "database_tuning_record.json"
+    packed = records.with_name(records.name + ".gz")
+    older = packed.stat().st_mtime_ns - 10**9
+    records.write_bytes(gzip.decompress(packed.read_bytes()))  # what the .gz holds (a kill inside pack)
+    os.utime(records, ns=(older, older))
+    script.unpack_folder(folder)  # the same bytes: fine
+    records.write_bytes(record_line(0, "w0", [1e-7]))  # other records, from before the .gz (a pull)
+    os.utime(records, ns=(older, older))
+    with pytest.raises(SystemExit, match="older than database_tuning_record.json.gz"):
+        script.compact_folder(folder, keep=4)
+    assert records.read_bytes() == record_line(0, "w0", [1e-7])  # neither file is touched
+
+
+def test_sizes_count_what_is_shipped(script, tmp_path):
+    folder = make_folder(tmp_path)
+    script.compact_folder(folder, keep=4)
+    packed, rest, unpacked = script.shipped_sizes(folder)
+    assert packed == sum(len(b) for b in database_files(folder, ".gz").values()) and unpacked == 0
+    assert rest == sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) - packed - len("4242")
+    script.unpack_folder(folder)
+    assert script.shipped_sizes(folder) == (packed, rest, sum(len(b) for b in database_files(folder).values()))
+    assert script.shipped_size(folder) == packed + rest
+    assert not script.shipped(folder / "selected" / "database_workload.json", folder)
+    assert "not packed yet" in script.describe_sizes(folder)
