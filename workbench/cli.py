@@ -16,6 +16,7 @@ from workbench.commands.common import (
     DecideByOpt,
     LayoutOpt,
     ModelOpt,
+    ReferenceOpt,
     RtolOpt,
     TargetOpt,
     compile_request,
@@ -113,7 +114,7 @@ def tune(model: ModelOpt, target: TargetOpt,
          retime_pool: Annotated[int, typer.Option(
              help="After tuning, choose each task's schedule among this many of its best records, timed "
                   "side by side as tuning timed them (0: off)")] = 8,
-         layout_pass: LayoutOpt = None) -> None:
+         layout_pass: LayoutOpt = None, reference: ReferenceOpt = True) -> None:
     """Tune a model's kernels with MetaSchedule; records go to the target's shared database."""
     from workbench.compiler.tuner import TuneRequest
     from workbench.compiler.tuner import tune as run_tune
@@ -127,7 +128,7 @@ def tune(model: ModelOpt, target: TargetOpt,
                           trials=profile.total_trials if trials is None else trials,
                           batch_sizes=model_batch_sizes(source, batch_sizes, profile.batch_sizes),
                           database_dir=database_dir(database, target), seed=seed, rpc_wait_s=rpc_wait,
-                          minutes=minutes, retime_pool=retime_pool)
+                          minutes=minutes, retime_pool=retime_pool, reference=reference)
     prefer_layout(source, request.database_dir, layout_pass)
     summary = run_tune(request, TuneDisplay())
     print_summary(summary)
@@ -140,12 +141,15 @@ def tune(model: ModelOpt, target: TargetOpt,
 
 
 def compile_command(model: str, target: str, batch_sizes: str | None, database: Path | None, out: Path | None,
-                    rtol: float, atol: float, layout: bool | None = None) -> Path:
+                    rtol: float, atol: float, layout: bool | None = None, reference: bool = True) -> Path:
     from workbench.compiler.builder import compile_model
+    from workbench.compiler.reference_records import describe_shares
 
-    request = compile_request(model, target, batch_sizes, database, out, rtol, atol, layout)
+    request = compile_request(model, target, batch_sizes, database, out, rtol, atol, layout, reference)
     source = request.source
     manifest = compile_model(request)
+    console.print(describe_shares(manifest["tuning"]["schedules"], manifest["tuning"]["reference"]), soft_wrap=True,
+                  markup=False)
     correctness = manifest["correctness"]
     if correctness["checked"]:
         worst = max((c for cs in correctness["per_batch"].values() for c in cs), key=lambda c: c["max_abs_error"])
@@ -163,9 +167,9 @@ def compile_(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, d
              out: Annotated[Path | None, typer.Option(
                  help="Output directory (default: build/<model>/<target>)")] = None,
              rtol: RtolOpt = DEFAULT_RTOL,
-             atol: AtolOpt = DEFAULT_ATOL, layout_pass: LayoutOpt = None) -> None:
+             atol: AtolOpt = DEFAULT_ATOL, layout_pass: LayoutOpt = None, reference: ReferenceOpt = True) -> None:
     """Build the model with the tuning records, export a library per batch size, check it against ONNX Runtime."""
-    compile_command(model, target, batch_sizes, database, out, rtol, atol, layout_pass)
+    compile_command(model, target, batch_sizes, database, out, rtol, atol, layout_pass, reference)
 
 
 ProtocolOpt = Annotated[str, typer.Option(help="workbench-server engines: rest (OIP v2 over HTTP, --wire applies) "
@@ -293,9 +297,49 @@ def demo(model: Annotated[str, typer.Option(help="Built-in model to run the flow
         compile_request(model, "host", None, None, None, DEFAULT_RTOL, DEFAULT_ATOL), project_root() / "bundles"))
     bundle.say_recommendation(recommended)
     report = write_report(run_dir)
+    reference_run = _demo_reference_cnn(duration)
     console.print("\n[bold]Outputs[/bold]")
     console.print(f"  tuning database: {summary.database}")
     console.print(f"  compiled model:  {out_dir} (manifest.json + one library per batch size)")
     console.print(f"  bench records:   {run_dir / 'records'}")
     console.print(f"  serving bundle:  {archive} (workbench serve {archive})")
     console.print(f"  report:          {report}", soft_wrap=True)
+    if reference_run is not None:
+        console.print(f"  resnet18 from reference records: {reference_run}", soft_wrap=True)
+
+
+def _demo_reference_cnn(duration: float, model: str = "resnet18") -> Path | None:
+    """A real CNN compiled from the shipped reference records with no tuning here, timed against
+    ONNX Runtime at batch 1; skipped, in one line, where this CPU's family has none for it."""
+    from workbench.bench import BenchConfig, run_bench
+    from workbench.benchview import BenchDisplay, decide_and_keep, print_tables, print_verdict
+    from workbench.compiler import reference_records
+    from workbench.manifest import read_compiled
+    from workbench.paths import build_dir
+    from workbench.report.write import write_report
+    from workbench.targets import get_profile
+
+    folder = reference_records.folder(get_profile("host"))
+    tuned = folder is not None and any(model == s.get("model") for s in _sessions_in(folder))
+    console.print(f"\n[bold]{model} from the reference records[/bold] (no tuning on this machine)")
+    if not tuned:
+        console.print(f"skipped: no reference records for {model} on this CPU's family ({folder or 'none'})")
+        return None
+    run_dir, records = run_bench(BenchConfig(model=model, target="host", engines=("tvm", "onnxruntime"),
+                                             concurrency=(1,), batch_sizes=(1,), duration_s=duration, warmup_s=1.0),
+                                 BenchDisplay(enabled=True))
+    tuning = read_compiled(build_dir() / model / "host")["tuning"]
+    console.print(reference_records.describe_shares(tuning["schedules"], tuning["reference"]), soft_wrap=True,
+                  markup=False)
+    print_tables(records)
+    print_verdict(decide_and_keep(run_dir, records, None))
+    return write_report(run_dir)
+
+
+def _sessions_in(folder: Path) -> list[dict]:
+    from workbench.compiler.database import read_sessions
+
+    try:
+        return read_sessions(folder)
+    except WorkbenchError:  # a damaged sessions file: no demo of its records
+        return []

@@ -17,6 +17,11 @@ def make_directory(path: Path, what: str) -> Path:
     return path
 
 
+def source_root() -> Path:
+    """The checkout the code runs from: what ships with it (reference tuning records) lives there."""
+    return _SOURCE_ROOT
+
+
 def project_root() -> Path:
     """WORKBENCH_HOME if set, else the current directory when it holds targets/, else the checkout."""
     if env := os.environ.get("WORKBENCH_HOME"):

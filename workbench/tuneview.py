@@ -120,10 +120,18 @@ def trials_line(summary) -> str:
 
 def summary_lines(summary) -> list[str]:
     """What follows the table (its own lines, so tests read them without a terminal)."""
+    from workbench.compiler.reference_records import describe_shares
     from workbench.compiler.tunefigures import trust_note
 
     ms = lambda s: f"{s * 1e3:.3f} ms" if s else "unknown (untuned tasks)"  # noqa: E731
     lines = [trials_line(summary)]
+    if summary.reference:
+        ref = summary.reference
+        lines.append(f"Reference records ({ref['family']}): {ref['seeded_tasks']} tasks timed against the local "
+                     f"best in {ref['seconds'] / 60:.1f} min; the reference schedule was faster here for "
+                     f"{ref['reference_won']}.")
+    if summary.schedules:
+        lines.append(describe_shares(summary.schedules, summary.reference))
     if summary.retimed:
         other = sum(1 for r in summary.retimed if r.rank != 0)
         lines.append(f"Chose the schedules of {len(summary.retimed)} tasks by timing their best records side by side "

@@ -54,3 +54,17 @@ def test_measured_p50_prefers_the_paired_blocks_to_the_latency_phase():
     assert measured_p50(Run(None, records, {}), "tvm", 1) == 8.4
     assert measured_p50(Run(None, records, {}), "onnxruntime", 1) == 7.8
     assert measured_p50(Run(None, records, {}), "null", 1) is None
+
+
+def test_the_tuning_section_names_where_the_builds_schedules_came_from():
+    from workbench.report.page import tuning
+
+    shares = {"reference": {"kernels": 20, "flops_share": 0.9}, "local": {"kernels": 1, "flops_share": 0.04},
+              "default": {"kernels": 5, "flops_share": 0.06}}
+    build = {"schedules": shares, "reference": {"family": "x86-64-avx512", "machines": ["AMD EPYC (LLVM znver5)"]}}
+    page = tuning(Run(None, [], {"tuning": {"database": "tuning_logs/host", "sessions": [], "build": build}}))
+    assert "No tuning sessions" in page and "default schedules" in page
+    assert ('id="schedule-sources">Schedules: 20 of 26 kernels (90% of the FLOPs) from reference records '
+            "x86-64-avx512 (tuned on AMD EPYC (LLVM znver5)); 1 (4%) from local tuning; 5 (6%)") in page
+    # A run from before builds named their sources: the section says nothing about them.
+    assert "schedule-sources" not in tuning(Run(None, [], {"tuning": {"database": "x", "sessions": []}}))

@@ -28,15 +28,15 @@ def ensure_build(run: BenchRun) -> Path:
     return out
 
 
-def _built_kernels(run: BenchRun) -> dict | None:
-    """The kernel digests of this model's build (the one this run uses, else the one on disk),
-    None without one or with one from before digests existed."""
+def _built_tuning(run: BenchRun) -> dict:
+    """The tuning block of this model's build manifest (the build this run uses, else the one on
+    disk): its kernel digests and where its schedules came from; {} without one."""
     from workbench.manifest import read_compiled
 
     try:
-        return read_compiled(run.build_dir or default_build_dir(run)).get("tuning", {}).get("kernels")
+        return read_compiled(run.build_dir or default_build_dir(run)).get("tuning", {})
     except WorkbenchError:  # no build yet (or a damaged one): no curve to match it against
-        return None
+        return {}
 
 
 def write_context(run: BenchRun, measure_peak: bool) -> None:
@@ -56,12 +56,14 @@ def write_context(run: BenchRun, measure_peak: bool) -> None:
         model = {"flops_per_sample": None, "parameters": None, "note": str(exc)}
     sessions = []
     directory = tuning_logs_dir() / run.profile.name
+    built_tuning = _built_tuning(run)
     if directory.is_dir():
-        built = _built_kernels(run)
+        built = built_tuning.get("kernels")
         sessions = [s for s in read_sessions(directory)
                     if s.get("model_sha256") == run.model_sha256 and same_kernels(s.get("kernels"), built)]
     context = {"format": records.RECORD_FORMAT, "run_id": run.run_id, "model": {**run.common["model"], **model},
                "target": run.profile.name, "machine_peak": machinepeak.measure() if measure_peak else None,
-               "tuning": {"database": str(directory), "sessions": sessions},
+               "tuning": {"database": str(directory), "sessions": sessions,
+                          "build": {k: built_tuning.get(k) for k in ("schedules", "reference")}},
                "provenance": run.common["provenance"]}
     (run.run_dir / "context.json").write_text(json.dumps(context))

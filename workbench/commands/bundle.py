@@ -21,11 +21,12 @@ def export(model: common.ModelOpt, target: common.TargetOpt, batch_sizes: common
            version: Annotated[str, typer.Option(help="Version recorded in the manifest")] = "1",
            labels: Annotated[Path | None, typer.Option(help="Class names, one per line (image models)")] = None,
            rtol: common.RtolOpt = DEFAULT_RTOL,
-           atol: common.AtolOpt = DEFAULT_ATOL, layout_pass: common.LayoutOpt = None) -> None:
+           atol: common.AtolOpt = DEFAULT_ATOL, layout_pass: common.LayoutOpt = None,
+           reference: common.ReferenceOpt = True) -> None:
     """Pack the compiled model (built now if missing or stale) as a serving bundle: <out>/<model>-<target>.tar.gz."""
     from workbench.bundle.export import ExportRequest, export_bundle
 
-    request = compile_request(model, target, batch_sizes, database, None, rtol, atol, layout_pass)
+    request = compile_request(model, target, batch_sizes, database, None, rtol, atol, layout_pass, reference)
     archive, recommended = export_bundle(
         ExportRequest(request, out, version, labels),
         lambda: console.print(f"Compiling {request.source.name} for {target} (no current build)"))

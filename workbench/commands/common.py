@@ -21,6 +21,10 @@ LayoutOpt = Annotated[bool | None, typer.Option(
     "--layout-pass/--no-layout-pass",
     help="Channels-last convolutions on CPUs (default: as this model was last tuned or compiled for the "
          "target, else on where the model has convolutions); tune and compile must agree for records to apply")]
+ReferenceOpt = Annotated[bool, typer.Option(
+    "--reference/--no-reference",
+    help="Use the shipped reference tuning records of this CPU family (tuning_logs/reference/) for kernels "
+         "the local database has not timed against them")]
 RtolOpt = Annotated[float, typer.Option(help="Relative tolerance of the correctness gate against ONNX Runtime")]
 AtolOpt = Annotated[float, typer.Option(help="Absolute tolerance of the correctness gate against ONNX Runtime")]
 DecideByOpt = Annotated[str | None, typer.Option(
@@ -88,7 +92,7 @@ def prefer_layout(source, database: Path, layout: bool | None) -> None:
 
 
 def compile_request(model: str, target: str, batch_sizes: str | None, database: Path | None, out: Path | None,
-                    rtol: float, atol: float, layout: bool | None = None):
+                    rtol: float, atol: float, layout: bool | None = None, reference: bool = True):
     from workbench.compiler.builder import CompileRequest
     from workbench.models import resolve
     from workbench.paths import build_dir
@@ -102,4 +106,5 @@ def compile_request(model: str, target: str, batch_sizes: str | None, database: 
     return CompileRequest(source=source, profile=profile,
                           batch_sizes=model_batch_sizes(source, batch_sizes, profile.batch_sizes),
                           database_dir=database_dir(database, target),
-                          out_dir=out or build_dir() / source.name / target, rtol=rtol, atol=atol, layout=layout)
+                          out_dir=out or build_dir() / source.name / target, rtol=rtol, atol=atol, layout=layout,
+                          reference=reference)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from workbench import fingerprint, reference
+from workbench.compiler import reference_records
 from workbench.compiler.buildkey import records_digest, workload_keys
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.failures import compiling, tvm_failure
@@ -17,7 +18,7 @@ from workbench.console import warn
 from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError
 from workbench.manifest import BUILD_FORMAT, BUILD_SCHEMA, MANIFEST, problem
 from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
-from workbench.paths import make_directory, project_root
+from workbench.paths import make_directory, project_root, source_root
 from workbench.targets import TargetProfile
 from workbench.tolerance import DEFAULT_ATOL, DEFAULT_RTOL, check_tolerance
 
@@ -32,6 +33,11 @@ class CompileRequest:
     rtol: float = DEFAULT_RTOL
     atol: float = DEFAULT_ATOL
     layout: bool | None = None  # channels-last: --layout-pass / --no-layout-pass; None: as tuning chose
+    reference: bool = True  # read the shipped reference records where the local database lacks a kernel
+
+    @property
+    def reference_dir(self) -> Path | None:
+        return reference_records.folder(self.profile, self.reference)
 
 
 def library_name(model: str, batch: int) -> str:
@@ -50,10 +56,28 @@ def _export(executable, path: Path, profile: TargetProfile) -> None:
         executable.export_library(str(path))
 
 
-def _coverage(modules: dict, request: CompileRequest, target, db) -> dict:
-    """Which tasks have tuning records; warn with the untuned ones and their share of the FLOPs."""
-    tasks = extract(modules, target)
-    untuned = [t for t in tasks if t.best_seconds(db) is None]
+class _Schedules:
+    """What a build schedules its kernels from: the local database's overlay and records, and the
+    reference records of the kernels of the modules it lowers (compiler/reference_records.py)."""
+
+    def __init__(self, request: CompileRequest, database: TuningDatabase, main, target, target_json: dict):
+        self.request, self.database, self.main, self.target, self.target_json = (request, database, main, target,
+                                                                                 target_json)
+        self.tasks, self.reference, self.db = [], None, None
+
+    def __call__(self, modules: dict):
+        self.tasks = extract(modules, self.target)
+        self.reference = reference_records.load(self.request.profile, self.target_json, workload_keys(self.tasks),
+                                                self.request.reference)
+        self.db = self.database.open_for_build(self.main, self.reference.database() if self.reference else None)
+        return self.db
+
+
+def _coverage(request: CompileRequest, schedules: _Schedules) -> dict:
+    """Where each task's schedule comes from; warn with the untuned ones and their share of the FLOPs."""
+    tasks, reference = schedules.tasks, schedules.reference
+    labels = reference_records.sources(tasks, schedules.db, schedules.target, reference)
+    untuned = [t for t, label in zip(tasks, labels) if label == "default"]
     total = sum(t.flops * t.weight for t in tasks) or 1.0
     share = sum(t.flops * t.weight for t in untuned) / total
     if untuned:
@@ -66,7 +90,11 @@ def _coverage(modules: dict, request: CompileRequest, target, db) -> dict:
     workloads = workload_keys(tasks)
     return {"tasks": len(tasks), "tasks_tuned": len(tasks) - len(untuned), "untuned_flops_share": share,
             "untuned_tasks": [t.name for t in untuned], "kernels": kernel_digests(tasks),
-            "workloads": workloads, "records_sha256": records_digest(request.database_dir, workloads)}
+            "schedules": reference_records.flop_shares(tasks, labels),
+            "reference": {**reference.as_dict(), "directory": _project_path(reference.directory, source_root())}
+            if reference else None,
+            "workloads": workloads,
+            "records_sha256": records_digest(request.database_dir, workloads, request.reference_dir)}
 
 
 def _check(request: CompileRequest, model, libraries: dict[int, Path]) -> dict:
@@ -110,14 +138,13 @@ def compile_model(request: CompileRequest) -> dict:
     with database.exclusive():  # a tune writing the same files could be cut mid-line by the check
         records = database.validate()
         target = make_target(target_json)
-        db = database.open()
+        schedules = _Schedules(request, database, database.open(), target, target_json)
         shutil.rmtree(staging, ignore_errors=True)
         make_directory(staging, "output directory")
         try:
             with compiling(model):
-                modules, libraries, from_records = _lower_and_build(request, model, target,
-                                                                    database.open_for_build(db), staging)
-            coverage = _coverage(modules, request, target, db)
+                modules, libraries, from_records = _lower_and_build(request, model, target, schedules, staging)
+            coverage = _coverage(request, schedules)
             coverage.update(lowering=modules.lowering.as_dict(), selected=database.selected_count(),
                             kernels_from_records=from_records, records=records)
             manifest = _manifest(request, model, target_json, database, coverage, libraries,
@@ -138,7 +165,7 @@ def ensure_build(request: CompileRequest, on_compile=lambda: None) -> dict:
     if manifest is not None:
         if (manifest["model_sha256"] == request.source.sha256()
                 and set(request.batch_sizes) <= {int(b) for b in manifest["libraries"]}
-                and _records_unchanged(manifest.get("tuning", {}), request.database_dir)
+                and _records_unchanged(manifest.get("tuning", {}), request)
                 and _gate_covers(manifest.get("correctness", {}), request)
                 and request.layout in (None, manifest.get("tuning", {}).get("lowering", {}).get("layout", True))):
             return manifest
@@ -146,12 +173,13 @@ def ensure_build(request: CompileRequest, on_compile=lambda: None) -> dict:
     return compile_model(request)
 
 
-def _records_unchanged(tuning: dict, database_dir: Path) -> bool:
+def _records_unchanged(tuning: dict, request: CompileRequest) -> bool:
     """Whether the records the build's own kernels read are those it was built from; another
     model's tuning in the shared database leaves it current. A build from before the manifest
     named its kernels' workloads is rebuilt once."""
     workloads = tuning.get("workloads")
-    return workloads is not None and tuning.get("records_sha256") == records_digest(database_dir, workloads)
+    return workloads is not None and tuning.get("records_sha256") == records_digest(
+        request.database_dir, workloads, request.reference_dir)
 
 
 def _existing(out_dir: Path) -> dict | None:
@@ -206,7 +234,7 @@ def apply_records(mod, target, db, gpu: bool, prepack: bool = True):
     return mod, from_records
 
 
-def _lower_and_build(request: CompileRequest, model, target, db, staging: Path):
+def _lower_and_build(request: CompileRequest, model, target, schedules: _Schedules, staging: Path):
     """The modules lowered with our passes and built; when the build fails with them (prepacking
     a kernel TVM cannot rewrite, say) and not without, the pipeline without the pass that broke it,
     with one warning line (passes.fallbacks: each pass dropped alone, then all of ours)."""
@@ -214,7 +242,7 @@ def _lower_and_build(request: CompileRequest, model, target, db, staging: Path):
 
     modules = prepared_modules(model, request.batch_sizes, target, request.database_dir, request.layout)
     try:
-        return (modules, *_build_all(request, modules, target, db, staging))
+        return (modules, *_build_all(request, modules, target, schedules(modules), staging))
     except ModelError as exc:
         if not modules.lowering.passes:
             raise
@@ -223,7 +251,7 @@ def _lower_and_build(request: CompileRequest, model, target, db, staging: Path):
         modules = prepared_modules(model, request.batch_sizes, target, request.database_dir, request.layout,
                                    lowering)
         try:
-            built = _build_all(request, modules, target, db, staging)
+            built = _build_all(request, modules, target, schedules(modules), staging)
         except ModelError:
             continue
         warn(f"the build failed with our {dropped} ({message}); built without, as stock TVM would")
@@ -250,11 +278,11 @@ def _build_all(request: CompileRequest, modules: dict, target, db, directory: Pa
     return libraries, from_records
 
 
-def _project_path(path: Path) -> str | None:
-    """A path relative to the project, or None outside it: a manifest travels (in bundles), and
-    the build machine's directory layout is neither useful nor anyone else's business."""
+def _project_path(path: Path, root: Path | None = None) -> str | None:
+    """A path relative to the project (or `root`), or None outside it: a manifest travels (in
+    bundles), and the build machine's directory layout is neither useful nor anyone else's business."""
     try:
-        return Path(path).resolve().relative_to(project_root().resolve()).as_posix()
+        return Path(path).resolve().relative_to((root or project_root()).resolve()).as_posix()
     except ValueError:
         return None
 

@@ -13,9 +13,11 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from itertools import product
 from pathlib import Path
 
 from workbench.compiler.database import RECORDS, SELECTED, WORKLOADS, mean_run_secs
+from workbench.fingerprint import sha256_file
 
 _INDEX = re.compile(rb"\s*\[\s*(\d+)\s*,")  # a record line begins with its workload's line number
 
@@ -57,12 +59,17 @@ def _best_records(directory: Path, keys: set[str]) -> dict[str, bytes]:
     return {key: line for key, (_, line) in best.items()}
 
 
-def records_digest(directory: Path, keys: Iterable[str]) -> str:
-    """A digest of what a build of these kernels reads from the database in `directory`: the
-    overlay's record and tuning's best for each. The workload's line number is left out of it
-    (the overlay is rewritten whole, and its numbering with it)."""
+def records_digest(directory: Path, keys: Iterable[str], reference: Path | None = None) -> str:
+    """A digest of what a build of these kernels reads from the database in `directory` (the
+    overlay's record and tuning's best for each; the workload's line number is left out, since the
+    overlay is rewritten whole, and its numbering with it) and from the reference records in
+    `reference`."""
     keys = set(keys)
     digest = hashlib.sha256()
+    if reference is not None:  # shipped whole and regenerated rarely: its files, not each kernel's records
+        for sub, name, suffix in product(("", SELECTED), (WORKLOADS, RECORDS), ("", ".gz")):
+            if (path := reference / sub / (name + suffix)).is_file():
+                digest.update(f"reference/{sub}/{name}{suffix}:{sha256_file(path)}\n".encode())
     for label, folder in (("selected", directory / SELECTED), ("tuning", directory)):
         for key, line in sorted(_best_records(folder, keys).items()):
             digest.update(f"{label}/{key}:".encode() + _INDEX.sub(b"[", line, count=1) + b"\n")

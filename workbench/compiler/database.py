@@ -302,14 +302,16 @@ class TuningDatabase:
         staging.rename(self.selected_dir)
         shutil.rmtree(old, ignore_errors=True)
 
-    def open_for_build(self, main=None):
-        """What a build schedules from: the overlay's choice where it has one, else tuning's best
-        (`main`, the database from open(), when the caller has it already)."""
+    def open_for_build(self, main=None, reference=None):
+        """What a build schedules from: the overlay's choice where it has one (timed side by side on
+        this machine), else the `reference` records' (compiler/reference_records.py), else tuning's
+        best (`main`, the database from open(), when the caller has it already). A local record
+        never timed against the reference one does not shadow it."""
         from tvm.s_tir import meta_schedule as ms
 
         main = main or self.open()
-        overlay = self._open_selected()
-        return ms.database.OrderedUnionDatabase(overlay, main) if overlay else main
+        chain = [db for db in (self._open_selected(), reference, main) if db is not None]
+        return ms.database.OrderedUnionDatabase(*chain) if len(chain) > 1 else main
 
     def append_session(self, session: dict) -> None:
         with open(self.sessions_path, "a") as f:

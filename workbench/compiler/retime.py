@@ -101,6 +101,18 @@ def _timer(artifact: str, record, device, cold: bool) -> Callable[[], float] | N
     return run
 
 
+def _side_by_side(records, target, builder, device, cold: bool) -> tuple[int, float, int] | None:
+    """The index and median of the fastest of `records`, built and timed in interleaved rounds,
+    and how many were timed; None when none builds and loads here."""
+    artifacts = _build_all(records, target, builder)
+    timers = {i: t for i, (r, a) in enumerate(zip(records, artifacts)) if a and (t := _timer(a, r, device, cold))}
+    if not timers:
+        return None
+    medians = interleaved_medians(timers)
+    best = min(medians, key=medians.get)
+    return best, medians[best], len(timers)
+
+
 def select_schedules(tasks, db, database, target, builder, device_type: str, cold: bool, pool: int = POOL,
                      should_stop: Callable[[], bool] = lambda: False) -> list[RetimedTask]:
     """Choose each tuned task's record as the module docstring says and store the choices in the
@@ -124,14 +136,59 @@ def select_schedules(tasks, db, database, target, builder, device_type: str, col
         key = database.workload_key(workload)
         if key in previous and all(database.record_key(previous[key]) != database.record_key(r) for r in records):
             records.append(previous[key])
-        artifacts = _build_all(records, target, builder)
-        timers = {i: t for i, (r, a) in enumerate(zip(records, artifacts)) if a and (t := _timer(a, r, device, cold))}
-        if not timers:
+        timed = _side_by_side(records, target, builder, device, cold)
+        if timed is None:
             continue
-        medians = interleaved_medians(timers)
-        best = min(medians, key=medians.get)
-        chosen[key] = (records[best], medians[best])
-        report.append(RetimedTask(task.name, mean_run_secs(records[0].run_secs), medians[best], len(timers), best))
+        best, seconds, count = timed
+        chosen[key] = (records[best], seconds)
+        report.append(RetimedTask(task.name, mean_run_secs(records[0].run_secs), seconds, count, best))
     if report:
         database.write_selected(chosen)
     return report
+
+
+@dataclass
+class Seeding:
+    tasks: int = 0  # tasks whose reference records were timed against the local best
+    won: int = 0  # of them, those where a reference record was the fastest here
+    seconds: float = 0.0
+
+
+def seed_from_reference(tasks, db, database, reference, target, builder, device_type: str, cold: bool,
+                        should_stop: Callable[[], bool] = lambda: False) -> Seeding:
+    """Before the search: each task's reference records timed side by side with its local best
+    (and its earlier choice), as the choice step times them. The winner becomes the task's choice
+    in the overlay; a reference winner is also stored as a local record (with the time measured
+    here), which seeds the evolutionary search. So a local record replaces a reference one only
+    once they were timed together on this machine."""
+    import time
+
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+
+    began, device, seeding = time.monotonic(), tvm.runtime.device(device_type, 0), Seeding()
+    previous = database.selected_records()
+    chosen = {key: (record, mean_run_secs(record.run_secs)) for key, record in previous.items()}
+    for task in tasks:
+        candidates = reference.candidates(task.mod)
+        if should_stop() or not candidates:
+            continue
+        workload = db.commit_workload(task.mod)
+        key = database.workload_key(workload)
+        local = [r for r in db.get_top_k(workload, 1) if r.run_secs] + ([previous[key]] if key in previous else [])
+        records = list({database.record_key(r): r for r in candidates + local}.values())
+        timed = _side_by_side(records, target, builder, device, cold)
+        if timed is None:
+            continue
+        winner, seconds = records[timed[0]], timed[1]
+        seeding.tasks += 1
+        if reference.holds(winner):
+            seeding.won += 1
+            if all(database.record_key(r) != database.record_key(winner) for r in local):
+                db.commit_tuning_record(ms.database.TuningRecord(winner.trace, workload, [seconds], target,
+                                                                 winner.args_info))
+        chosen[key] = (winner, seconds)
+    if seeding.tasks:
+        database.write_selected(chosen)
+    seeding.seconds = time.monotonic() - began
+    return seeding

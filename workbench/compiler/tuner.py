@@ -6,6 +6,7 @@ then one session line in the database. The caller's display shows progress and t
 a stop after the current batch (workbench/tuneview.py), so nothing here touches the terminal.
 """
 
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,10 +14,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from workbench import fingerprint
+from workbench.compiler import reference_records
+from workbench.compiler.buildkey import workload_keys
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
 from workbench.compiler.measure import reused_pool_builder, runner_for
-from workbench.compiler.retime import POOL, RetimedTask, select_schedules
+from workbench.compiler.retime import POOL, RetimedTask, Seeding, seed_from_reference, select_schedules
 from workbench.compiler.scheduler import Budget, plan_budget
 from workbench.compiler.tasks import estimated_latency, extract, kernel_digests, prepared_modules
 from workbench.compiler.tunefigures import expected_minutes, measure_onnxruntime
@@ -39,6 +42,7 @@ class TuneRequest:
     rpc_wait_s: float = 30
     minutes: float | None = None  # stop after the batch that passes it
     retime_pool: int = POOL  # records per task timed side by side after tuning (0: off)
+    reference: bool = True  # start from the shipped reference records (compiler/reference_records.py)
 
     def __post_init__(self):
         if self.trials <= 0:
@@ -122,6 +126,8 @@ class TuneSummary:
     batch: int = 1  # the smallest batch size: the one the estimates and ONNX Runtime's latency are for
     onnxruntime_latency_s: float | None = None  # the whole model, measured after tuning
     onnxruntime_note: str = ""  # why there is no such figure
+    reference: dict | None = None  # the reference records read: family, machines, and the seeding's counts
+    schedules: dict = field(default_factory=dict)  # per source, kernels and share of the FLOPs a build takes
 
     @property
     def trials(self) -> int:
@@ -180,6 +186,8 @@ def _tune_locked(request: TuneRequest, model, database: TuningDatabase, devices:
     target = make_target(database.target)
     tasks = extract(prepared_modules(model, request.batch_sizes, target, database.directory), target)
     tune_plan = plan(request, len(tasks))
+    reference = (reference_records.load(profile, database.target, workload_keys(tasks), request.reference)
+                 if profile.rpc is None else None)  # timing them needs this machine's device
     display.plan(tune_plan.describe(), expected_minutes(database.sessions(), tune_plan.budget.total))
     session = TuningSession(tasks, target, database.open(), tune_plan.budget, request.minutes)
     kind = database.target["kind"]
@@ -187,6 +195,7 @@ def _tune_locked(request: TuneRequest, model, database: TuningDatabase, devices:
     builder = reused_pool_builder(kind, max_workers=fingerprint.physical_cores(), link_here=profile.rpc is None)
     retimed, retime_seconds = [], 0.0
     with display.session(request.source.name, tune_plan.budget.total, session.stop), _shut_down_after(builder):
+        seeding = _seed(session, database, reference, builder, profile, display)
         session.run(builder, runner_for(profile, devices), display)
         search_seconds = session.seconds
         if tune_plan.retime_pool and not session.stop.is_set():
@@ -201,7 +210,10 @@ def _tune_locked(request: TuneRequest, model, database: TuningDatabase, devices:
         kernels=kernel_digests(tasks), retimed=retimed, retime_seconds=retime_seconds, curve=session.curve,
         estimated_latency_chosen=estimated_latency(tasks, [r.chosen or r.best_after for r in session.results])
         if retimed else None, plan=tune_plan, batch=batch, onnxruntime_latency_s=onnxruntime_s,
-        onnxruntime_note=onnxruntime_note)
+        onnxruntime_note=onnxruntime_note,
+        reference={**reference.as_dict(), "seeded_tasks": seeding.tasks, "reference_won": seeding.won,
+                   "seconds": round(seeding.seconds, 2)} if reference else None,
+        schedules=_schedules(tasks, database, session, reference))
     database.append_session(session_record(request, summary, devices))
     return summary
 
@@ -214,6 +226,25 @@ def _onnxruntime(request: TuneRequest, model, batch: int, interrupted: bool, dis
         return None, "not measured: the model runs on the RPC device, not here"
     display.status(f"timing ONNX Runtime on the whole model at batch {batch}, for comparison")
     return measure_onnxruntime(request.source.path, model, batch, tuple(request.profile.onnxruntime_providers))
+
+
+def _seed(session: TuningSession, database: TuningDatabase, reference, builder, profile: TargetProfile,
+          display) -> Seeding:
+    """Each task's reference records timed against its local best before the search; the winners
+    seed it (compiler/retime.py)."""
+    if reference is None:
+        return Seeding()
+    display.status(f"timing the reference records ({reference.family}) against the local ones, side by side")
+    seeding = seed_from_reference(session.tasks, session.db, database, reference, session.target, builder,
+                                  profile.device, profile.cold_weights, session.stop.is_set)
+    session.restart_from_database()
+    return seeding
+
+
+def _schedules(tasks, database: TuningDatabase, session: TuningSession, reference) -> dict:
+    """Where a build made now would take each kernel's schedule from, as shares of the FLOPs."""
+    build_db = database.open_for_build(session.db, reference.database() if reference else None)
+    return reference_records.flop_shares(tasks, reference_records.sources(tasks, build_db, session.target, reference))
 
 
 def _choose(session: TuningSession, database: TuningDatabase, builder, profile: TargetProfile, pool: int,
@@ -252,6 +283,10 @@ def session_record(request: TuneRequest, summary: TuneSummary, devices: int = 1)
                    "tasks": [{"name": r.name, "stored_s": r.stored_s, "retimed_s": r.retimed_s, "records": r.records,
                               "rank": r.rank} for r in summary.retimed]},
         "curve": [[round(s, 2), n, lat] for s, n, lat in summary.curve],
+        "reference": summary.reference, "schedules": summary.schedules,
+        # What else loaded the cores while it ran (the session's own work counts too): records tuned
+        # beside other jobs are noisier.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "tasks": [{"name": t.name, "flops": t.flops, "weight": t.weight, "trials": t.trials, "errors": t.errors,
                    "best_s": t.best_after} for t in summary.tasks],
         **fingerprint.provenance(),

@@ -47,6 +47,13 @@ class TuningSession:
         self.stop, self.out_of_time = threading.Event(), threading.Event()
         self._display = None
 
+    def restart_from_database(self) -> None:
+        """After records were stored before the search (compiler/retime.py's reference seeds): each
+        task's starting point, and a point on the curve where the search starts."""
+        for result, task in zip(self.results, self.tasks):
+            result.best_before = result.best_after = task.best_seconds(self.db)
+        self.curve.append((self.seconds, 0, estimated_latency(self.tasks, [r.best_before for r in self.results])))
+
     @property
     def seconds(self) -> float:
         return time.monotonic() - self.started

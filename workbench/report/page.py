@@ -300,12 +300,22 @@ def parity_line(run: Run) -> str:
             f"({best / reference:.2f}x) after {minutes:.1f} minutes, {trials:,} trials.{measured}</p>")
 
 
+def schedules_line(run: Run) -> str:
+    """Where the build's schedules came from: reference records, local tuning, TVM's defaults."""
+    from workbench.compiler.reference_records import describe_shares
+
+    build = (run.context.get("tuning") or {}).get("build") or {}
+    return f'<p id="schedule-sources">{esc(describe_shares(build["schedules"], build.get("reference")))}</p>' \
+        if build.get("schedules") else ""
+
+
 def tuning(run: Run) -> str:
     sessions = _sessions(run)
     if not sessions:
         return ('<p class="muted">No tuning sessions for this model and target in the database '
-                f'({esc((run.context.get("tuning") or {}).get("database", "unknown"))}): TVM ran with default '
-                "schedules. Run <code>workbench tune</code> first.</p>")
+                f'({esc((run.context.get("tuning") or {}).get("database", "unknown"))}). Kernels without reference '
+                "records ran TVM's default schedules; <code>workbench tune</code> tunes them here.</p>" +
+                schedules_line(run))
     total_trials = sum(s.get("trials", 0) for s in sessions)
     total_minutes = sum(s.get("seconds", 0) for s in sessions) / 60
     last = sessions[-1]
@@ -319,7 +329,7 @@ def tuning(run: Run) -> str:
                      '<span class="bad">default schedule</span>' if default else "tuned"])
     return (f"<p>{len(sessions)} session(s), {total_trials:,} trials in {total_minutes:.1f} minutes "
             f"({total_trials / max(total_minutes, 1e-9):.1f} trials/min).</p>" +
-            parity_line(run) + image(tuning_figure(run), "tuning curve") +
+            schedules_line(run) + parity_line(run) + image(tuning_figure(run), "tuning curve") +
             f"<h3>Tasks after the latest session ({esc(last.get('started', ''))})</h3>" +
             table(["task", "MFLOP", "best ms", "GFLOP/s", "trials", "state"], rows))
 
