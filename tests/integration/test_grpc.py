@@ -5,6 +5,7 @@ import json
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
@@ -13,7 +14,15 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
-from tests.helpers import assert_one_line_error, call, invoke, model_config, short_served_bench, start_server
+from tests.helpers import (
+    assert_one_line_error,
+    call,
+    invoke,
+    mlp_tensor,
+    model_config,
+    short_served_bench,
+    start_server,
+)
 from workbench import models, reference
 from workbench.errors import WorkbenchError
 from workbench.serving.process import free_port
@@ -132,6 +141,49 @@ def test_each_client_mistake_gets_its_status_and_the_server_keeps_answering(stub
     np.testing.assert_allclose(_infer(client, x).as_numpy("logits"), _expected(x), rtol=1e-5, atol=1e-6)
 
 
+PHASES = ("success", "queue", "compute_input", "compute_infer", "compute_output")
+
+
+def _counts(stub) -> dict:
+    stats = stub.ModelStatistics(pb.ModelStatisticsRequest(name="mlp")).model_stats[0].inference_stats
+    return {key: getattr(stats, key).count for key in ("fail", *PHASES)}
+
+
+def test_no_statistics_snapshot_counts_a_request_in_some_phases_only(stub, server):
+    """gRPC and REST inferences at once while ModelStatistics is read: every snapshot counts each
+    answered inference in all five of success, queue and the compute phases, or in none (issue #33)."""
+    before, snapshots, stop = _counts(stub), [], threading.Event()
+
+    def read():
+        while not stop.is_set():
+            snapshots.append(_counts(stub))
+
+    def send(i):
+        if i % 2:
+            return [call(f"{server.url}/v2/models/mlp/infer", mlp_tensor())[0] for _ in range(25)]
+        x = _sample(1, seed=i)
+        return [200 if stub.ModelInfer(_raw(x)).outputs else 0 for _ in range(25)]
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            statuses = [status for sent in pool.map(send, range(8)) for status in sent]
+    finally:
+        stop.set()
+        reader.join()
+    assert statuses == [200] * 200
+    after = _counts(stub)
+    snapshots.append(after)
+    torn = [s for s in snapshots if len({s[k] - before[k] for k in PHASES}) != 1]
+    assert not torn, f"{len(torn)} of {len(snapshots)} snapshots count phases apart, e.g. {torn[0]}"
+    assert after["success"] - before["success"] == 200 and after["fail"] == before["fail"]
+    with pytest.raises(grpc.RpcError):  # refused: it counts in fail only
+        stub.ModelInfer(_raw(_sample(1)[:, :32].copy()))
+    refused = _counts(stub)
+    assert {k: refused[k] - after[k] for k in refused} == {"fail": 1, **{k: 0 for k in PHASES}}
+
+
 def test_a_malformed_message_is_invalid_argument(grpc_port, client):
     with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         raw_call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
@@ -141,12 +193,12 @@ def test_a_malformed_message_is_invalid_argument(grpc_port, client):
     assert client.is_server_live()
 
 
-def test_a_full_queue_is_resource_exhausted(stub, client):
+def test_a_full_queue_is_resource_exhausted(stub, server):
     waiting = threading.Thread(target=lambda: stub.ModelInfer(_raw(_sample(6), model="held")))  # waits 400 ms
     waiting.start()
     try:
         deadline = time.monotonic() + 5
-        while client.get_inference_statistics("held").model_stats[0].inference_stats.compute_input.count == 0:
+        while 'workbench_queue_depth{model="held"} 6' not in call(server.url + "/metrics")[2].decode():
             assert time.monotonic() < deadline
             time.sleep(0.01)
         with pytest.raises(grpc.RpcError) as caught:

@@ -2,6 +2,8 @@
 model_analyzer call (model config, repository index, statistics) next to binary inference."""
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -53,10 +55,51 @@ def test_statistics_count_what_the_server_did(client, mlp_server):
     after = client.get_inference_statistics("mlp")["model_stats"][0]
     delta = {k: after["inference_stats"][k]["count"] - before["inference_stats"][k]["count"]
              for k in after["inference_stats"]}
-    assert delta == {"success": 1, "fail": 1, "queue": 1, "compute_input": 2, "compute_infer": 1, "compute_output": 1}
+    # the refused request counts in fail only, its decode too: Triton's phases count successful inferences
+    assert delta == {"success": 1, "fail": 1, "queue": 1, "compute_input": 1, "compute_infer": 1, "compute_output": 1}
     assert after["inference_count"] - before["inference_count"] == 3
     assert after["execution_count"] - before["execution_count"] == 1
     for key, value in after["inference_stats"].items():  # real time, never a stand-in zero
         assert value["ns"] > before["inference_stats"][key]["ns"], key
     assert after["last_inference"] > 0
     assert [m["name"] for m in client.get_inference_statistics()["model_stats"]] == ["mlp"]  # every model's
+
+
+PHASES = ("success", "queue", "compute_input", "compute_infer", "compute_output")
+
+
+def _counts(mlp_server) -> dict:
+    stats = json.loads(call(f"{mlp_server.url}/v2/models/mlp/stats")[2])["model_stats"][0]["inference_stats"]
+    return {key: value["count"] for key, value in stats.items()}
+
+
+def test_no_statistics_snapshot_counts_a_request_in_some_phases_only(mlp_server):
+    """perf_analyzer reads the statistics while its load runs and aborts unless success, queue,
+    compute_input, compute_infer and compute_output moved by the same count (issue #33)."""
+    before, snapshots, stop = _counts(mlp_server), [], threading.Event()
+
+    def read():
+        while not stop.is_set():
+            snapshots.append(_counts(mlp_server))
+
+    def send(_):
+        return [call(f"{mlp_server.url}/v2/models/mlp/infer", mlp_tensor())[0] for _ in range(25)]
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            statuses = [status for sent in pool.map(send, range(8)) for status in sent]
+    finally:
+        stop.set()
+        reader.join()
+    assert statuses == [200] * 200
+    after = _counts(mlp_server)
+    snapshots.append(after)
+    torn = [s for s in snapshots if len({s[k] - before[k] for k in PHASES}) != 1]
+    assert not torn, f"{len(torn)} of {len(snapshots)} snapshots count phases apart, e.g. {torn[0]}"
+    assert after["success"] - before["success"] == 200 and after["fail"] == before["fail"]
+    # a refused request (a wrong shape) counts in fail only: Triton's phases count successful inferences
+    assert call(f"{mlp_server.url}/v2/models/mlp/infer", mlp_tensor(shape=[1, 32], data=[0.0] * 32))[0] == 400
+    refused = _counts(mlp_server)
+    assert {k: refused[k] - after[k] for k in refused} == {"fail": 1, **{k: 0 for k in PHASES}}

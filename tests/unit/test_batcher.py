@@ -169,3 +169,22 @@ def test_batcher_engine_failure_fails_the_request_and_keeps_serving():
 
     answer = run(main())
     assert np.array_equal(answer[0], np.full((1, 2), 10.0)) and len(calls) == 2
+
+
+def test_infer_timed_gives_each_request_its_queue_wait_and_its_batchs_engine_time():
+    seen = []  # (oldest request's queue wait, engine time) per batch, as the observer sees them
+
+    async def main():
+        batcher = Batcher(lambda inputs: [inputs["x"] * 2], POLICY, observe=lambda b, q, c: seen.append((q, c)))
+        batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.infer_timed(x(1, float(i)), 1) for i in range(6)))
+        finally:
+            await batcher.stop()
+
+    answers = run(main())
+    computes = {c for _, c in seen}
+    for i, (outputs, queue_s, compute_s) in enumerate(answers):
+        assert np.array_equal(outputs[0], np.full((1, 2), 2.0 * i))
+        assert queue_s >= 0 and compute_s in computes
+    assert seen[0] in {(q, c) for _, q, c in answers}  # the first batch's oldest request: the observer's wait

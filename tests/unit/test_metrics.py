@@ -44,3 +44,16 @@ def test_server_metrics_include_queue_depth_gauge():
     assert 'workbench_queue_depth{model="resnet"} 3' in lines and 'workbench_queue_depth{model="bert"} 0' in lines
     assert 'workbench_requests_total{model="resnet",status="200"} 1.0' in lines
     assert 'workbench_batch_size_bucket{model="resnet",le="4"} 1' in lines
+
+
+def test_an_answered_inference_counts_in_success_and_every_phase_at_once_a_refusal_in_fail_only():
+    from workbench.serving.metrics import InferTimes
+
+    metrics = ServerMetrics()
+    metrics.answered("mlp", 0.004, InferTimes(decode=0.0001, queue=0.001, compute=0.002, encode=0.0002))
+    metrics.failed.observe(0.0003, model="mlp")
+    durations = metrics.durations("mlp")
+    assert {k: count for k, (count, _) in durations.items()} == {
+        "success": 1, "fail": 1, "queue": 1, "compute_input": 1, "compute_infer": 1, "compute_output": 1}
+    assert durations["compute_infer"][1] == 0.002 and durations["compute_input"][1] == 0.0001
+    assert metrics.last_inference_ms["mlp"] > 0

@@ -14,7 +14,7 @@ import orjson
 from workbench.engines import Engine
 from workbench.serving import predictions, triton
 from workbench.serving.batcher import Batcher, BatchPolicy, BatchTooLarge, QueueFull
-from workbench.serving.metrics import ServerMetrics
+from workbench.serving.metrics import InferTimes, ServerMetrics
 from workbench.serving.protocol import InferRequest, RequestError, TensorMeta, decode_infer, encode_infer, header_length
 
 RETRY_AFTER_S = "1"
@@ -81,38 +81,36 @@ class ServerApp:
                 return
 
     def _observer(self, name: str):
+        """The batch-level metrics; a request's own queue and compute time reach `record` with its answer."""
         def observe(batch, queue_s, compute_s):
             self.metrics.compute.observe(compute_s, model=name)
             self.metrics.batch.observe(batch.rows, model=name)
             if batch.size > batch.rows:
                 self.metrics.padded.inc(batch.size - batch.rows, model=name)
-            started = batch.items[0].enqueued + queue_s
-            for item in batch.items:
-                self.metrics.queue.observe(started - item.enqueued, model=name)
-                self.metrics.request_compute.observe(compute_s, model=name)
         return observe
 
-    def record(self, model: str, status: int, seconds: float, infer: bool) -> None:
-        """Count a request to a served model; an inference's time goes to the success or fail statistics.
-        gRPC requests count under the HTTP status of the same meaning."""
+    def record(self, model: str, status: int, seconds: float, times: InferTimes | None) -> None:
+        """Count a request to a served model when it is answered; an inference (`times` given) goes to the
+        success statistics with all its phases at once, or to the fail statistics only. gRPC requests
+        count under the HTTP status of the same meaning. Runs on the event loop without awaiting, as do
+        the statistics' readers, so no snapshot sees a request in some phases and not others."""
         self.metrics.requests.inc(model=model, status=status)
-        if not infer:
+        if times is None:
             return
         if status == 200:
-            self.metrics.latency.observe(seconds, model=model)
-            self.metrics.last_inference_ms[model] = time.time_ns() // 1_000_000
+            self.metrics.answered(model, seconds, times)
         else:
             self.metrics.failed.observe(seconds, model=model)
 
     async def _http(self, scope, receive, send):
         started = time.monotonic()
         path, method = scope["path"].rstrip("/") or "/", scope["method"]
-        model_name = "-"
+        model_name, times = "-", InferTimes()
         try:
             parts = path.strip("/").split("/")
             if len(parts) >= 3 and parts[:2] == ["v2", "models"]:
                 model_name = parts[2]
-            status, body, headers = await self._route(method, parts, scope, receive)
+            status, body, headers = await self._route(method, parts, scope, receive, times)
         except RequestError as exc:
             status, body, headers = exc.status, orjson.dumps({"error": str(exc)}), dict(exc.headers)
             if status == 503:
@@ -124,7 +122,7 @@ class ServerApp:
             body = orjson.dumps({"error": f"internal error while answering this request (request id {request_id}; "
                                           "the server's log has the details)"})
         if model_name in self.models:
-            self.record(model_name, status, time.monotonic() - started, parts[-1] == "infer")
+            self.record(model_name, status, time.monotonic() - started, times if parts[-1] == "infer" else None)
         content_type = headers.pop("content-type", "application/json")
         raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
                (b"x-content-type-options", b"nosniff")]
@@ -138,7 +136,7 @@ class ServerApp:
             raise RequestError(404, f"unknown model '{name}'; this server has: {', '.join(sorted(self.models))}")
         return model
 
-    async def _route(self, method: str, parts: list[str], scope, receive):
+    async def _route(self, method: str, parts: list[str], scope, receive, times: InferTimes):
         ok = orjson.dumps
         if parts == ["v2", "health", "live"] or parts == ["v2", "health", "ready"]:
             _allow(method, "GET")
@@ -174,7 +172,7 @@ class ServerApp:
                 return 200, ok({"model_stats": [model.statistics(self.metrics)]}), {}
             if rest == ["infer"]:
                 _allow(method, "POST")
-                return await self._infer(model, scope, receive)
+                return await self._infer(model, scope, receive, times)
         if len(parts) == 2 and parts[0] == "predictions":
             return await predictions.handle(self, self._model(parts[1]), method, scope, receive)
         raise RequestError(404, f"no route for {method} /{'/'.join(parts)}; see GET /v2 and /v2/models/<name>")
@@ -206,38 +204,45 @@ class ServerApp:
             if not message.get("more_body"):
                 return b"".join(chunks)
 
-    async def run_model(self, model: ServedModel, inputs, rows: int):
+    async def run_model(self, model: ServedModel, inputs, rows: int, times: InferTimes | None = None):
+        """The engine's outputs for one request, through the batcher; its queue and compute time go on `times`."""
         try:
-            return await model.batcher.infer(inputs, rows)
+            outputs, queue_s, compute_s = await model.batcher.infer_timed(inputs, rows)
         except QueueFull as exc:
             raise RequestError(503, f"server busy: {exc}; retry after {RETRY_AFTER_S} s") from None
         except BatchTooLarge as exc:
             raise RequestError(400, f"{exc}; split the request into batches of at most "
                                     f"{model.policy.max_batch} rows") from None
+        if times is not None:
+            times.queue, times.compute = queue_s, compute_s
+        return outputs
 
-    def timed_decode(self, model: ServedModel, decode, *args) -> InferRequest:
-        """Decode a request, its time going to the compute_input statistic (refusals too)."""
+    @staticmethod
+    def timed_decode(times: InferTimes, decode, *args) -> InferRequest:
+        """Decode a request, its time going on `times` (compute_input once the request succeeds; a refused
+        request's decode is part of its fail time only, as in Triton)."""
         started = time.perf_counter()
-        try:
-            return decode(*args)
-        finally:
-            self.metrics.decode.observe(time.perf_counter() - started, model=model.name)
+        request = decode(*args)
+        times.decode = time.perf_counter() - started
+        return request
 
-    async def answer(self, model: ServedModel, request: InferRequest, encode):
-        """Run a decoded request; `encode(metas, outputs)` makes the answer, its time going to compute_output."""
-        outputs = await self.run_model(model, request.inputs, request.rows)
+    async def answer(self, model: ServedModel, request: InferRequest, encode, times: InferTimes):
+        """Run a decoded request; `encode(metas, outputs)` makes the answer. Its queue, compute and encode
+        times go on `times`, which `record` observes when the answer is sent."""
+        outputs = await self.run_model(model, request.inputs, request.rows, times)
         chosen = [next(i for i, m in enumerate(model.outputs) if m.name == name) for name in request.outputs]
         started = time.perf_counter()
         encoded = encode([model.outputs[i] for i in chosen], [outputs[i] for i in chosen])
-        self.metrics.encode.observe(time.perf_counter() - started, model=model.name)
+        times.encode = time.perf_counter() - started
         return encoded
 
-    async def _infer(self, model: ServedModel, scope, receive):
+    async def _infer(self, model: ServedModel, scope, receive, times: InferTimes):
         body = await self.read_body(scope, receive)
         length = header_length(_header(scope, b"inference-header-content-length"))
-        request = self.timed_decode(model, decode_infer, body, length, model.inputs, model.outputs)
+        request = self.timed_decode(times, decode_infer, body, length, model.inputs, model.outputs)
         body, headers = await self.answer(
-            model, request, lambda metas, outs: encode_infer(model.name, request.id, metas, outs, request.binary))
+            model, request, lambda metas, outs: encode_infer(model.name, request.id, metas, outs, request.binary),
+            times)
         if headers:
             headers["content-type"] = "application/octet-stream"
         return 200, body, headers

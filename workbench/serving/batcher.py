@@ -65,6 +65,8 @@ class Pending:
     rows: int
     enqueued: float
     handle: Any = None  # what the driver needs to answer this request (an asyncio future)
+    queue_s: float = 0.0  # set by Batcher before it answers: the time this request waited for its batch,
+    compute_s: float = 0.0  # and the engine time of that batch
 
 
 @dataclass
@@ -137,7 +139,8 @@ class BatchQueue:
 
 
 class Batcher:
-    """Feeds an engine from a BatchQueue; `observe(batch, queue_s, compute_s)` sees every batch."""
+    """Feeds an engine from a BatchQueue; `observe(batch, queue_s, compute_s)` sees every batch (queue_s:
+    the wait of its oldest request), `infer_timed` gives a request's own queue and compute time."""
 
     def __init__(self, engine: Callable, policy: BatchPolicy, observe: Callable | None = None):
         self.queue = BatchQueue(policy)
@@ -158,10 +161,15 @@ class Batcher:
         self._worker.shutdown(wait=True)
 
     async def infer(self, inputs: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
+        return (await self.infer_timed(inputs, rows))[0]
+
+    async def infer_timed(self, inputs: dict[str, np.ndarray], rows: int) -> tuple[list[np.ndarray], float, float]:
+        """The request's outputs, the seconds it waited in the queue and the engine seconds of its batch."""
         future = asyncio.get_running_loop().create_future()
-        self.queue.put(inputs, rows, future)  # raises QueueFull / BatchTooLarge before anything waits
+        item = self.queue.put(inputs, rows, future)  # raises QueueFull / BatchTooLarge before anything waits
         self._wake.set()
-        return await future
+        outputs = await future
+        return outputs, item.queue_s, item.compute_s
 
     def _timed(self, inputs):
         started = time.perf_counter()
@@ -196,6 +204,7 @@ class Batcher:
             if self._observe:
                 self._observe(batch, started - batch.items[0].enqueued, compute_s)
             for item, answer in zip(batch.items, batch.split(outputs)):
+                item.queue_s, item.compute_s = started - item.enqueued, compute_s
                 if not item.handle.done():
                     item.handle.set_result(answer)
             await asyncio.sleep(0)  # after a batch run on this thread: let answers out and requests in

@@ -21,6 +21,7 @@ from tritonclient.grpc import service_pb2 as pb
 
 from workbench.serving import triton
 from workbench.serving.grpc_codec import decode_grpc_infer, encode_grpc_infer
+from workbench.serving.metrics import InferTimes
 from workbench.serving.protocol import RequestError
 
 SERVICE = "inference.GRPCInferenceService"
@@ -115,12 +116,12 @@ class GrpcFrontEnd:
 
     async def _infer(self, request):
         model = self._model(request.model_name, request.model_version)
-        size, held, started, status = request.ByteSize(), 0, time.monotonic(), 500
+        size, held, started, status, times = request.ByteSize(), 0, time.monotonic(), 500, InferTimes()
         try:
             held = self._hold(size)
-            decoded = self.app.timed_decode(model, decode_grpc_infer, request, model.inputs, model.outputs)
+            decoded = self.app.timed_decode(times, decode_grpc_infer, request, model.inputs, model.outputs)
             response = await self.app.answer(model, decoded, lambda metas, arrays: encode_grpc_infer(
-                pb.ModelInferResponse, model.name, decoded.id, metas, arrays))
+                pb.ModelInferResponse, model.name, decoded.id, metas, arrays), times)
             status = 200
             return response
         except RequestError as exc:
@@ -129,7 +130,7 @@ class GrpcFrontEnd:
         finally:
             if held:
                 self.budget.held -= held
-            self.app.record(model.name, status, time.monotonic() - started, True)
+            self.app.record(model.name, status, time.monotonic() - started, times)  # all its statistics at once
 
     def _hold(self, size: int) -> int:
         """Count the request's bytes against the budget REST's bodies share (the bytes held), or refuse it now."""

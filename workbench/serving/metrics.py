@@ -1,7 +1,9 @@
 """Prometheus text exposition for the server: counters and histograms, no client library needed."""
 
+import time
 from bisect import bisect_left
 from collections import defaultdict
+from dataclasses import dataclass
 
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -56,13 +58,32 @@ class Counter:
         return lines
 
 
+@dataclass
+class InferTimes:
+    """One inference request's phases in seconds, filled in as it goes (decode; the batcher's queue wait
+    and its batch's engine time; encode) and observed all at once when it is answered with success."""
+    decode: float = 0.0
+    queue: float = 0.0
+    compute: float = 0.0
+    encode: float = 0.0
+
+
 class ServerMetrics:
+    """The server's counters. Every observation and every read (/metrics, /stats, gRPC ModelStatistics)
+    happens on the event loop's thread, in code that does not await in between (the batcher hands its
+    times back to the loop; the engine thread touches none of this), so a reader sees all of an
+    `answered` call or none of it: no lock is needed."""
+
     def __init__(self):
         self.requests = Counter("workbench_requests_total", "Requests answered, by model and HTTP status")
         self.latency = Histogram("workbench_request_latency_seconds", "Time from request read to answer",
                                  LATENCY_BUCKETS_S)
-        self.queue = Histogram("workbench_queue_seconds", "Time a request waited in the batch queue",
-                               LATENCY_BUCKETS_S)
+        # Per request, as Triton counts: latency, queue, decode, request_compute and encode count the
+        # inference requests (REST and gRPC) answered with success, each observed once, all together, by
+        # `answered`; a refused or failed one counts in `failed` only (its decode time is part of that
+        # latency). The batch-level compute, batch and padded count every engine call.
+        self.queue = Histogram("workbench_queue_seconds",
+                               "Time a successful inference request waited in the batch queue", LATENCY_BUCKETS_S)
         self.compute = Histogram("workbench_compute_seconds", "Engine time per batch", LATENCY_BUCKETS_S)
         self.batch = Histogram("workbench_batch_size", "Rows per engine call, before padding", BATCH_BUCKETS)
         self.padded = Counter("workbench_padding_rows_total", "Rows of padding added to reach a compiled size")
@@ -70,14 +91,25 @@ class ServerMetrics:
         self.failed = Histogram("workbench_failed_request_latency_seconds",
                                 "Time from request read to a refusal or failure, inference requests only",
                                 LATENCY_BUCKETS_S)
-        self.decode = Histogram("workbench_decode_seconds", "Time to decode an inference request's tensors",
-                                LATENCY_BUCKETS_S)
+        self.decode = Histogram("workbench_decode_seconds",
+                                "Time to decode a successful inference request's tensors (a refused request's "
+                                "is in workbench_failed_request_latency_seconds)", LATENCY_BUCKETS_S)
         self.request_compute = Histogram("workbench_request_compute_seconds",
-                                         "Engine time of the batch each request ran in, per request",
-                                         LATENCY_BUCKETS_S)
-        self.encode = Histogram("workbench_encode_seconds", "Time to encode an inference response",
+                                         "Engine time of the batch each successful inference request ran in, "
+                                         "per request", LATENCY_BUCKETS_S)
+        self.encode = Histogram("workbench_encode_seconds", "Time to encode a successful inference response",
                                 LATENCY_BUCKETS_S)
         self.last_inference_ms: dict[str, int] = {}  # per model: wall-clock ms of the last answered inference
+
+    def answered(self, model: str, seconds: float, times: InferTimes) -> None:
+        """One inference answered with success: its latency and its phases, at once (no await in between,
+        so no statistics snapshot counts it in some and not the others)."""
+        self.latency.observe(seconds, model=model)
+        self.queue.observe(times.queue, model=model)
+        self.decode.observe(times.decode, model=model)
+        self.request_compute.observe(times.compute, model=model)
+        self.encode.observe(times.encode, model=model)
+        self.last_inference_ms[model] = time.time_ns() // 1_000_000
 
     def durations(self, model: str) -> dict[str, tuple[int, float]]:
         """Per Triton statistic, (count, seconds) for one model: what /stats reports."""

@@ -51,8 +51,11 @@ def model_statistics(name: str, durations: dict[str, tuple[int, float]], inferen
 
     `durations` maps success, fail, queue, compute_input (decoding the request's tensors),
     compute_infer (the engine time of each request's batch, counted once per request, as Triton
-    does) and compute_output (encoding the answer) to (count, seconds). inference_count counts rows,
-    execution_count engine calls. The server caches nothing, so the cache statistics are absent."""
+    does) and compute_output (encoding the answer) to (count, seconds). As in Triton, queue and the
+    compute phases count successful inferences only, recorded with success when each is answered (so
+    their counts always equal success's, which perf_analyzer checks); a refused or failed request
+    counts in fail only. inference_count counts rows, execution_count engine calls. The server caches
+    nothing, so the cache statistics are absent."""
     stats = {key: _duration(*durations[key]) for key in
              ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")}
     return {"name": name, "version": "1", "last_inference": last_inference_ms, "inference_count": inference_count,
