@@ -32,6 +32,8 @@ def test_targets_models_tune_compile(project):
     compiled = workbench_cli("compile", "--model", "mlp", "--target", "host", "--batch-sizes", "1,2", home=project)
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
     assert "Correctness gate passed" in compiled.stdout
+    assert re.search(r"^Schedules: \d+ of 6 kernels \(\d+% of the FLOPs\) from reference records", compiled.stdout,
+                     re.M), compiled.stdout
     # Batch 1 was tuned, batch 2 was not: the warning names exactly those three tasks.
     assert "3 of 6 tasks have no tuning records" in " ".join(compiled.stderr.split())
     manifest = json.loads((project / "build" / "mlp" / "host" / "manifest.json").read_text())

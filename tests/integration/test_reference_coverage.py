@@ -6,8 +6,11 @@ nothing else fails. This test does: every zoo model the family's records were tu
 finds most of its FLOPs in them at batch 1.
 """
 
+import re
+
 import pytest
 
+from tests.helpers import workbench_cli
 from workbench.compiler import reference_records
 from workbench.compiler.buildkey import workload_keys
 from workbench.compiler.database import read_sessions
@@ -47,3 +50,19 @@ def test_the_priority_models_are_shipped_for_this_family():
     if FOLDER is None or not FOLDER.is_dir():
         pytest.skip(f"no reference records for this CPU's family ({FOLDER}) yet")
     assert {"resnet18", "mobilenetv2", "bert-mini"} <= tuned_at_batch_1(), f"{FOLDER} lacks a priority model"
+
+
+@pytest.mark.slow
+def test_a_fresh_project_compiles_resnet18_from_the_reference_records(project):
+    """The demo's path: no tuning here, yet the build's schedules come from the shipped records,
+    re-keyed to this machine, and pass the correctness gate."""
+    if "resnet18" not in tuned_at_batch_1():
+        pytest.skip(f"no reference records for resnet18 in {FOLDER} yet")
+    compiled = workbench_cli("compile", "--model", "resnet18", "--target", "host", "--batch-sizes", "1", home=project)
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    assert "Correctness gate passed" in compiled.stdout
+    line = next(line for line in compiled.stdout.splitlines() if line.startswith("Schedules: "))
+    share = int(re.search(r"kernels \((\d+)% of the FLOPs\) from reference records", line).group(1))
+    assert share >= MOST * 100 and f"from reference records {FOLDER.name} (tuned on " in line, line
+    assert not list((project / "tuning_logs").glob("*/database_tuning_record.json")) or \
+        not (project / "tuning_logs" / "host" / "database_tuning_record.json").read_text().strip()

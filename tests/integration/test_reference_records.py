@@ -109,7 +109,8 @@ def test_a_local_record_replaces_a_reference_one_only_once_timed_beside_it(with_
     # A local record chosen side by side wins over the reference one.
     task = tasks[0]
     local = [r for r in main.get_top_k(main.commit_workload(task.mod), 1000) if not reference.holds(r)][0]
-    database.write_selected({**chosen, database.workload_key(local.workload): (local, 1e-6)})
+    database.write_selected({**{key: (record, 1.0) for key, record in chosen.items()},
+                             database.workload_key(local.workload): (local, 1e-6)})
     build_db = database.open_for_build(database.open(), reference.database())
     assert reference_records.sources(tasks[:1], build_db, target, reference) == ["local"]
 
