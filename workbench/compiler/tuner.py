@@ -43,6 +43,7 @@ class TuneRequest:
     minutes: float | None = None  # stop after the batch that passes it
     retime_pool: int = POOL  # records per task timed side by side after tuning (0: off)
     reference: bool = True  # start from the shipped reference records (compiler/reference_records.py)
+    dims: tuple = ()  # --dims (workbench/dims.py): the kernels of every combination with the batch sizes
 
     def __post_init__(self):
         if self.trials <= 0:
@@ -184,7 +185,8 @@ def _tune_locked(request: TuneRequest, model, database: TuningDatabase, devices:
     profile = request.profile
     records_before = database.validate()
     target = make_target(database.target)
-    tasks = extract(prepared_modules(model, request.batch_sizes, target, database.directory), target)
+    tasks = extract(prepared_modules(model, request.batch_sizes, target, database.directory, dims=request.dims),
+                    target)
     tune_plan = plan(request, len(tasks))
     reference = (reference_records.load(profile, database.target, workload_keys(tasks), request.reference)
                  if profile.rpc is None else None)  # timing them needs this machine's device
@@ -225,7 +227,9 @@ def _onnxruntime(request: TuneRequest, model, batch: int, interrupted: bool, dis
     if request.profile.rpc is not None:
         return None, "not measured: the model runs on the RPC device, not here"
     display.status(f"timing ONNX Runtime on the whole model at batch {batch}, for comparison")
-    return measure_onnxruntime(request.source.path, model, batch, tuple(request.profile.onnxruntime_providers))
+    smallest = {name: sizes[0] for name, sizes in request.dims}
+    return measure_onnxruntime(request.source.path, model, batch, tuple(request.profile.onnxruntime_providers),
+                               smallest)
 
 
 def _seed(session: TuningSession, database: TuningDatabase, reference, builder, profile: TargetProfile,

@@ -1,0 +1,89 @@
+"""Dynamic non-batch dimensions (issue #32, item 2): `--dims seq=8,16` compiles a variant per
+sequence length of a tiny encoder built here; a server answers both lengths and refuses another
+with 400 naming the compiled shapes; a model with a dynamic dimension and no --dims is one line."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.helpers import assert_one_line_error, call, model_config, start_server, workbench_cli
+from workbench.serving.protocol import encode_request
+
+HIDDEN = 16
+
+
+def encoder(path) -> None:
+    """Self-attention without heads: h = x W, softmax(h h^T) h, over [batch, seq, hidden]."""
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array((rng.standard_normal((HIDDEN, HIDDEN)) / 4).astype("float32"), "W")
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"]),
+             helper.make_node("Transpose", ["h"], ["ht"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["h", "ht"], ["scores"]),
+             helper.make_node("Softmax", ["scores"], ["attention"], axis=-1),
+             helper.make_node("MatMul", ["attention", "h"], ["y"])]
+    graph = helper.make_graph(nodes, "encoder",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", HIDDEN])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", HIDDEN])],
+                              [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+@pytest.fixture
+def encoder_project(project):
+    encoder(project / "models" / "enc.onnx")
+    return project
+
+
+def _infer(server, seq: int):
+    x = np.random.default_rng(seq).standard_normal((1, seq, HIDDEN)).astype("float32")
+    status, _, body = call(f"{server.url}/v2/models/enc/infer", encode_request({"x": x}),
+                           {"content-type": "application/json"})
+    return status, json.loads(body)
+
+
+@pytest.mark.build
+def test_dims_compiles_each_sequence_length_and_the_server_refuses_others(encoder_project, tmp_path):
+    result = workbench_cli("compile", "--model", "enc", "--target", "host", "--batch-sizes", "1",
+                           "--dims", "seq=8,16", home=encoder_project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    build = encoder_project / "build" / "enc" / "host"
+    manifest = json.loads((build / "manifest.json").read_text())
+    assert manifest["format"] == 2 and manifest["dims"] == {"seq": [8, 16]}
+    assert set(manifest["libraries"]) == {"x:1x8x16", "x:1x16x16"}
+    assert manifest["libraries"]["x:1x16x16"]["dims"] == {"seq": 16}
+    assert set(manifest["correctness"]["per_batch"]) == {"b1-seq8", "b1-seq16"}
+    server = start_server(tmp_path, model_config("enc", engine="tvm",
+                                                 build_dir=str(build), max_batch=1))
+    try:
+        for seq in (8, 16):
+            status, answer = _infer(server, seq)
+            assert status == 200, answer
+            assert answer["outputs"][0]["shape"] == [1, seq, HIDDEN]
+        status, answer = _infer(server, 12)
+        assert status == 400
+        assert "x [batch, 8, 16]" in answer["error"] and "x [batch, 16, 16]" in answer["error"], answer
+        assert "x [batch, 12, 16]" in answer["error"], answer
+    finally:
+        server.stop()
+
+
+def test_a_dynamic_dimension_without_dims_is_one_line(encoder_project):
+    result = workbench_cli("compile", "--model", "enc", "--target", "host", home=encoder_project)
+    assert_one_line_error(result.returncode, result.stdout + result.stderr, "input 'x' axis 1",
+                          "dynamic dimension 'seq'", "pass --dims seq=<sizes>")
+
+
+@pytest.mark.parametrize("dims, fragments", [
+    ("len=8", ("--dims names 'len'", "'seq'")),
+    ("seq=0", ("positive integers",)),
+    ("seq=8,x", ("positive integers",)),
+    ("seq", ("name=sizes",)),
+])
+def test_bad_dims_are_one_line(encoder_project, dims, fragments):
+    result = workbench_cli("compile", "--model", "enc", "--target", "host", "--dims", dims, home=encoder_project)
+    assert_one_line_error(result.returncode, result.stdout + result.stderr, *fragments)
