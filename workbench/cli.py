@@ -31,6 +31,7 @@ from workbench.commands.common import (
 )
 from workbench.commands.fleet import fleet_app
 from workbench.console import console, err_console
+from workbench.dims import parse_dims
 from workbench.engines import registry
 from workbench.errors import WorkbenchError
 from workbench.tolerance import DEFAULT_ATOL, DEFAULT_RTOL
@@ -215,7 +216,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
           rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
           rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30,
           rtol: RtolOpt = DEFAULT_RTOL, atol: AtolOpt = DEFAULT_ATOL,
-          decide_by: DecideByOpt = None,
+          decide_by: DecideByOpt = None, dims: DimsOpt = None,
           as_json: Annotated[bool, typer.Option(
               "--json", help="Print the summary as JSON instead of tables")] = False) -> None:
     """Measure TVM, ONNX Runtime and served engines side by side; write reports/<run-id>/records and results.csv."""
@@ -233,7 +234,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
                          rate=rate, slo_p99_ms=slo_p99_ms, duration_s=duration, warmup_s=warmup,
                          min_requests=min_requests, url=url, max_batch=max_batch, max_delay_ms=max_delay_ms,
                          seed=seed, server_workers=server_workers, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait,
-                         wire=wire, protocol=protocol, rtol=rtol, atol=atol, engines=chosen)
+                         wire=wire, protocol=protocol, rtol=rtol, atol=atol, engines=chosen, dims=parse_dims(dims))
     run_dir, records = run_bench(config, BenchDisplay(enabled=not as_json))
     decision = decide_and_keep(run_dir, records, decide_by)
     if as_json:

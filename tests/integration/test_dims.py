@@ -72,8 +72,9 @@ def test_dims_compiles_each_sequence_length_and_the_server_refuses_others(encode
         server.stop()
 
 
-def test_a_dynamic_dimension_without_dims_is_one_line(encoder_project):
-    result = workbench_cli("compile", "--model", "enc", "--target", "host", home=encoder_project)
+@pytest.mark.parametrize("verb", ["compile", "tune", "bench", "export"])
+def test_a_dynamic_dimension_without_dims_is_one_line(encoder_project, verb):
+    result = workbench_cli(verb, "--model", "enc", "--target", "host", home=encoder_project)
     assert_one_line_error(result.returncode, result.stdout + result.stderr, "input 'x' axis 1",
                           "dynamic dimension 'seq'", "pass --dims seq=<sizes>")
 
@@ -87,3 +88,24 @@ def test_a_dynamic_dimension_without_dims_is_one_line(encoder_project):
 def test_bad_dims_are_one_line(encoder_project, dims, fragments):
     result = workbench_cli("compile", "--model", "enc", "--target", "host", "--dims", dims, home=encoder_project)
     assert_one_line_error(result.returncode, result.stdout + result.stderr, *fragments)
+
+
+@pytest.mark.build
+def test_bench_measures_each_dims_combination(encoder_project):
+    from workbench.bench import BenchConfig, run_bench
+    from workbench.benchview import BenchDisplay
+    from workbench.dims import parse_dims
+    from workbench.load.direct import DirectSpec
+
+    config = BenchConfig("enc", "host", engines=("tvm", "onnxruntime", "server-tvm"), batch_sizes=(1,),
+                         dims=parse_dims("seq=8,16"), duration_s=0.5, warmup_s=0.1, min_requests=5,
+                         concurrency=(2,), direct_spec=DirectSpec(min_runs=5, min_time_s=0.1, offline_s=0.2,
+                                                                  paired_s=0.1))
+    run_dir, records = run_bench(config, BenchDisplay(enabled=False))
+    seen = {(r["engine"], r["scenario"]["kind"], r["scenario"]["dims"]["seq"]) for r in records}
+    for seq in (8, 16):
+        assert {("tvm", "latency", seq), ("onnxruntime", "latency", seq), ("server-tvm", "closed", seq)} <= seen
+    for record in records:
+        assert record["status"] == "ok", (record["engine"], record["scenario"], record.get("note"))
+        assert record["correctness"]["passed"] is True
+    assert len(list((run_dir / "records").glob("*.json"))) == len(records)  # no combination overwrote another
