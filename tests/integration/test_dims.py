@@ -109,3 +109,31 @@ def test_bench_measures_each_dims_combination(encoder_project):
         assert record["status"] == "ok", (record["engine"], record["scenario"], record.get("note"))
         assert record["correctness"]["passed"] is True
     assert len(list((run_dir / "records").glob("*.json"))) == len(records)  # no combination overwrote another
+
+
+@pytest.mark.build
+def test_a_bundle_with_dims_verifies_and_serves_its_shapes(encoder_project, tmp_path):
+    import os
+    import sys
+    from pathlib import Path
+
+    from workbench.serving.process import ServerProcess, free_port
+
+    result = workbench_cli("export", "--model", "enc", "--target", "host", "--batch-sizes", "1",
+                           "--dims", "seq=8,16", "--out", str(tmp_path / "bundles"), home=encoder_project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    archive = tmp_path / "bundles" / "enc-host.tar.gz"
+    verified = workbench_cli("verify", str(archive), home=encoder_project)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "1, seq 8" in verified.stdout and "1, seq 16" in verified.stdout, verified.stdout
+    port = free_port()
+    argv = [str(Path(sys.executable).parent / "workbench"), "serve", str(archive), "--engine", "tvm",
+            "--port", str(port)]
+    server = ServerProcess("bundle-server", argv, port, tmp_path / "serve.log",
+                           env={**os.environ, "WORKBENCH_HOME": str(encoder_project)}).start()
+    try:
+        assert [_infer(server, seq)[0] for seq in (8, 16)] == [200, 200]
+        status, answer = _infer(server, 12)
+        assert status == 400 and "x [batch, 8, 16] or x [batch, 16, 16]" in answer["error"], answer
+    finally:
+        server.stop()
