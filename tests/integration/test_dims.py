@@ -92,6 +92,7 @@ def test_bad_dims_are_one_line(encoder_project, dims, fragments):
 
 @pytest.mark.build
 def test_bench_measures_each_dims_combination(encoder_project):
+    from workbench import verdict
     from workbench.bench import BenchConfig, run_bench
     from workbench.benchview import BenchDisplay
     from workbench.dims import parse_dims
@@ -109,6 +110,7 @@ def test_bench_measures_each_dims_combination(encoder_project):
         assert record["status"] == "ok", (record["engine"], record["scenario"], record.get("note"))
         assert record["correctness"]["passed"] is True
     assert len(list((run_dir / "records").glob("*.json"))) == len(records)  # no combination overwrote another
+    assert verdict.decide(records).figure.endswith(", seq 8")  # engines compared at one shape, and it is named
 
 
 @pytest.mark.build
