@@ -139,3 +139,17 @@ def test_a_bundle_with_dims_verifies_and_serves_its_shapes(encoder_project, tmp_
         assert status == 400 and "x [batch, 8, 16] or x [batch, 16, 16]" in answer["error"], answer
     finally:
         server.stop()
+
+
+@pytest.mark.build
+def test_tune_with_dims_tunes_every_variant_and_compile_uses_the_records(encoder_project):
+    tuned = workbench_cli("tune", "--model", "enc", "--target", "host", "--batch-sizes", "1", "--dims", "seq=8,16",
+                          "--trials", "10", "--retime-pool", "0", "--no-reference", home=encoder_project)
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    assert "batch size 1, seq 8, 16)" in tuned.stdout and "@b1-seq16" in tuned.stdout, tuned.stdout
+    built = workbench_cli("compile", "--model", "enc", "--target", "host", "--batch-sizes", "1",
+                          "--dims", "seq=8,16", "--no-reference", home=encoder_project)
+    assert built.returncode == 0, built.stdout + built.stderr
+    tuning = json.loads((encoder_project / "build" / "enc" / "host" / "manifest.json").read_text())["tuning"]
+    assert tuning["tasks_tuned"] == tuning["tasks"] > 0
+    assert set(tuning["kernels"]) == {"b1-seq8", "b1-seq16"}

@@ -65,14 +65,16 @@ class TunePlan:
     requested: int = 0  # --trials
     num_tasks: int = 0
     batch_sizes: tuple[int, ...] = ()
+    dims: tuple = ()  # --dims: their kernels at each combination too
 
     def describe(self) -> str:
         """The plan as `tune` prints it before the first trial: how many trials, over what, and
         why that is not --trials when it is not."""
-        budget, sizes = self.budget, ", ".join(map(str, self.batch_sizes))
+        budget, sizes, sep = self.budget, ", ".join(map(str, self.batch_sizes)), ", "
         plural = "s" if len(self.batch_sizes) > 1 else ""
         text = (f"Plan: {budget.total} trials over {self.num_tasks} tasks (the model's kernels at batch size{plural} "
-                f"{sizes}), {budget.per_iter} per batch, at most {budget.per_task} per task")
+                f"{sizes}{''.join(f', {n} {sep.join(map(str, v))}' for n, v in self.dims)}), "
+                f"{budget.per_iter} per batch, at most {budget.per_task} per task")
         if budget.total > self.requested:
             text += (f"; --trials {self.requested} is raised to {budget.total} because every task needs at least "
                      "one trial to leave TVM's very slow default schedule")
@@ -99,7 +101,7 @@ def plan(request: TuneRequest, num_tasks: int) -> TunePlan:
                 f"(trials_per_task = {profile.trials_per_task} in {profile.path.name})")
     # Over RPC the device that would time the candidates side by side is elsewhere.
     return TunePlan(budget, request.retime_pool if profile.rpc is None else 0, note, trials, num_tasks,
-                    tuple(request.batch_sizes))
+                    tuple(request.batch_sizes), request.dims)
 
 
 @dataclass
