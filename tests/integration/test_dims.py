@@ -68,6 +68,9 @@ def test_dims_compiles_each_sequence_length_and_the_server_refuses_others(encode
         assert status == 400
         assert "x [batch, 8, 16]" in answer["error"] and "x [batch, 16, 16]" in answer["error"], answer
         assert "x [batch, 12, 16]" in answer["error"], answer
+        metadata = json.loads(call(f"{server.url}/v2/models/enc")[2])
+        assert metadata["parameters"]["shapes"] == [{"x": [-1, 8, 16]}, {"x": [-1, 16, 16]}]
+        assert metadata["inputs"][0]["shape"] == [-1, -1, 16]
     finally:
         server.stop()
 

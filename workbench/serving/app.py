@@ -35,7 +35,10 @@ class ServedModel:
         return {"name": self.name, "versions": ["1"], "platform": f"workbench-{self.engine.kind}",
                 "inputs": [m.as_v2() for m in self.inputs], "outputs": [m.as_v2() for m in self.outputs],
                 "parameters": {"batch_sizes": list(self.policy.batch_sizes or []), "max_batch": self.policy.max_batch,
-                               "max_queue_delay_ms": self.policy.max_delay_s * 1000}}
+                               "max_queue_delay_ms": self.policy.max_delay_s * 1000,
+                               # a --dims build: the request shapes (less the batch) it runs, per input
+                               **({"shapes": [{n: [-1, *d] for n, d in s} for s in sorted(self.engine.shapes)]}
+                                  if self.engine.shapes is not None else {})}}
 
     def config(self) -> dict:
         """Triton's model configuration (GET /v2/models/<m>/config, gRPC ModelConfig)."""

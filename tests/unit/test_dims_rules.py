@@ -111,3 +111,22 @@ def test_a_full_batch_of_another_shape_is_due_and_leaves_first():
     assert queue.wait_s() == 0
     assert [i.handle for i in queue.take().items] == ["p", "q"]
     assert [i.handle for i in queue.take().items] == ["old"]
+
+
+def test_the_protocol_takes_any_size_of_a_named_dimension_and_checks_the_rest():
+    import orjson
+
+    from workbench.serving.protocol import RequestError, TensorMeta, decode_infer
+
+    meta = TensorMeta("x", "float32", ("batch", "seq", 4))
+    assert meta.as_v2()["shape"] == [-1, -1, 4]
+
+    def body(shape):
+        return orjson.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": shape,
+                                         "data": [0.0] * int(np.prod(shape))}]})
+
+    assert decode_infer(body([2, 8, 4]), None, [meta], []).inputs["x"].shape == (2, 8, 4)
+    with pytest.raises(RequestError, match=r"has shape \[1, 8, 5\]"):
+        decode_infer(body([1, 8, 5]), None, [meta], [])
+    with pytest.raises(RequestError, match="the model expects"):
+        decode_infer(body([1, 8]), None, [meta], [])
