@@ -123,17 +123,17 @@ def _check(request: CompileRequest, model, libraries: dict[Variant, Path]) -> di
         return {"checked": False, "reason": why}
     names = [o.name for o in output_specs(model)]
     per_batch = {}
-    for batch, library in libraries.items():
-        inputs = sample_inputs(model, batch.batch, sizes=batch.sizes)
+    for variant, library in libraries.items():
+        inputs = sample_inputs(model, variant.batch, sizes=variant.sizes)
         expected = reference.run(request.source.path, inputs)
         actual = CompiledModel(library, request.profile.device)([inputs[s.name] for s in input_specs(model)])
         results = reference.compare(names, actual, expected, request.rtol, request.atol)
-        per_batch[batch.digest_key] = [r.as_dict() for r in results]
+        per_batch[variant.digest_key] = [r.as_dict() for r in results]
         failed = [r for r in results if not r.passed]
         if failed:
             worst = failed[0]
             raise CorrectnessError(
-                f"batch {batch}: output '{worst.output}' differs from ONNX Runtime ({worst.summary()})" +
+                f"batch {variant}: output '{worst.output}' differs from ONNX Runtime ({worst.summary()})" +
                 (f" beyond rtol {request.rtol:g} / atol {request.atol:g}; loosen with --rtol/--atol only if "
                  "that is expected" if worst.reason is None and worst.max_rel_error < 1 else
                  "; the correctness gate caught TVM computing this model wrongly (a compiler bug no tolerance "
@@ -282,16 +282,16 @@ def _build_all(request: CompileRequest, modules: dict, target, db, directory: Pa
 
     libraries, from_records = {}, {}
     prepack = PREPACK in modules.lowering.passes
-    for batch, mod in modules.items():
+    for variant, mod in modules.items():
         try:
-            scheduled, from_records[batch.digest_key] = apply_records(mod, target, db, request.profile.device == "cuda",
-                                                                prepack)
+            scheduled, from_records[variant.digest_key] = apply_records(
+                mod, target, db, request.profile.device == "cuda", prepack)
             with target, tvm.transform.PassContext(opt_level=3):
                 executable = tvm.compile(scheduled, target=target)
         except Exception as exc:
-            raise tvm_failure("build", exc, batch) from None
-        libraries[batch] = directory / library_name(request.source.name, batch)
-        _export(executable, libraries[batch], request.profile)
+            raise tvm_failure("build", exc, variant) from None
+        libraries[variant] = directory / library_name(request.source.name, variant)
+        _export(executable, libraries[variant], request.profile)
     return libraries, from_records
 
 
