@@ -2,6 +2,8 @@
 the errors that name them, the variants and their manifest keys, and the batcher batching only
 requests of one shape together."""
 
+import re
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -130,3 +132,50 @@ def test_the_protocol_takes_any_size_of_a_named_dimension_and_checks_the_rest():
         decode_infer(body([1, 8, 5]), None, [meta], [])
     with pytest.raises(RequestError, match="the model expects"):
         decode_infer(body([1, 8]), None, [meta], [])
+
+
+def _dims_bundle(change=lambda m: None) -> dict:
+    """A format-3 bundle manifest (export --dims seq=8,16 at batch 1), changed by `change`."""
+    import copy
+
+    from tests.helpers import SHA, VALID_BUNDLE_MANIFEST
+
+    m = copy.deepcopy(VALID_BUNDLE_MANIFEST)
+    files = ["lib/m-b1-seq8.so", "lib/m-b1-seq16.so", "samples/b1-seq8.npz", "samples/b1-seq16.npz",
+             "model/m.onnx", "perf.json", "request.json"]
+    m.update(bundle_format=3, batch_sizes=[1], dims={"seq": [8, 16]},
+             inputs=[{"name": "x", "dtype": "float32", "shape": ["batch", "seq", 4]}],
+             libraries={f"x:1x{s}x4": {"file": f"lib/m-b1-seq{s}.so", "sha256": SHA, "batch": 1, "dims": {"seq": s},
+                                       "shapes": {"x": [1, s, 4]}} for s in (8, 16)},
+             samples={f"x:1x{s}x4": f"samples/b1-seq{s}.npz" for s in (8, 16)},
+             files={f: SHA for f in files}, sizes={f: 10 for f in files})
+    change(m)
+    return m
+
+
+def _consistent(manifest: dict) -> None:
+    import json
+
+    from workbench.bundle.manifest import check_consistent, parse
+
+    check_consistent(parse(json.dumps(manifest).encode(), "b.tar.gz"), "b.tar.gz")
+
+
+def test_a_dims_bundle_manifest_is_read_and_its_variants_named():
+    manifest = _dims_bundle()
+    _consistent(manifest)
+    assert sorted(library_variants(manifest).values()) == [Variant(1, (("seq", 8),)), Variant(1, (("seq", 16),))]
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda m: m["samples"].pop("x:1x16x4"), "its samples are for ['x:1x8x4']"),
+    (lambda m: m["libraries"]["x:1x8x4"].pop("batch"), "its libraries are for []"),
+    (lambda m: m.update(batch_sizes=[1, 2]), "batch_sizes are [1, 2] but its libraries are for [1]"),
+    (lambda m: m["libraries"].update({"x:1x8": m["libraries"].pop("x:1x8x4")}), "samples are for"),
+    (lambda m: m["libraries"].update({"seq8": m["libraries"].pop("x:1x8x4")}), "libraries: 'seq8' is not valid"),
+])
+def test_a_modified_dims_bundle_manifest_is_refused(change, fragment):
+    from workbench.bundle import BundleError
+
+    with pytest.raises(BundleError, match=re.escape(fragment)):
+        _consistent(_dims_bundle(change))
