@@ -122,6 +122,7 @@ def test_a_bundle_with_dims_verifies_and_serves_its_shapes(encoder_project, tmp_
     import sys
     from pathlib import Path
 
+    from workbench.bundle.archive import open_bundle
     from workbench.serving.process import ServerProcess, free_port
 
     result = workbench_cli("export", "--model", "enc", "--target", "host", "--batch-sizes", "1",
@@ -142,6 +143,12 @@ def test_a_bundle_with_dims_verifies_and_serves_its_shapes(encoder_project, tmp_
         assert status == 400 and "x [batch, 8, 16] or x [batch, 16, 16]" in answer["error"], answer
     finally:
         server.stop()
+    one = workbench_cli("export", "--model", "enc", "--target", "host", "--batch-sizes", "1", "--dims", "seq=16",
+                        "--out", str(tmp_path / "one"), home=encoder_project)  # a subset of the build's variants
+    assert one.returncode == 0, one.stdout + one.stderr
+    with open_bundle(tmp_path / "one" / "enc-host.tar.gz") as opened:
+        assert set(opened.manifest["libraries"]) == {"x:1x16x16"} and opened.manifest["dims"] == {"seq": [16]}
+        assert opened.manifest["bundle_format"] == 3
 
 
 @pytest.mark.build

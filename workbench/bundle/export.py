@@ -246,7 +246,7 @@ def _manifest(request: ExportRequest, built: dict, model, name: str, libraries: 
         "versions": fingerprint.versions(),
         "inputs": built["inputs"], "outputs": built["outputs"],
         "batch_sizes": list(build.batch_sizes), "libraries": libraries,
-        **({"dims": built["dims"]} if build.dims else {}),
+        **({"dims": {name: list(sizes) for name, sizes in build.dims}} if build.dims else {}),
         "parameters": built["parameters"],
         "preprocess": preprocess, "labels": labels,
         "tuning": built["tuning"], "correctness": built["correctness"],
