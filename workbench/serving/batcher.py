@@ -108,12 +108,15 @@ class Batch:
 class BatchQueue:
     policy: BatchPolicy
     clock: Callable[[], float] = time.monotonic
-    _items: deque = field(default_factory=deque)
-    _rows: int = 0
+    # One deque per request shape (a model without --dims has one), so taking a batch touches only
+    # its own requests: O(batch), not O(queue), on the event loop.
+    _queues: dict = field(default_factory=dict)  # signature -> deque of Pending, oldest first
     _shape_rows: dict = field(default_factory=dict)  # signature -> rows waiting with that shape
+    _rows: int = 0
+    _count: int = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
     @property
     def rows(self) -> int:
@@ -125,38 +128,37 @@ class BatchQueue:
         if self._rows + rows > self.policy.max_queue_rows:
             raise QueueFull(f"queue full ({self._rows} rows waiting)")
         item = Pending(inputs, rows, self.clock(), handle, shape=signature(inputs))
-        self._items.append(item)
-        self._rows += rows
+        self._queues.setdefault(item.shape, deque()).append(item)
         self._shape_rows[item.shape] = self._shape_rows.get(item.shape, 0) + rows
+        self._rows += rows
+        self._count += 1
         return item
 
     def wait_s(self) -> float | None:
         """Seconds until a batch is due (0: due now), or None when the queue is empty."""
-        if not self._items:
+        if not self._count:
             return None
         if max(self._shape_rows.values()) >= self.policy.max_batch:
             return 0.0
-        return max(0.0, self._items[0].enqueued + self.policy.max_delay_s - self.clock())
+        oldest = min(q[0].enqueued for q in self._queues.values())
+        return max(0.0, oldest + self.policy.max_delay_s - self.clock())
 
     def take(self) -> Batch:
-        """The oldest requests of one shape that fit in one batch, in arrival order: the oldest
-        request's shape, or the first shape (by its oldest request) with a full batch waiting."""
+        """The oldest requests of one shape that fit in one batch, in arrival order: the shape of
+        the oldest request, unless a shape has a full batch waiting (then the oldest such one)."""
         full = [s for s, r in self._shape_rows.items() if r >= self.policy.max_batch]
-        shape = next((i.shape for i in self._items if i.shape in full), self._items[0].shape)
-        items, rows, kept, closed = [], 0, deque(), False
-        for item in self._items:
-            # within a shape no request overtakes an older one that does not fit
-            closed = closed or (item.shape == shape and rows + item.rows > self.policy.max_batch)
-            if item.shape == shape and not closed:
-                items.append(item)
-                rows += item.rows
-            else:
-                kept.append(item)
-        self._items = kept
+        shape = min(full or self._queues, key=lambda s: self._queues[s][0].enqueued)
+        queue, items, rows = self._queues[shape], [], 0
+        while queue and rows + queue[0].rows <= self.policy.max_batch:
+            item = queue.popleft()
+            items.append(item)
+            rows += item.rows
+        if not queue:
+            del self._queues[shape], self._shape_rows[shape]
+        else:
+            self._shape_rows[shape] -= rows
         self._rows -= rows
-        self._shape_rows[shape] -= rows
-        if not self._shape_rows[shape]:
-            del self._shape_rows[shape]
+        self._count -= len(items)
         return Batch(items, rows, self.policy.padded(rows))
 
 
