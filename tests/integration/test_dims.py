@@ -163,3 +163,33 @@ def test_tune_with_dims_tunes_every_variant_and_compile_uses_the_records(encoder
     tuning = json.loads((encoder_project / "build" / "enc" / "host" / "manifest.json").read_text())["tuning"]
     assert tuning["tasks_tuned"] == tuning["tasks"] > 0
     assert set(tuning["kernels"]) == {"b1-seq8", "b1-seq16"}
+
+
+@pytest.mark.build
+def test_concurrent_requests_of_two_shapes_are_batched_apart_and_answered_right(encoder_project, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workbench import reference
+
+    result = workbench_cli("compile", "--model", "enc", "--target", "host", "--batch-sizes", "1,2",
+                           "--dims", "seq=8,16", home=encoder_project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    server = start_server(tmp_path, model_config("enc", engine="tvm", build_dir=str(encoder_project / "build" / "enc"
+                                                                                    / "host"),
+                                                 max_batch=2, max_delay_ms=50))
+    try:
+        seqs = [8, 16, 16, 8, 16, 8, 8, 16]
+        with ThreadPoolExecutor(len(seqs)) as pool:
+            answers = list(pool.map(lambda s: _infer(server, s), seqs))
+        metrics = call(f"{server.url}/metrics")[2].decode()
+        engine_calls = next(line for line in metrics.splitlines() if line.startswith("workbench_batch_size_count"))
+        assert float(engine_calls.split()[-1]) < len(seqs), metrics  # some requests shared an engine call
+    finally:
+        server.stop()
+    model_path = encoder_project / "models" / "enc.onnx"
+    for seq, (status, answer) in zip(seqs, answers):
+        assert status == 200, answer
+        x = np.random.default_rng(seq).standard_normal((1, seq, HIDDEN)).astype("float32")
+        (expected,) = reference.run(model_path, {"x": x})
+        got = np.asarray(answer["outputs"][0]["data"], np.float32).reshape(answer["outputs"][0]["shape"])
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
