@@ -14,6 +14,7 @@ from workbench.commands.common import (
     BatchOpt,
     DatabaseOpt,
     DecideByOpt,
+    DimsOpt,
     LayoutOpt,
     ModelOpt,
     ReferenceOpt,
@@ -22,6 +23,7 @@ from workbench.commands.common import (
     compile_request,
     database_dir,
     model_batch_sizes,
+    model_dims,
     one_line_errors,
     parse_batch_sizes,
     parse_int_list,
@@ -29,6 +31,7 @@ from workbench.commands.common import (
 )
 from workbench.commands.fleet import fleet_app
 from workbench.console import console, err_console
+from workbench.dims import parse_dims
 from workbench.engines import registry
 from workbench.errors import WorkbenchError
 from workbench.tolerance import DEFAULT_ATOL, DEFAULT_RTOL
@@ -114,7 +117,7 @@ def tune(model: ModelOpt, target: TargetOpt,
          retime_pool: Annotated[int, typer.Option(
              help="After tuning, choose each task's schedule among this many of its best records, timed "
                   "side by side as tuning timed them (0: off)")] = 8,
-         layout_pass: LayoutOpt = None, reference: ReferenceOpt = True) -> None:
+         layout_pass: LayoutOpt = None, reference: ReferenceOpt = True, dims: DimsOpt = None) -> None:
     """Tune a model's kernels with MetaSchedule; records go to the target's shared database."""
     from workbench.compiler.tuner import TuneRequest
     from workbench.compiler.tuner import tune as run_tune
@@ -128,7 +131,8 @@ def tune(model: ModelOpt, target: TargetOpt,
                           trials=profile.total_trials if trials is None else trials,
                           batch_sizes=model_batch_sizes(source, batch_sizes, profile.batch_sizes),
                           database_dir=database_dir(database, target), seed=seed, rpc_wait_s=rpc_wait,
-                          minutes=minutes, retime_pool=retime_pool, reference=reference)
+                          minutes=minutes, retime_pool=retime_pool, reference=reference,
+                          dims=model_dims(source, dims))
     prefer_layout(source, request.database_dir, layout_pass)
     summary = run_tune(request, TuneDisplay())
     print_summary(summary)
@@ -141,11 +145,12 @@ def tune(model: ModelOpt, target: TargetOpt,
 
 
 def compile_command(model: str, target: str, batch_sizes: str | None, database: Path | None, out: Path | None,
-                    rtol: float, atol: float, layout: bool | None = None, reference: bool = True) -> Path:
+                    rtol: float, atol: float, layout: bool | None = None, reference: bool = True,
+                    dims: str | None = None) -> Path:
     from workbench.compiler.builder import compile_model
     from workbench.compiler.reference_records import describe_shares
 
-    request = compile_request(model, target, batch_sizes, database, out, rtol, atol, layout, reference)
+    request = compile_request(model, target, batch_sizes, database, out, rtol, atol, layout, reference, dims)
     source = request.source
     manifest = compile_model(request)
     console.print(describe_shares(manifest["tuning"]["schedules"], manifest["tuning"]["reference"]), soft_wrap=True,
@@ -156,8 +161,9 @@ def compile_command(model: str, target: str, batch_sizes: str | None, database: 
         console.print("Correctness gate passed against ONNX Runtime "
                       f"(worst max abs error {worst['max_abs_error']:.3g}, "
                       f"max rel error {worst['max_rel_error']:.3g}; rtol {rtol:g}, atol {atol:g})")
+    shown = "".join(f", {name} {', '.join(map(str, sizes))}" for name, sizes in request.dims)
     console.print(f"Compiled {source.name} for {target} at batch sizes "
-                  f"{', '.join(map(str, manifest['batch_sizes']))} -> {request.out_dir}")
+                  f"{', '.join(map(str, manifest['batch_sizes']))}{shown} -> {request.out_dir}")
     return request.out_dir
 
 
@@ -167,9 +173,11 @@ def compile_(model: ModelOpt, target: TargetOpt, batch_sizes: BatchOpt = None, d
              out: Annotated[Path | None, typer.Option(
                  help="Output directory (default: build/<model>/<target>)")] = None,
              rtol: RtolOpt = DEFAULT_RTOL,
-             atol: AtolOpt = DEFAULT_ATOL, layout_pass: LayoutOpt = None, reference: ReferenceOpt = True) -> None:
-    """Build the model with the tuning records, export a library per batch size, check it against ONNX Runtime."""
-    compile_command(model, target, batch_sizes, database, out, rtol, atol, layout_pass, reference)
+             atol: AtolOpt = DEFAULT_ATOL, layout_pass: LayoutOpt = None, reference: ReferenceOpt = True,
+             dims: DimsOpt = None) -> None:
+    """Build the model with the tuning records, export a library per batch size (and --dims combination), check
+    it against ONNX Runtime."""
+    compile_command(model, target, batch_sizes, database, out, rtol, atol, layout_pass, reference, dims)
 
 
 ProtocolOpt = Annotated[str, typer.Option(help="workbench-server engines: rest (OIP v2 over HTTP, --wire applies) "
@@ -208,7 +216,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
           rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
           rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30,
           rtol: RtolOpt = DEFAULT_RTOL, atol: AtolOpt = DEFAULT_ATOL,
-          decide_by: DecideByOpt = None,
+          decide_by: DecideByOpt = None, dims: DimsOpt = None,
           as_json: Annotated[bool, typer.Option(
               "--json", help="Print the summary as JSON instead of tables")] = False) -> None:
     """Measure TVM, ONNX Runtime and served engines side by side; write reports/<run-id>/records and results.csv."""
@@ -226,7 +234,7 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
                          rate=rate, slo_p99_ms=slo_p99_ms, duration_s=duration, warmup_s=warmup,
                          min_requests=min_requests, url=url, max_batch=max_batch, max_delay_ms=max_delay_ms,
                          seed=seed, server_workers=server_workers, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait,
-                         wire=wire, protocol=protocol, rtol=rtol, atol=atol, engines=chosen)
+                         wire=wire, protocol=protocol, rtol=rtol, atol=atol, engines=chosen, dims=parse_dims(dims))
     run_dir, records = run_bench(config, BenchDisplay(enabled=not as_json))
     decision = decide_and_keep(run_dir, records, decide_by)
     if as_json:

@@ -10,9 +10,12 @@ from workbench.errors import WorkbenchError
 
 MANIFEST = "manifest.json"
 BUILD_FORMAT = 1
+DIMS_FORMAT = 2  # a build with --dims: libraries keyed by their full input shapes (LIBRARY_KEY)
 
 TEXT = {"type": "string", "minLength": 1}
 BATCH_KEY = {"pattern": "^[1-9][0-9]*$"}
+SHAPE_KEY = {"pattern": "^[^:;]+:[0-9]+(x[0-9]+)*(;[^:;]+:[0-9]+(x[0-9]+)*)*$"}  # dims.shape_key
+LIBRARY_KEY = {"anyOf": [BATCH_KEY, SHAPE_KEY]}
 TENSORS = {"type": "array", "minItems": 1, "items": {
     "type": "object", "required": ["name", "dtype", "shape"],
     "properties": {"name": TEXT, "dtype": TEXT,
@@ -23,15 +26,20 @@ COMPILED_PROPERTIES = {
     "target": TEXT, "target_json": {"type": "object"}, "device": {"enum": ["cpu", "cuda"]},
     "inputs": TENSORS, "outputs": TENSORS,
     "batch_sizes": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "integer", "minimum": 1}},
-    "libraries": {"type": "object", "minProperties": 1, "propertyNames": BATCH_KEY,
+    "libraries": {"type": "object", "minProperties": 1, "propertyNames": LIBRARY_KEY,
                   "additionalProperties": {"type": "object", "required": ["file", "sha256"],
                                            "properties": {"file": TEXT,
-                                                          "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}},
+                                                          "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                                                          "batch": {"type": "integer", "minimum": 1},
+                                                          "dims": {"type": "object", "additionalProperties": {
+                                                              "type": "integer", "minimum": 1}},
+                                                          "shapes": {"type": "object"}}}},
     "tuning": {"type": "object"}, "correctness": {"type": "object"},
 }
 COMPILED_SCHEMA = {"type": "object", "required": COMPILED_REQUIRED, "properties": COMPILED_PROPERTIES}
 BUILD_SCHEMA = {"type": "object", "required": [*COMPILED_REQUIRED, "format", "model", "model_sha256"],
-                "properties": {**COMPILED_PROPERTIES, "format": {"const": BUILD_FORMAT}, "model": TEXT,
+                "properties": {**COMPILED_PROPERTIES, "format": {"enum": [BUILD_FORMAT, DIMS_FORMAT]},
+                               "model": TEXT,
                                "model_sha256": TEXT}}
 
 
@@ -65,3 +73,22 @@ def read_compiled(directory: Path) -> dict:
     if (why := problem(manifest, COMPILED_SCHEMA)) is not None:
         raise WorkbenchError(f"{path}: {why}; compile the model again")
     return manifest
+
+
+def library_entry(variant, file: str, sha256: str, shapes: dict[str, list[int]]) -> tuple[str, dict]:
+    """A library's key and entry in a manifest: keyed by its batch size as ever without --dims; with
+    them by its full input shapes, the entry naming its batch, dims and shapes (DIMS_FORMAT)."""
+    from workbench.dims import shape_key
+
+    if not variant.dims:
+        return str(variant.batch), {"file": file, "sha256": sha256}
+    return shape_key(shapes), {"file": file, "sha256": sha256, "batch": variant.batch, "dims": dict(variant.dims),
+                               "shapes": shapes}
+
+
+def library_variants(manifest: dict) -> dict:
+    """Each library's key -> its Variant: what every reader uses, never int() of a key."""
+    from workbench.dims import Variant
+
+    return {key: Variant(entry["batch"], tuple(entry.get("dims", {}).items())) if "batch" in entry
+            else Variant(int(key)) for key, entry in manifest["libraries"].items()}

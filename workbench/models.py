@@ -25,18 +25,19 @@ class TensorSpec:
         """Whether the first dimension is dynamic: the batch, which --batch-sizes sets."""
         return bool(self.shape) and not isinstance(self.shape[0], int)
 
-    def with_batch(self, batch: int) -> tuple[int, ...]:
+    def with_batch(self, batch: int, sizes: dict[str, int] | None = None) -> tuple[int, ...]:
         """The static shape at one batch size: a dynamic first dimension is the batch; an input
         whose first dimension is fixed (a constant fed as an input, a shape, indices, a scale)
-        keeps its own shape whatever the batch."""
+        keeps its own shape whatever the batch. `sizes` fixes named dimensions (--dims)."""
         dims = list(self.shape)
         if self.batched:
             dims[0] = batch
+        dims = [(sizes or {}).get(d, d) if isinstance(d, str) else d for d in dims]
         dynamic = [d for d in dims if not isinstance(d, int)]
         if dynamic:
             raise ModelError(f"input '{self.name}' has dynamic dimensions beyond the batch ('{dynamic[0]}'"
-                             f" in shape {list(self.shape)}); only a dynamic first dimension (the batch) compiles: "
-                             f"export the model with '{dynamic[0]}' fixed")
+                             f" in shape {list(self.shape)}); pass --dims {dynamic[0]}=<sizes> to compile it at "
+                             "those sizes")
         return tuple(dims)
 
 
@@ -182,13 +183,14 @@ def batch_sizes(model, requested: tuple[int, ...] | None, default: tuple[int, ..
     return (own,)
 
 
-def sample_inputs(model, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded inputs every engine is fed: normal floats, integers within the model's stated range."""
+def sample_inputs(model, batch: int, seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+    """Seeded inputs every engine is fed: normal floats, integers within the model's stated range;
+    `sizes` fixes the named dynamic dimensions (a --dims variant)."""
     ranges = json.loads(metadata(model).get("workbench.input_ranges", "{}"))
     rng = np.random.default_rng(seed)
     inputs = {}
     for spec in input_specs(model):
-        shape = spec.with_batch(batch)
+        shape = spec.with_batch(batch, sizes)
         if spec.dtype.startswith("float"):
             inputs[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         elif spec.dtype == "bool":

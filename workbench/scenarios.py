@@ -30,13 +30,16 @@ KINDS = {k.name: k for k in (
 
 
 def label(scenario: dict, html: bool = False) -> str:
-    """How a report or a table names a record's scenario: "latency b8", "closed c64", "open 100/s"."""
+    """How a report or a table names a record's scenario: "latency b8", "closed c64", "open 100/s";
+    a --dims combination follows: "closed c64 seq=128"."""
     kind = KINDS.get(scenario["kind"])
-    return kind.label(scenario, html) if kind else scenario["kind"]
+    dims = "".join(f" {n}={v}" for n, v in (scenario.get("dims") or {}).items())
+    return (kind.label(scenario, html) if kind else scenario["kind"]) + dims
 
 
 def file_suffix(scenario: dict) -> str:
     """The part of a record's file name after the kind: "-b8", "-c64", "" when the load is unset."""
     kind = KINDS.get(scenario["kind"])
     value = scenario.get(kind.load) if kind else None
-    return f"-{kind.file_tag}{value:g}" if value is not None else ""
+    dims = "".join(f"-{n}{v}" for n, v in (scenario.get("dims") or {}).items())
+    return (f"-{kind.file_tag}{value:g}" if value is not None else "") + dims

@@ -122,9 +122,11 @@ def _name(decide_by: str | None) -> str:
 def decide(records: list[dict], decide_by: str | None = None) -> Decision:
     """The engine to deploy by one deciding figure (see the module's docstring)."""
     kind, concurrency = parse(decide_by)
+    records, at = _first_dims(records)
     if kind == "slo":
         return _decide_slo(records)
     figure, series, flag = _latency(records) if kind == "latency" else _throughput(records, concurrency)
+    figure += at
     latency = kind == "latency"
     decision = Decision(_name(decide_by), figure, lower_is_better=latency, flag=flag)
     if not latency:
@@ -151,6 +153,18 @@ def decide(records: list[dict], decide_by: str | None = None) -> Decision:
             decision.others[other] = ratio if latency else 1 / ratio
     decision.sentence = sentence(decision, _model(records))
     return decision
+
+
+def _first_dims(records: list[dict]) -> tuple[list[dict], str]:
+    """A run with --dims measured each combination: the decision compares engines at the smallest
+    one (never one engine's figure at one shape with another's at another), and says which."""
+    def sizes(r):
+        return tuple((r["scenario"].get("dims") or {}).items())
+
+    first = min((sizes(r) for r in records), key=lambda s: [v for _, v in s], default=())
+    if not first:
+        return records, ""
+    return [r for r in records if sizes(r) == first], "".join(f", {n} {v}" for n, v in first)
 
 
 def _decide_slo(records: list[dict]) -> Decision:

@@ -52,7 +52,7 @@ def test_a_valid_manifest_passes_and_format_1_without_sizes_still_reads():
     (lambda m: m["model"].pop("file"), "manifest.json: model lacks file"),
     (lambda m: m.update(inputs="x" * 10_000), "inputs: 'xxxxx"),  # a long value is cut short, see below
     (lambda m: m.update(bundle_format=True), "bundle format True is not supported"),
-    (lambda m: m.update(bundle_format=3), "bundle format 3 is not supported"),
+    (lambda m: m.update(bundle_format=4), "bundle format 4 is not supported"),
 ])
 def test_a_manifest_of_the_wrong_shape_is_refused_naming_the_field(change, fragment):
     _refused(_changed(change), fragment)

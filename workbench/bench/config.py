@@ -36,6 +36,7 @@ class BenchConfig:
     rpc_wait_s: float = 30.0
     wire: str = "json"  # workbench-server requests: v2 JSON tensors, or the binary tensor extension
     protocol: str = "rest"  # workbench-server engines: OIP v2 over HTTP (REST), or over gRPC (raw tensors)
+    dims: tuple = ()  # --dims (workbench/dims.py): every engine measured at each combination of their sizes
 
 def validate(config: BenchConfig) -> None:
     if config.wire not in ("json", "binary"):

@@ -23,7 +23,7 @@ def ensure_build(run: BenchRun) -> Path:
 
     out = default_build_dir(run)
     ensure(CompileRequest(run.source, run.profile, run.batch_sizes, tuning_logs_dir() / run.profile.name, out,
-                          run.config.rtol, run.config.atol),
+                          run.config.rtol, run.config.atol, dims=run.config.dims),
            lambda: run.display.phase(registry.TVM, "compiling (no current build found)"))
     return out
 

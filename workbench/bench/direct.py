@@ -96,11 +96,12 @@ def _guarded_paired(run: BenchRun, engines: dict, batch: int) -> dict[str, dict]
 def run_remote_direct(run: BenchRun) -> None:
     """The tvm engine on a device at the tracker: checked against ONNX Runtime here, then timed
     with TVM's device-side timer (per-repeat means, each repeat at least 10 ms)."""
+    from workbench.dims import Variant
     from workbench.engines.remote import RemoteDevice
     from workbench.engines.rpc import wait_for_devices
     from workbench.engines.tvm_engine import build_settings
     from workbench.load.stats import summarize
-    from workbench.manifest import read_compiled
+    from workbench.manifest import library_variants, read_compiled
 
     rpc, sizes = run.profile.rpc, run.batch_sizes
     devices = wait_for_devices(rpc.tracker_host, rpc.tracker_port, rpc.key, run.config.rpc_wait_s)
@@ -112,7 +113,9 @@ def run_remote_direct(run: BenchRun) -> None:
                 "timer": "TVM time_evaluator on the device; one value per repeat (mean of its calls)"}
     run.display.phase(registry.TVM, f"loading on a '{rpc.key}' device")
     device = RemoteDevice(rpc, run.profile.device)
-    remote = {b: device.load(run.build_dir / build["libraries"][str(b)]["file"]) for b in sizes}
+    keys = {v: k for k, v in library_variants(build).items()}  # this --dims combination's library per batch
+    dims = tuple(run.inputs.sizes.items())
+    remote = {b: device.load(run.build_dir / build["libraries"][keys[Variant(b, dims)]]["file"]) for b in sizes}
     args = {b: [run.inputs.sample(b)[n] for n in names] for b in sizes}
     correctness = run.inputs.check_batches({b: remote[b](args[b]) for b in sizes})
     if not correctness["passed"]:

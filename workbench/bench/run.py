@@ -48,7 +48,9 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
         write_context(run, measure_peak=direct_run)
         display.start(run.run_id)
         try:
-            _run_engines(run, engines)
+            for sizes in _combinations(config.dims):
+                run.inputs.sizes = sizes
+                _run_engines(run, engines)
             _check_slo_ceiling(run)
         finally:
             display.stop()
@@ -58,6 +60,13 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
         if created and not run.records:  # stopped before its first record: leave no empty run behind
             shutil.rmtree(run.run_dir, ignore_errors=True)
     return run.run_dir, run.records
+
+
+def _combinations(dims) -> list[dict[str, int]]:
+    """Each --dims combination as {name: size}; [{}] without --dims (one pass, as ever)."""
+    from workbench.dims import variants
+
+    return [v.sizes for v in variants((1,), dims)]
 
 
 def _run_engines(run: BenchRun, engines: list[str]) -> None:

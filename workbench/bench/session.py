@@ -9,6 +9,7 @@ from workbench import fingerprint, models, records
 from workbench.bench.config import BenchConfig
 from workbench.bench.inputs import Inputs
 from workbench.console import warn
+from workbench.dims import check_dims
 from workbench.targets import TargetProfile
 
 
@@ -27,6 +28,7 @@ class BenchRun:
         self.records: list[dict] = []
         self.build_dir: Path | None = None
         self.batch_sizes = models.batch_sizes(self.model, config.batch_sizes, profile.batch_sizes)
+        check_dims(models.input_specs(self.model), config.dims)
         self.model_sha256 = self.source.sha256()
         self.inputs = Inputs(self.source, self.model, [s["name"] for s in self.outputs_spec], config)
         self.common = {"run_id": self.run_id, "model": {"name": self.source.name, "path": str(self.source.path),
@@ -36,6 +38,8 @@ class BenchRun:
 
     def save(self, engine: str, scenario: dict, settings: dict, correctness: dict | None, result: dict | None,
              status: str = "ok", note: str | None = None) -> dict:
+        if self.inputs.sizes:  # a --dims combination: part of what the scenario measured, and of its file name
+            scenario = {**scenario, "dims": dict(self.inputs.sizes)}
         record = {**self.common, "engine": engine, "scenario": scenario, "settings": settings,
                   "correctness": correctness, "result": result, "status": status, "note": note}
         records.write_record(self.run_dir, record)

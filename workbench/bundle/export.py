@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from workbench import fingerprint, models, records, reference
-from workbench.bundle import FORMAT, MANIFEST, kserve, templates
+from workbench.bundle import DIMS_FORMAT, FORMAT, MANIFEST, kserve, templates
 from workbench.bundle.archive import ARCHIVE_SUFFIX, file_digests, file_sizes, pack
 from workbench.compiler.builder import CompileRequest, ensure_build
 from workbench.errors import WorkbenchError
+from workbench.manifest import library_variants
 from workbench.paths import make_directory, project_root
 
 # What serving a bundle imports; each is pinned to the version installed here, with what it needs.
@@ -132,18 +133,18 @@ def _same_libraries(record: dict, libraries_sha256: dict[str, str]) -> bool:
     return bool(shared) and all(timed[b] == libraries_sha256[b] for b in shared)
 
 
-def _write_samples(root: Path, model, source_path: Path, batch_sizes) -> dict[str, str]:
-    """Seeded inputs and ONNX Runtime's outputs per batch size: what `verify` checks against."""
+def _write_samples(root: Path, model, source_path: Path, variants: dict) -> dict[str, str]:
+    """Seeded inputs and ONNX Runtime's outputs per library (its key -> Variant): what `verify` checks against."""
     files = {}
-    for batch in batch_sizes:
-        inputs = models.sample_inputs(model, batch)
+    for key, variant in variants.items():
+        inputs = models.sample_inputs(model, variant.batch, sizes=variant.sizes)
         outputs = reference.run(source_path, inputs)
-        path = root / "samples" / f"b{batch}.npz"
+        path = root / "samples" / f"{variant.tag}.npz"
         path.parent.mkdir(exist_ok=True)
         arrays = {f"input_{i}": inputs[s.name] for i, s in enumerate(models.input_specs(model))}
         arrays.update({f"output_{i}": out for i, out in enumerate(outputs)})
         np.savez(path, **arrays)
-        files[str(batch)] = path.relative_to(root).as_posix()
+        files[key] = path.relative_to(root).as_posix()
     return files
 
 
@@ -187,17 +188,20 @@ def export_bundle(request: ExportRequest, on_compile=lambda: None) -> tuple[Path
     root = staging_parent / name
     try:
         (root / "lib").mkdir(parents=True)
-        libraries = {}
-        for batch in build.batch_sizes:
-            entry = built["libraries"][str(batch)]
+        libraries, wanted = {}, set(build.variants)
+        variants = {k: v for k, v in library_variants(built).items() if v in wanted}  # the build may hold more
+        for key in variants:
+            entry = built["libraries"][key]
             shutil.copy2(build.out_dir / entry["file"], root / "lib" / entry["file"])
-            libraries[str(batch)] = {"file": f"lib/{entry['file']}", "sha256": entry["sha256"]}
+            libraries[key] = {**entry, "file": f"lib/{entry['file']}"}
         model_file = f"model/{build.source.path.name}"
         (root / "model").mkdir()
         shutil.copy2(build.source.path, root / model_file)
-        samples = _write_samples(root, model, build.source.path, build.batch_sizes)
-        # the smallest batch's sample inputs, so the answer can be checked against samples/
-        (root / REQUEST_FILE).write_text(_example_request(models.sample_inputs(model, min(build.batch_sizes))))
+        samples = _write_samples(root, model, build.source.path, variants)
+        # the smallest variant's sample inputs, so the answer can be checked against samples/
+        smallest = min(variants.values())
+        (root / REQUEST_FILE).write_text(_example_request(models.sample_inputs(model, smallest.batch,
+                                                                               sizes=smallest.sizes)))
         reports_dir = request.reports_dir or project_root() / "reports"
         timed = timing_run(reports_dir, built["model_sha256"], {b: e["sha256"] for b, e in libraries.items()})
         card = perf_card(timed)
@@ -229,7 +233,7 @@ def _manifest(request: ExportRequest, built: dict, model, name: str, libraries: 
     preprocess = json.loads(metadata["workbench.preprocess"]) if "workbench.preprocess" in metadata else None
     gpu_arch = built["target_json"].get("arch") if build.profile.device == "cuda" else None
     return {
-        "bundle_format": FORMAT, "name": name, "version": request.version,
+        "bundle_format": DIMS_FORMAT if build.dims else FORMAT, "name": name, "version": request.version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"name": build.source.name, "file": model_file, "sha256": built["model_sha256"],
                   "task": metadata.get("workbench.task")},
@@ -242,6 +246,7 @@ def _manifest(request: ExportRequest, built: dict, model, name: str, libraries: 
         "versions": fingerprint.versions(),
         "inputs": built["inputs"], "outputs": built["outputs"],
         "batch_sizes": list(build.batch_sizes), "libraries": libraries,
+        **({"dims": {name: list(sizes) for name, sizes in build.dims}} if build.dims else {}),
         "parameters": built["parameters"],
         "preprocess": preprocess, "labels": labels,
         "tuning": built["tuning"], "correctness": built["correctness"],

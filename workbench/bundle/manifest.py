@@ -5,10 +5,18 @@ signature, the libraries it lists). Each failure is one line naming the field.""
 import json
 from pathlib import Path, PurePosixPath
 
-from workbench.bundle import FORMAT, BundleError
-from workbench.manifest import BATCH_KEY, COMPILED_PROPERTIES, COMPILED_REQUIRED, MANIFEST, TEXT, problem
+from workbench.bundle import DIMS_FORMAT, FORMAT, BundleError
+from workbench.manifest import (
+    COMPILED_PROPERTIES,
+    COMPILED_REQUIRED,
+    LIBRARY_KEY,
+    MANIFEST,
+    TEXT,
+    library_variants,
+    problem,
+)
 
-READABLE_FORMATS = (1, FORMAT)  # format 1 has no per-file sizes: archives get only the total cap
+READABLE_FORMATS = (1, FORMAT, DIMS_FORMAT)  # format 1 has no per-file sizes: archives get only the total cap
 
 
 SCHEMA = {
@@ -28,7 +36,7 @@ SCHEMA = {
         "tolerance": {"type": "object", "required": ["rtol", "atol"],
                       "properties": {"rtol": {"type": "number", "minimum": 0},
                                      "atol": {"type": "number", "minimum": 0}}},
-        "samples": {"type": "object", "propertyNames": BATCH_KEY, "additionalProperties": TEXT},
+        "samples": {"type": "object", "propertyNames": LIBRARY_KEY, "additionalProperties": TEXT},
         "files": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
         "sizes": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
         "perf_card": {"type": "object", "required": ["file"], "properties": {"file": TEXT}},
@@ -39,7 +47,7 @@ SCHEMA = {
         "labels": {"type": ["array", "null"], "items": {"type": "string"}},
     },
     # From format 2 on, every file's size is recorded, so an archive is checked before extraction.
-    "if": {"properties": {"bundle_format": {"const": 2}}},
+    "if": {"properties": {"bundle_format": {"enum": [FORMAT, DIMS_FORMAT]}}},
     "then": {"required": ["sizes"]},
 }
 
@@ -106,11 +114,19 @@ def check_consistent(manifest: dict, source) -> None:
         raise BundleError(f"{source}: refused, {MANIFEST} records a checksum or a size for {odd} but not both; "
                           "the manifest was modified")
     batches = sorted(manifest["batch_sizes"])
-    for field in ("libraries", "samples"):
-        listed = sorted(int(b) for b in manifest[field])
-        if listed != batches:
-            raise BundleError(f"{source}: refused, {MANIFEST} batch_sizes are {batches} but its {field} are for "
-                              f"{listed}; the manifest was modified")
+    try:
+        variants = library_variants(manifest)
+    except ValueError:  # a shape key on an entry that does not say its batch
+        variants = {}
+    listed = sorted({v.batch for v in variants.values()})
+    if listed != batches:
+        raise BundleError(f"{source}: refused, {MANIFEST} batch_sizes are {batches} but its libraries are for "
+                          f"{listed}; the manifest was modified")
+    if set(manifest["samples"]) != set(variants):  # a sample per library, under the library's key
+        keys = list(manifest["samples"])
+        shown = sorted(map(int, keys)) if all(k.isdigit() for k in keys) else sorted(keys)
+        raise BundleError(f"{source}: refused, {MANIFEST} batch_sizes are {batches} but its samples are for "
+                          f"{shown}; the manifest was modified")
 
 
 # ONNX Runtime's element types, as numpy names (what models.TensorSpec.dtype holds).

@@ -10,6 +10,7 @@ from workbench import reference
 from workbench.bundle.archive import Bundle, BundleError, open_bundle
 from workbench.console import err_console
 from workbench.errors import WorkbenchError, first_line
+from workbench.manifest import library_variants
 
 # What a bundle can be served with: its compiled libraries (tvm) or its ONNX model (the others).
 SERVE_ENGINES = ("tvm", "onnxruntime", "openvino")
@@ -65,18 +66,19 @@ def serve_bundles(named: list[tuple[str | None, Path]], *, engine: str | None, h
 
 @dataclass
 class BatchCheck:
-    batch: int
+    batch: int | str  # the batch size; with --dims the variant: "1, seq 128"
     passed: bool
     max_abs_error: float
     max_rel_error: float
     p50_ms: float | None
 
 
-def load_samples(bundle: Bundle, batch: int) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
-    """The stored inputs and outputs for one batch size, each of the manifest's dtype and shape."""
+def load_samples(bundle: Bundle, batch: int, key: str | None = None) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """The stored inputs and outputs for one library (its key; default: the batch size's), each of
+    the manifest's dtype and shape."""
     m = bundle.manifest
     try:
-        with np.load(bundle.root / m["samples"][str(batch)], allow_pickle=False) as data:
+        with np.load(bundle.root / m["samples"][key or str(batch)], allow_pickle=False) as data:
             inputs = {s["name"]: data[f"input_{i}"] for i, s in enumerate(m["inputs"])}
             outputs = [data[f"output_{i}"] for i in range(len(m["outputs"]))]
     except (KeyError, ValueError, OSError) as exc:
@@ -104,12 +106,13 @@ def verify(bundle: Bundle) -> list[BatchCheck]:
     engine = tvm_engine(bundle.root)
     names = [s["name"] for s in m["outputs"]]
     checks = []
-    for batch in m["batch_sizes"]:
-        inputs, expected = load_samples(bundle, batch)
+    for key, variant in sorted(library_variants(m).items(), key=lambda kv: kv[1]):
+        batch = variant.batch
+        inputs, expected = load_samples(bundle, batch, key)
         try:
             actual = engine(inputs)
         except Exception as exc:  # TVM's own errors: a library whose signature is not the manifest's
-            raise BundleError(f"{bundle.source}: {m['libraries'][str(batch)]['file']} cannot run its batch-{batch} "
+            raise BundleError(f"{bundle.source}: {m['libraries'][key]['file']} cannot run its batch-{variant} "
                               f"sample ({first_line(exc)}); the bundle does not match its manifest") from None
         results = reference.compare(names, actual, expected, m["tolerance"]["rtol"], m["tolerance"]["atol"])
         passed = all(r.passed for r in results)
@@ -117,6 +120,7 @@ def verify(bundle: Bundle) -> list[BatchCheck]:
         if passed:
             spec = DirectSpec(min_runs=10, min_time_s=0.3, max_time_s=10)
             p50 = latency(engine, inputs, spec)["latency_ms"]["p50_ms"]
-        checks.append(BatchCheck(batch, passed, max(r.max_abs_error for r in results),
+        checks.append(BatchCheck(batch if not variant.dims else str(variant), passed,
+                                 max(r.max_abs_error for r in results),
                                  max(r.max_rel_error for r in results), p50))
     return checks

@@ -99,12 +99,24 @@ on a CPU-feature or GPU label where the cluster's nodes differ).
 """
 
 
+def _variants_text(manifest: dict) -> tuple[str, str, str]:
+    """The key of the library whose sample request.json holds (the smallest), and with --dims their
+    sizes and the rule that only the compiled shapes are served."""
+    from workbench.manifest import library_variants
+
+    variants = library_variants(manifest)
+    dims = "".join(f", {name} {', '.join(map(str, sizes))}" for name, sizes in (manifest.get("dims") or {}).items())
+    shapes = (f"Only the compiled shapes are served ({', '.join(manifest['libraries'])}); a request of another "
+              "shape is answered 400 naming them.\n" if dims else "")
+    return min(variants, key=variants.get), dims, shapes
+
+
 def readme(manifest: dict, card: dict) -> str:
     name, model = manifest["name"], manifest["model"]["name"]
     needs = manifest["requires"]
     python, venv = needs["python"], f"../{name}-venv"
     tag = f"{name}:{manifest.get('version', '1')}"  # the image the Dockerfile builds, as deploy/kserve.yaml names it
-    batch = min(manifest["batch_sizes"])
+    smallest, dims, shapes = _variants_text(manifest)
     hardware = (f"an NVIDIA GPU ({needs['gpu_arch']})" if needs["device"] == "cuda"
                 else f"an {needs['machine']} CPU with {', '.join(needs['cpu_flags']) or 'no special ISA'}")
     inputs = "\n".join(f"- `{s['name']}`: {s['dtype']} {s['shape']}" for s in manifest["inputs"])
@@ -114,7 +126,7 @@ def readme(manifest: dict, card: dict) -> str:
     return f"""# {name}
 
 `{model}` compiled with Apache TVM for target `{manifest['target']}`, batch sizes
-{', '.join(map(str, manifest['batch_sizes']))}, exported by workbench on {manifest['created']}.
+{', '.join(map(str, manifest['batch_sizes']))}{dims}, exported by workbench on {manifest['created']}.
 It runs on {hardware}; the server refuses other machines with a one-line reason.
 
 ## Run it
@@ -144,10 +156,10 @@ Inputs:
 Outputs:
 {outputs}
 
-`request.json` holds the inputs of `{manifest['samples'][str(batch)]}`; the answer matches its outputs.
+`request.json` holds the inputs of `{manifest['samples'][smallest]}`; the answer matches its outputs.
 Requests are batched dynamically up to the largest compiled batch size; a request with more rows
 than that is answered 400. A full queue is answered 503 with Retry-After.
-
+{shapes}
 {_kserve(tag)}## Performance card
 
 {_figures(card)}

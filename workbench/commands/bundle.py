@@ -22,11 +22,12 @@ def export(model: common.ModelOpt, target: common.TargetOpt, batch_sizes: common
            labels: Annotated[Path | None, typer.Option(help="Class names, one per line (image models)")] = None,
            rtol: common.RtolOpt = DEFAULT_RTOL,
            atol: common.AtolOpt = DEFAULT_ATOL, layout_pass: common.LayoutOpt = None,
-           reference: common.ReferenceOpt = True) -> None:
+           reference: common.ReferenceOpt = True, dims: common.DimsOpt = None) -> None:
     """Pack the compiled model (built now if missing or stale) as a serving bundle: <out>/<model>-<target>.tar.gz."""
     from workbench.bundle.export import ExportRequest, export_bundle
 
-    request = compile_request(model, target, batch_sizes, database, None, rtol, atol, layout_pass, reference)
+    request = compile_request(model, target, batch_sizes, database, None, rtol, atol, layout_pass, reference,
+                              dims)
     archive, recommended = export_bundle(
         ExportRequest(request, out, version, labels),
         lambda: console.print(f"Compiling {request.source.name} for {target} (no current build)"))

@@ -9,12 +9,14 @@ import typer
 from rich.markup import escape
 
 from workbench.console import err_console
+from workbench.dims import DIMS_HELP
 from workbench.errors import WorkbenchError
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="A built-in model name or a path to an .onnx file")]
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help="A target profile name (see `workbench targets`)")]
 BatchOpt = Annotated[str | None, typer.Option(
     "--batch-sizes", help="Comma-separated, e.g. 1,8 (default: the profile's)")]
+DimsOpt = Annotated[str | None, typer.Option("--dims", help=DIMS_HELP)]
 DatabaseOpt = Annotated[Path | None, typer.Option(
     "--database", help="Tuning database directory (default: tuning_logs/<target>)")]
 LayoutOpt = Annotated[bool | None, typer.Option(
@@ -66,6 +68,17 @@ def model_batch_sizes(source, text: str | None, default: tuple[int, ...]) -> tup
     return batch_sizes(load(source), parse_batch_sizes(text, ()) or None, default)
 
 
+def model_dims(source, text: str | None):
+    """--dims for this model, checked against its inputs: every dynamic non-batch dimension named
+    (a model with one and no --dims is refused, naming it) and no other (workbench/dims.py)."""
+    from workbench.dims import check_dims, parse_dims
+    from workbench.models import input_specs, load
+
+    dims = parse_dims(text)
+    check_dims(input_specs(load(source)), dims)
+    return dims
+
+
 def parse_int_list(option: str, text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
@@ -92,7 +105,8 @@ def prefer_layout(source, database: Path, layout: bool | None) -> None:
 
 
 def compile_request(model: str, target: str, batch_sizes: str | None, database: Path | None, out: Path | None,
-                    rtol: float, atol: float, layout: bool | None = None, reference: bool = True):
+                    rtol: float, atol: float, layout: bool | None = None, reference: bool = True,
+                    dims: str | None = None):
     from workbench.compiler.builder import CompileRequest
     from workbench.models import resolve
     from workbench.paths import build_dir
@@ -107,4 +121,4 @@ def compile_request(model: str, target: str, batch_sizes: str | None, database: 
                           batch_sizes=model_batch_sizes(source, batch_sizes, profile.batch_sizes),
                           database_dir=database_dir(database, target),
                           out_dir=out or build_dir() / source.name / target, rtol=rtol, atol=atol, layout=layout,
-                          reference=reference)
+                          reference=reference, dims=model_dims(source, dims))

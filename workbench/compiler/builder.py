@@ -15,8 +15,17 @@ from workbench.compiler.importer import make_target, prepacked_weights
 from workbench.compiler.passes import PREPACK
 from workbench.compiler.tasks import extract, kernel_digests, prepared_modules
 from workbench.console import warn
+from workbench.dims import Dims, Variant
 from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError
-from workbench.manifest import BUILD_FORMAT, BUILD_SCHEMA, MANIFEST, problem
+from workbench.manifest import (
+    BUILD_FORMAT,
+    BUILD_SCHEMA,
+    DIMS_FORMAT,
+    MANIFEST,
+    library_entry,
+    library_variants,
+    problem,
+)
 from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
 from workbench.paths import make_directory, project_root, source_root
 from workbench.targets import TargetProfile
@@ -34,14 +43,21 @@ class CompileRequest:
     atol: float = DEFAULT_ATOL
     layout: bool | None = None  # channels-last: --layout-pass / --no-layout-pass; None: as tuning chose
     reference: bool = True  # read the shipped reference records where the local database lacks a kernel
+    dims: Dims = ()  # --dims: sizes of the model's dynamic non-batch dimensions, a variant per combination
+
+    @property
+    def variants(self) -> list[Variant]:
+        from workbench.dims import variants
+
+        return variants(self.batch_sizes, self.dims)
 
     @property
     def reference_dir(self) -> Path | None:
         return reference_records.folder(self.profile, self.reference)
 
 
-def library_name(model: str, batch: int) -> str:
-    return f"{model}-b{batch}.so"
+def library_name(model: str, variant: Variant) -> str:
+    return f"{model}-{variant.tag}.so"  # model-b8.so; with --dims model-b8-seq128.so
 
 
 def _export(executable, path: Path, profile: TargetProfile) -> None:
@@ -97,8 +113,8 @@ def _coverage(request: CompileRequest, schedules: _Schedules) -> dict:
             "records_sha256": records_digest(request.database_dir, workloads, request.reference_dir)}
 
 
-def _check(request: CompileRequest, model, libraries: dict[int, Path]) -> dict:
-    """The correctness gate: each batch variant against ONNX Runtime on the same seeded inputs."""
+def _check(request: CompileRequest, model, libraries: dict[Variant, Path]) -> dict:
+    """The correctness gate: each variant against ONNX Runtime on the same seeded inputs."""
     from workbench.engines.compiled import CompiledModel
 
     runs, why = request.profile.runs_here()
@@ -107,17 +123,17 @@ def _check(request: CompileRequest, model, libraries: dict[int, Path]) -> dict:
         return {"checked": False, "reason": why}
     names = [o.name for o in output_specs(model)]
     per_batch = {}
-    for batch, library in libraries.items():
-        inputs = sample_inputs(model, batch)
+    for variant, library in libraries.items():
+        inputs = sample_inputs(model, variant.batch, sizes=variant.sizes)
         expected = reference.run(request.source.path, inputs)
         actual = CompiledModel(library, request.profile.device)([inputs[s.name] for s in input_specs(model)])
         results = reference.compare(names, actual, expected, request.rtol, request.atol)
-        per_batch[str(batch)] = [r.as_dict() for r in results]
+        per_batch[variant.digest_key] = [r.as_dict() for r in results]
         failed = [r for r in results if not r.passed]
         if failed:
             worst = failed[0]
             raise CorrectnessError(
-                f"batch {batch}: output '{worst.output}' differs from ONNX Runtime ({worst.summary()})" +
+                f"batch {variant}: output '{worst.output}' differs from ONNX Runtime ({worst.summary()})" +
                 (f" beyond rtol {request.rtol:g} / atol {request.atol:g}; loosen with --rtol/--atol only if "
                  "that is expected" if worst.reason is None and worst.max_rel_error < 1 else
                  "; the correctness gate caught TVM computing this model wrongly (a compiler bug no tolerance "
@@ -164,7 +180,7 @@ def ensure_build(request: CompileRequest, on_compile=lambda: None) -> dict:
     manifest = _existing(request.out_dir)
     if manifest is not None:
         if (manifest["model_sha256"] == request.source.sha256()
-                and set(request.batch_sizes) <= {int(b) for b in manifest["libraries"]}
+                and set(request.variants) <= set(library_variants(manifest).values())
                 and _records_unchanged(manifest.get("tuning", {}), request)
                 and _gate_covers(manifest.get("correctness", {}), request)
                 and request.layout in (None, manifest.get("tuning", {}).get("lowering", {}).get("layout", True))):
@@ -240,7 +256,8 @@ def _lower_and_build(request: CompileRequest, model, target, schedules: _Schedul
     with one warning line (passes.fallbacks: each pass dropped alone, then all of ours)."""
     from workbench.compiler.passes import fallbacks
 
-    modules = prepared_modules(model, request.batch_sizes, target, request.database_dir, request.layout)
+    modules = prepared_modules(model, request.batch_sizes, target, request.database_dir, request.layout,
+                               dims=request.dims)
     try:
         return (modules, *_build_all(request, modules, target, schedules(modules), staging))
     except ModelError as exc:
@@ -249,7 +266,7 @@ def _lower_and_build(request: CompileRequest, model, target, schedules: _Schedul
         failure, message = exc, str(exc).split(": ", 1)[-1].split("; try:")[0][:160]
     for dropped, lowering in fallbacks(modules.lowering, f"failed in the build: {message}"):
         modules = prepared_modules(model, request.batch_sizes, target, request.database_dir, request.layout,
-                                   lowering)
+                                   lowering, request.dims)
         try:
             built = _build_all(request, modules, target, schedules(modules), staging)
         except ModelError:
@@ -259,22 +276,22 @@ def _lower_and_build(request: CompileRequest, model, target, schedules: _Schedul
     raise failure
 
 
-def _build_all(request: CompileRequest, modules: dict, target, db, directory: Path) -> tuple[dict[int, Path], dict]:
-    """The library per batch size, and per batch size how many kernels were scheduled from records."""
+def _build_all(request: CompileRequest, modules: dict, target, db, directory: Path) -> tuple[dict[Variant, Path], dict]:
+    """The library per variant, and per variant how many kernels were scheduled from records."""
     import tvm
 
     libraries, from_records = {}, {}
     prepack = PREPACK in modules.lowering.passes
-    for batch, mod in modules.items():
+    for variant, mod in modules.items():
         try:
-            scheduled, from_records[str(batch)] = apply_records(mod, target, db, request.profile.device == "cuda",
-                                                                prepack)
+            scheduled, from_records[variant.digest_key] = apply_records(
+                mod, target, db, request.profile.device == "cuda", prepack)
             with target, tvm.transform.PassContext(opt_level=3):
                 executable = tvm.compile(scheduled, target=target)
         except Exception as exc:
-            raise tvm_failure("build", exc, batch) from None
-        libraries[batch] = directory / library_name(request.source.name, batch)
-        _export(executable, libraries[batch], request.profile)
+            raise tvm_failure("build", exc, variant) from None
+        libraries[variant] = directory / library_name(request.source.name, variant)
+        _export(executable, libraries[variant], request.profile)
     return libraries, from_records
 
 
@@ -288,15 +305,20 @@ def _project_path(path: Path, root: Path | None = None) -> str | None:
 
 
 def _manifest(request: CompileRequest, model, target_json: dict, database: TuningDatabase, coverage: dict,
-              libraries: dict[int, Path], correctness: dict) -> dict:
+              libraries: dict[Variant, Path], correctness: dict) -> dict:
+    specs = input_specs(model)
+    entries = dict(library_entry(v, p.name, fingerprint.sha256_file(p),
+                                 {s.name: list(s.with_batch(v.batch, v.sizes)) for s in specs})
+                   for v, p in libraries.items())
     return {
-        "format": BUILD_FORMAT,
+        "format": DIMS_FORMAT if request.dims else BUILD_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": request.source.name, "model_path": str(request.source.path),
         "model_sha256": request.source.sha256(),
         "target": request.profile.name, "target_json": target_json, "device": request.profile.device,
         "batch_sizes": list(request.batch_sizes),
-        "libraries": {str(b): {"file": p.name, "sha256": fingerprint.sha256_file(p)} for b, p in libraries.items()},
+        **({"dims": {name: list(sizes) for name, sizes in request.dims}} if request.dims else {}),
+        "libraries": entries,
         "parameters": "bound into each library as constants (folded at build time)",
         "inputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in input_specs(model)],
         "outputs": [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape)} for s in output_specs(model)],

@@ -110,8 +110,9 @@ def _log(stage: str, exc: BaseException, stamp: str, printed: str) -> tuple[Path
     return path, directory
 
 
-def tvm_failure(stage: str, exc: BaseException, batch: int | None = None, printed: str = "") -> ModelError:
-    """The one-line error for TVM failing at `stage` (import, lower, split, build)."""
+def tvm_failure(stage: str, exc: BaseException, batch=None, printed: str = "") -> ModelError:
+    """The one-line error for TVM failing at `stage` (import, lower, split, build); `batch` is a batch
+    size or a dims.Variant ("1, seq 128"), written after "at batch"."""
     model = _MODEL.get()
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     operator, kernel = _culprit(exc, model, stage)

@@ -83,8 +83,9 @@ def _clip_as_relax_ops():
         onnx_frontend._get_convert_map = original
 
 
-def import_model(model: onnx.ModelProto, batch: int):
-    """The Relax module for one batch size, weights bound as constants so they fold at build time."""
+def import_model(model: onnx.ModelProto, batch: int, sizes: dict[str, int] | None = None):
+    """The Relax module for one batch size (and `sizes` of named dynamic dimensions: --dims),
+    weights bound as constants so they fold at build time."""
     from tvm.relax.frontend.onnx import from_onnx
 
     from workbench.compiler.converters import fold_constant_nodes
@@ -94,7 +95,7 @@ def import_model(model: onnx.ModelProto, batch: int):
     if missing:
         raise ModelError(f"TVM's ONNX importer does not support operator(s) {', '.join(missing)}; "
                          "replace them in the model (or export with a different opset) and retry")
-    shapes = {spec.name: list(spec.with_batch(batch)) for spec in input_specs(model)}
+    shapes = {spec.name: list(spec.with_batch(batch, sizes)) for spec in input_specs(model)}
     dtypes = {spec.name: spec.dtype for spec in input_specs(model)}
     printed = io.StringIO()  # the importer prints its failures to stdout before raising them
     try:
@@ -103,7 +104,8 @@ def import_model(model: onnx.ModelProto, batch: int):
     except Exception as exc:  # the importer raises bare TVM errors
         from workbench.compiler.failures import tvm_failure
 
-        raise tvm_failure("import", exc, batch, printed.getvalue()) from None
+        at = f"{batch}" + "".join(f", {n} {v}" for n, v in (sizes or {}).items())
+        raise tvm_failure("import", exc, at, printed.getvalue()) from None
 
 
 def _take_wrapping_indices(bb, call):

@@ -16,7 +16,8 @@ from pathlib import Path
 DISAGREE = 1.5  # the two estimates differ by more than this factor: the machine drifted while tuning
 
 
-def measure_onnxruntime(path: Path, model, batch: int, providers: tuple[str, ...]) -> tuple[float | None, str]:
+def measure_onnxruntime(path: Path, model, batch: int, providers: tuple[str, ...],
+                        sizes: dict[str, int] | None = None) -> tuple[float | None, str]:
     """ONNX Runtime's p50 latency of the whole model at `batch` (seconds), as bench runs it (all
     graph optimisations, one thread per physical core), or None and why not."""
     from workbench.engines.onnxruntime_engine import onnxruntime_engine
@@ -25,7 +26,8 @@ def measure_onnxruntime(path: Path, model, batch: int, providers: tuple[str, ...
 
     try:
         engine = onnxruntime_engine(path, providers)
-        result = latency(engine, sample_inputs(model, batch), DirectSpec(min_runs=10, min_time_s=0.5, max_time_s=10))
+        result = latency(engine, sample_inputs(model, batch, sizes=sizes),
+                         DirectSpec(min_runs=10, min_time_s=0.5, max_time_s=10))
     except Exception as exc:  # a model ONNX Runtime cannot run here loses this one line, not the session
         return None, f"ONNX Runtime could not run the model here ({type(exc).__name__})"
     return result["latency_ms"]["p50_ms"] / 1e3, ""

@@ -43,6 +43,7 @@ class TuneRequest:
     minutes: float | None = None  # stop after the batch that passes it
     retime_pool: int = POOL  # records per task timed side by side after tuning (0: off)
     reference: bool = True  # start from the shipped reference records (compiler/reference_records.py)
+    dims: tuple = ()  # --dims (workbench/dims.py): the kernels of every combination with the batch sizes
 
     def __post_init__(self):
         if self.trials <= 0:
@@ -64,14 +65,16 @@ class TunePlan:
     requested: int = 0  # --trials
     num_tasks: int = 0
     batch_sizes: tuple[int, ...] = ()
+    dims: tuple = ()  # --dims: their kernels at each combination too
 
     def describe(self) -> str:
         """The plan as `tune` prints it before the first trial: how many trials, over what, and
         why that is not --trials when it is not."""
-        budget, sizes = self.budget, ", ".join(map(str, self.batch_sizes))
+        budget, sizes, sep = self.budget, ", ".join(map(str, self.batch_sizes)), ", "
         plural = "s" if len(self.batch_sizes) > 1 else ""
         text = (f"Plan: {budget.total} trials over {self.num_tasks} tasks (the model's kernels at batch size{plural} "
-                f"{sizes}), {budget.per_iter} per batch, at most {budget.per_task} per task")
+                f"{sizes}{''.join(f', {n} {sep.join(map(str, v))}' for n, v in self.dims)}), "
+                f"{budget.per_iter} per batch, at most {budget.per_task} per task")
         if budget.total > self.requested:
             text += (f"; --trials {self.requested} is raised to {budget.total} because every task needs at least "
                      "one trial to leave TVM's very slow default schedule")
@@ -98,7 +101,7 @@ def plan(request: TuneRequest, num_tasks: int) -> TunePlan:
                 f"(trials_per_task = {profile.trials_per_task} in {profile.path.name})")
     # Over RPC the device that would time the candidates side by side is elsewhere.
     return TunePlan(budget, request.retime_pool if profile.rpc is None else 0, note, trials, num_tasks,
-                    tuple(request.batch_sizes))
+                    tuple(request.batch_sizes), request.dims)
 
 
 @dataclass
@@ -184,7 +187,8 @@ def _tune_locked(request: TuneRequest, model, database: TuningDatabase, devices:
     profile = request.profile
     records_before = database.validate()
     target = make_target(database.target)
-    tasks = extract(prepared_modules(model, request.batch_sizes, target, database.directory), target)
+    tasks = extract(prepared_modules(model, request.batch_sizes, target, database.directory, dims=request.dims),
+                    target)
     tune_plan = plan(request, len(tasks))
     reference = (reference_records.load(profile, database.target, workload_keys(tasks), request.reference)
                  if profile.rpc is None else None)  # timing them needs this machine's device
@@ -225,7 +229,9 @@ def _onnxruntime(request: TuneRequest, model, batch: int, interrupted: bool, dis
     if request.profile.rpc is not None:
         return None, "not measured: the model runs on the RPC device, not here"
     display.status(f"timing ONNX Runtime on the whole model at batch {batch}, for comparison")
-    return measure_onnxruntime(request.source.path, model, batch, tuple(request.profile.onnxruntime_providers))
+    smallest = {name: sizes[0] for name, sizes in request.dims}
+    return measure_onnxruntime(request.source.path, model, batch, tuple(request.profile.onnxruntime_providers),
+                               smallest)
 
 
 def _seed(session: TuningSession, database: TuningDatabase, reference, builder, profile: TargetProfile,

@@ -5,7 +5,7 @@ from pathlib import Path
 from workbench.engines import Engine
 from workbench.engines.registry import TVM
 from workbench.errors import WorkbenchError
-from workbench.manifest import read_compiled
+from workbench.manifest import library_variants, read_compiled
 
 
 def build_settings(build_dir: Path) -> dict:
@@ -29,8 +29,11 @@ def tvm_engine(build_dir: Path) -> Engine:
     manifest = read_compiled(build_dir)
     names = [spec["name"] for spec in manifest["inputs"]]
     device = "cuda" if manifest.get("device") == "cuda" else "cpu"
-    libraries = {int(b): CompiledModel(build_dir / entry["file"], device)
-                 for b, entry in manifest["libraries"].items()}
+    variants = library_variants(manifest)
+    if any(v.dims for v in variants.values()):
+        return _shaped_engine(build_dir, manifest, variants, device)
+    libraries = {variants[key].batch: CompiledModel(build_dir / entry["file"], device)
+                 for key, entry in manifest["libraries"].items()}
 
     # The inputs that share the dynamic first dimension say the batch; a model without one has one library.
     batched = [spec["name"] for spec in manifest["inputs"] if _dynamic_first(spec["shape"])]
@@ -44,11 +47,38 @@ def tvm_engine(build_dir: Path) -> Engine:
             raise WorkbenchError(f"no library compiled for batch {batch} (compiled: {sorted(libraries)})")
         return library([inputs[n] for n in names])
 
+    return Engine(TVM, run, tuple(sorted(libraries)), _settings(build_dir),
+                  tuple(s["name"] for s in manifest["outputs"]), on_loop_thread=True)
+
+
+def _settings(build_dir: Path) -> dict:
     import tvm
 
-    settings = {**build_settings(build_dir), "threads": int(tvm.get_global_func("runtime.NumThreads")())}
-    return Engine(TVM, run, tuple(sorted(libraries)), settings, tuple(s["name"] for s in manifest["outputs"]),
-                  on_loop_thread=True)
+    return {**build_settings(build_dir), "threads": int(tvm.get_global_func("runtime.NumThreads")())}
+
+
+def _shaped_engine(build_dir: Path, manifest: dict, variants: dict, device: str) -> Engine:
+    """A build with --dims: a call runs the library of its exact input shapes, and the engine says
+    which request shapes (less the batch) it has, so a server refuses any other up front."""
+    from workbench.engines.compiled import CompiledModel
+    from workbench.serving.batcher import signature
+
+    names = [spec["name"] for spec in manifest["inputs"]]
+    libraries = {tuple(tuple(entry["shapes"][n]) for n in names): CompiledModel(build_dir / entry["file"], device)
+                 for entry in manifest["libraries"].values()}
+
+    def run(inputs):
+        library = libraries.get(tuple(tuple(inputs[n].shape) for n in names))
+        if library is None:
+            shapes = ", ".join(str(list(inputs[n].shape)) for n in names)
+            raise WorkbenchError(f"no library compiled for input shapes {shapes} (compiled: "
+                                 f"{'; '.join(', '.join(map(str, map(list, k))) for k in sorted(libraries))})")
+        return library([inputs[n] for n in names])
+
+    shapes = frozenset(signature({n: shape for n, shape in zip(names, key)}) for key in libraries)
+    batches = tuple(sorted({v.batch for v in variants.values()}))
+    return Engine(TVM, run, batches, _settings(build_dir), tuple(s["name"] for s in manifest["outputs"]),
+                  on_loop_thread=True, shapes=shapes)
 
 
 def open(*, build_dir: Path | None, **_) -> Engine:

@@ -13,7 +13,7 @@ import orjson
 
 from workbench.engines import Engine
 from workbench.serving import predictions, triton
-from workbench.serving.batcher import Batcher, BatchPolicy, BatchTooLarge, QueueFull
+from workbench.serving.batcher import Batcher, BatchPolicy, BatchTooLarge, QueueFull, signature
 from workbench.serving.metrics import InferTimes, ServerMetrics
 from workbench.serving.protocol import InferRequest, RequestError, TensorMeta, decode_infer, encode_infer, header_length
 
@@ -35,7 +35,10 @@ class ServedModel:
         return {"name": self.name, "versions": ["1"], "platform": f"workbench-{self.engine.kind}",
                 "inputs": [m.as_v2() for m in self.inputs], "outputs": [m.as_v2() for m in self.outputs],
                 "parameters": {"batch_sizes": list(self.policy.batch_sizes or []), "max_batch": self.policy.max_batch,
-                               "max_queue_delay_ms": self.policy.max_delay_s * 1000}}
+                               "max_queue_delay_ms": self.policy.max_delay_s * 1000,
+                               # a --dims build: the request shapes (less the batch) it runs, per input
+                               **({"shapes": [{n: [-1, *d] for n, d in s} for s in sorted(self.engine.shapes)]}
+                                  if self.engine.shapes is not None else {})}}
 
     def config(self) -> dict:
         """Triton's model configuration (GET /v2/models/<m>/config, gRPC ModelConfig)."""
@@ -206,6 +209,9 @@ class ServerApp:
 
     async def run_model(self, model: ServedModel, inputs, rows: int, times: InferTimes | None = None):
         """The engine's outputs for one request, through the batcher; its queue and compute time go on `times`."""
+        if model.engine.shapes is not None and signature(inputs) not in model.engine.shapes:
+            raise RequestError(400, f"no compiled variant takes inputs of shape {_shown(signature(inputs))}; this "
+                                    f"server runs {' or '.join(_shown(s) for s in sorted(model.engine.shapes))}")
         try:
             outputs, queue_s, compute_s = await model.batcher.infer_timed(inputs, rows)
         except QueueFull as exc:
@@ -246,6 +252,11 @@ class ServerApp:
         if headers:
             headers["content-type"] = "application/octet-stream"
         return 200, body, headers
+
+
+def _shown(shape: tuple) -> str:
+    """A request shape signature as people write it: x [batch, 128, 64]."""
+    return ", ".join(f"{name} [batch{''.join(f', {d}' for d in dims)}]" for name, dims in shape)
 
 
 def _allow(method: str, allowed: str) -> None:

@@ -4,6 +4,8 @@
 - a batch leaves when it holds `max_batch` rows, or when its oldest request has waited `max_delay_s`;
 - a batch is padded up to the next size the engine was compiled for, and the padding is cut off
   the answers;
+- a batch holds requests of one shape only (less the batch: a --dims build's sequence lengths),
+  the oldest request's, unless another shape has a full batch waiting;
 - the queue is bounded in rows: a request that does not fit is refused (the server answers 503),
   so a burst far above capacity cannot grow memory without bound.
 `Batcher` drives a queue from asyncio and runs the engine on one worker thread, so the event loop
@@ -59,6 +61,12 @@ class BatchPolicy:
         return sizes[bisect_left(sizes, rows)]
 
 
+def signature(inputs: dict) -> tuple:
+    """What requests batched together must share: each input's shape less the batch dimension
+    (arrays or shapes given)."""
+    return tuple(sorted((name, tuple(getattr(x, "shape", x))[1:]) for name, x in inputs.items()))
+
+
 @dataclass
 class Pending:
     inputs: dict[str, np.ndarray]
@@ -67,6 +75,7 @@ class Pending:
     handle: Any = None  # what the driver needs to answer this request (an asyncio future)
     queue_s: float = 0.0  # set by Batcher before it answers: the time this request waited for its batch,
     compute_s: float = 0.0  # and the engine time of that batch
+    shape: tuple = ()  # its signature: only requests of one shape share a batch
 
 
 @dataclass
@@ -99,11 +108,15 @@ class Batch:
 class BatchQueue:
     policy: BatchPolicy
     clock: Callable[[], float] = time.monotonic
-    _items: deque = field(default_factory=deque)
+    # One deque per request shape (a model without --dims has one), so taking a batch touches only
+    # its own requests: O(batch), not O(queue), on the event loop.
+    _queues: dict = field(default_factory=dict)  # signature -> deque of Pending, oldest first
+    _shape_rows: dict = field(default_factory=dict)  # signature -> rows waiting with that shape
     _rows: int = 0
+    _count: int = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
     @property
     def rows(self) -> int:
@@ -114,27 +127,38 @@ class BatchQueue:
             raise BatchTooLarge(f"a request holds {rows} rows; the largest batch is {self.policy.max_batch}")
         if self._rows + rows > self.policy.max_queue_rows:
             raise QueueFull(f"queue full ({self._rows} rows waiting)")
-        item = Pending(inputs, rows, self.clock(), handle)
-        self._items.append(item)
+        item = Pending(inputs, rows, self.clock(), handle, shape=signature(inputs))
+        self._queues.setdefault(item.shape, deque()).append(item)
+        self._shape_rows[item.shape] = self._shape_rows.get(item.shape, 0) + rows
         self._rows += rows
+        self._count += 1
         return item
 
     def wait_s(self) -> float | None:
         """Seconds until a batch is due (0: due now), or None when the queue is empty."""
-        if not self._items:
+        if not self._count:
             return None
-        if self._rows >= self.policy.max_batch:
+        if max(self._shape_rows.values()) >= self.policy.max_batch:
             return 0.0
-        return max(0.0, self._items[0].enqueued + self.policy.max_delay_s - self.clock())
+        oldest = min(q[0].enqueued for q in self._queues.values())
+        return max(0.0, oldest + self.policy.max_delay_s - self.clock())
 
     def take(self) -> Batch:
-        """The oldest requests that fit in one batch, in arrival order."""
-        items, rows = [], 0
-        while self._items and rows + self._items[0].rows <= self.policy.max_batch:
-            item = self._items.popleft()
+        """The oldest requests of one shape that fit in one batch, in arrival order: the shape of
+        the oldest request, unless a shape has a full batch waiting (then the oldest such one)."""
+        full = [s for s, r in self._shape_rows.items() if r >= self.policy.max_batch]
+        shape = min(full or self._queues, key=lambda s: self._queues[s][0].enqueued)
+        queue, items, rows = self._queues[shape], [], 0
+        while queue and rows + queue[0].rows <= self.policy.max_batch:
+            item = queue.popleft()
             items.append(item)
             rows += item.rows
+        if not queue:
+            del self._queues[shape], self._shape_rows[shape]
+        else:
+            self._shape_rows[shape] -= rows
         self._rows -= rows
+        self._count -= len(items)
         return Batch(items, rows, self.policy.padded(rows))
 
 

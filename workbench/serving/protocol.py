@@ -30,14 +30,24 @@ class RequestError(Exception):
 class TensorMeta:
     name: str
     dtype: str
-    shape: tuple  # the first dimension is the batch; ints elsewhere
+    shape: tuple  # the first dimension is the batch; ints elsewhere, or a name (or -1) where --dims sizes it
 
     @property
     def datatype(self) -> str:
         return DATATYPE_OF.get(self.dtype, self.dtype.upper())
 
     def as_v2(self) -> dict:
-        return {"name": self.name, "datatype": self.datatype, "shape": [-1, *self.shape[1:]]}
+        return {"name": self.name, "datatype": self.datatype, "shape": [-1, *map(_v2_dim, self.shape[1:])]}
+
+
+def _v2_dim(d) -> int:
+    return d if isinstance(d, int) and d >= 0 else -1
+
+
+def _fits(shape: list, expected: tuple) -> bool:
+    """The request's shape matches the model's past the batch; a dynamic dimension (--dims) takes
+    any size here, and the engine says which sizes it runs (a TVM build: its compiled ones)."""
+    return len(shape) == len(expected) and all(_v2_dim(e) == -1 or d == e for d, e in zip(shape[1:], expected[1:]))
 
 
 @dataclass
@@ -105,7 +115,7 @@ def _tensor(entry: dict, meta: TensorMeta, binary: memoryview | None) -> np.ndar
         raise RequestError(400, f"input '{meta.name}' must have datatype {meta.datatype}, got {datatype!r}")
     if not (isinstance(shape, list) and all(_count(d) for d in shape)):
         raise RequestError(400, f"input '{meta.name}' needs a shape: a list of non-negative integers")
-    if len(shape) != len(meta.shape) or list(shape[1:]) != list(meta.shape[1:]):
+    if not _fits(shape, meta.shape):
         expected = ["batch", *meta.shape[1:]]
         raise RequestError(400, f"input '{meta.name}' has shape {shape}; the model expects {expected}")
     if shape[0] < 1:
