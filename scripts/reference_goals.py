@@ -48,8 +48,12 @@ def project(model: str) -> Path:
     return home
 
 
+def latest_run(home: Path) -> Path:
+    return max((home / "reports").glob("run-*"), key=lambda p: p.stat().st_mtime)
+
+
 def latest_records(home: Path, batch: int) -> dict[tuple[str, str], dict]:
-    run_dir = max((home / "reports").glob("run-*"), key=lambda p: p.stat().st_mtime)
+    run_dir = latest_run(home)
     records = {}
     for path in (run_dir / "records").glob(f"*-b{batch}.json"):
         record = json.loads(path.read_text())
@@ -71,11 +75,15 @@ def bench_row(home: Path, model: str, batch: int, minutes: float, reference: boo
               for engine in ("tvm", "onnxruntime", "openvino")}
     flag = records.get(("tvm", "paired"), {}).get("flag") or ""
     ratio = lambda a, b: f"{a / b:.2f}x" if a and b else "-"  # noqa: E731
+    context = json.loads((latest_run(home) / "context.json").read_text())
+    flops, peak = context["model"].get("flops_per_sample"), (context.get("machine_peak") or {}).get("peak_gflops")
+    gflops = " / ".join(f"{flops * batch / (paired[e] / 1e3) / 1e9:.0f}" if flops and paired[e] else "-"
+                        for e in ("tvm", "onnxruntime", "openvino")) + (f" (peak {peak:.0f})" if peak else "")
     return (f"| {model} | {batch} | {minutes:g} | {'reference' if reference else 'empty'} | {share:.0%} ref, "
             f"{local:.0%} local | {tvm.get('ratio_p50', float('nan')):.2f}x ({tvm.get('ratio_p10', float('nan')):.2f}-"
             f"{tvm.get('ratio_p90', float('nan')):.2f}) | {ratio(paired['tvm'], paired['openvino'])} | "
             f"{ratio(p50['tvm'], p50['onnxruntime'])} | {p50['tvm'] or float('nan'):.2f} / "
-            f"{p50['onnxruntime'] or float('nan'):.2f} / {p50['openvino'] or float('nan'):.2f} | {flag} |")
+            f"{p50['onnxruntime'] or float('nan'):.2f} / {p50['openvino'] or float('nan'):.2f} | {gflops} | {flag} |")
 
 
 def curve(home: Path) -> str:
@@ -99,8 +107,9 @@ def main() -> None:
     args = parser.parse_args()
     reference = not args.no_reference
     print("| model | batch | local tuning (min) | start | schedules (FLOPs) | TVM/ORT paired p50 (p10-p90) | "
-          "TVM/OpenVINO paired | TVM/ORT direct | direct p50 ms tvm / ort / ov | flag |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "TVM/OpenVINO paired | TVM/ORT direct | direct p50 ms tvm / ort / ov | "
+          "paired GFLOP/s tvm / ort / ov | flag |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for model in args.models.split(","):
         home = project(model)
         print(bench_row(home, model, args.batch, 0, reference), flush=True)
