@@ -188,3 +188,30 @@ def test_infer_timed_gives_each_request_its_queue_wait_and_its_batchs_engine_tim
         assert np.array_equal(outputs[0], np.full((1, 2), 2.0 * i))
         assert queue_s >= 0 and compute_s in computes
     assert seen[0] in {(q, c) for _, q, c in answers}  # the first batch's oldest request: the observer's wait
+
+
+def test_a_full_batch_of_one_shape_never_starves_a_due_request_of_another():
+    # One seq-8 request, then a full pair of seq-16 each second, one batch taken per second (a busy
+    # engine): the seq-8 request leaves at the first take after its max_delay, not never.
+    q, clock = make_queue(max_batch=2, max_delay_s=0.01, max_queue_rows=64)
+    q.put({"x": np.zeros((1, 8), np.float32)}, 1, handle="seq8")
+    taken = []
+    for second in range(1, 6):
+        clock.now = float(second)
+        for _ in range(2):
+            q.put({"x": np.zeros((1, 16), np.float32)}, 1, handle=f"seq16@{second}")
+        assert q.wait_s() == 0
+        taken.append([i.handle for i in q.take().items])
+    assert taken[0] == ["seq8"]
+    assert taken[1] == ["seq16@1", "seq16@1"]  # then the oldest due shape, in arrival order
+
+
+def test_wait_s_is_the_earliest_due_time_over_the_shapes():
+    q, clock = make_queue(max_batch=2, max_delay_s=0.01)
+    q.put({"x": np.zeros((1, 8), np.float32)}, 1)
+    clock.now = 0.004
+    q.put({"x": np.zeros((1, 16), np.float32)}, 1)
+    assert q.wait_s() == pytest.approx(0.006)
+    q.put({"x": np.zeros((1, 16), np.float32)}, 1)  # seq 16 fills a batch: due now
+    assert q.wait_s() == 0
+    assert q.take().rows == 2 and q.wait_s() == pytest.approx(0.006)

@@ -4,8 +4,9 @@
 - a batch leaves when it holds `max_batch` rows, or when its oldest request has waited `max_delay_s`;
 - a batch is padded up to the next size the engine was compiled for, and the padding is cut off
   the answers;
-- a batch holds requests of one shape only (less the batch: a --dims build's sequence lengths),
-  the oldest request's, unless another shape has a full batch waiting;
+- a batch holds requests of one shape only (less the batch: a --dims build's sequence lengths);
+  a shape is due when it fills a batch or its oldest request has waited `max_delay_s`, and of the
+  due shapes the one with the oldest request leaves first, so no shape starves another;
 - the queue is bounded in rows: a request that does not fit is refused (the server answers 503),
   so a burst far above capacity cannot grow memory without bound.
 `Batcher` drives a queue from asyncio and runs the engine on one worker thread, so the event loop
@@ -134,20 +135,25 @@ class BatchQueue:
         self._count += 1
         return item
 
+    def _due_at(self, shape) -> float:
+        """When this shape's batch is due: now if it fills a batch, else when its oldest has waited max_delay."""
+        if self._shape_rows[shape] >= self.policy.max_batch:
+            return float("-inf")
+        return self._queues[shape][0].enqueued + self.policy.max_delay_s
+
     def wait_s(self) -> float | None:
         """Seconds until a batch is due (0: due now), or None when the queue is empty."""
         if not self._count:
             return None
-        if max(self._shape_rows.values()) >= self.policy.max_batch:
-            return 0.0
-        oldest = min(q[0].enqueued for q in self._queues.values())
-        return max(0.0, oldest + self.policy.max_delay_s - self.clock())
+        return max(0.0, min(map(self._due_at, self._queues)) - self.clock())
 
     def take(self) -> Batch:
-        """The oldest requests of one shape that fit in one batch, in arrival order: the shape of
-        the oldest request, unless a shape has a full batch waiting (then the oldest such one)."""
-        full = [s for s, r in self._shape_rows.items() if r >= self.policy.max_batch]
-        shape = min(full or self._queues, key=lambda s: self._queues[s][0].enqueued)
+        """The oldest requests of one shape that fit in one batch, in arrival order. Of the shapes
+        due now (full, or waited max_delay) the one whose oldest request is oldest: a full batch of
+        one shape never jumps a request of another that has waited its max_delay (starvation)."""
+        now = self.clock()
+        due = [s for s in self._queues if self._due_at(s) <= now]
+        shape = min(due or self._queues, key=lambda s: self._queues[s][0].enqueued)
         queue, items, rows = self._queues[shape], [], 0
         while queue and rows + queue[0].rows <= self.policy.max_batch:
             item = queue.popleft()
