@@ -31,7 +31,7 @@ from workbench.commands.common import (
 )
 from workbench.commands.fleet import fleet_app
 from workbench.console import console, err_console
-from workbench.dims import parse_dims
+from workbench.dims import describe_dims, parse_dims
 from workbench.engines import registry
 from workbench.errors import WorkbenchError
 from workbench.tolerance import DEFAULT_ATOL, DEFAULT_RTOL
@@ -161,9 +161,8 @@ def compile_command(model: str, target: str, batch_sizes: str | None, database: 
         console.print("Correctness gate passed against ONNX Runtime "
                       f"(worst max abs error {worst['max_abs_error']:.3g}, "
                       f"max rel error {worst['max_rel_error']:.3g}; rtol {rtol:g}, atol {atol:g})")
-    shown = "".join(f", {name} {', '.join(map(str, sizes))}" for name, sizes in request.dims)
     console.print(f"Compiled {source.name} for {target} at batch sizes "
-                  f"{', '.join(map(str, manifest['batch_sizes']))}{shown} -> {request.out_dir}")
+                  f"{', '.join(map(str, manifest['batch_sizes']))}{describe_dims(request.dims)} -> {request.out_dir}")
     return request.out_dir
 
 

@@ -6,6 +6,7 @@ code (no tvm, no onnx import): the CLI, the server and the bundle readers all us
 """
 
 import itertools
+import re
 from dataclasses import dataclass
 
 from workbench.errors import ModelError, WorkbenchError
@@ -33,15 +34,26 @@ def parse_dims(text: str | None) -> Dims:
         if name in parsed:
             raise WorkbenchError(f"--dims names '{name}' twice; give its sizes once, e.g. {name}=64,128")
         values = [v.strip() for v in sizes.split(",") if v.strip()]
-        if not values or not all(v.isdigit() and int(v) > 0 for v in values):
+        # fullmatch, not isdigit(): "²".isdigit() is true and int("²") raises
+        if not values or not all(re.fullmatch(r"[0-9]+", v) and int(v) > 0 for v in values):
             raise WorkbenchError(f"--dims {name} takes comma-separated positive integers, e.g. {name}=64,128 "
                                  f"(got {sizes!r})")
         parsed[name] = tuple(sorted({int(v) for v in values}))
     return tuple(parsed.items())
 
 
-def format_dims(dims: Dims) -> str:
-    return SEPARATOR.join(f"{name}={','.join(map(str, sizes))}" for name, sizes in dims)
+def describe_dims(dims) -> str:
+    """How messages name dims after the batch sizes: ", seq 64, 128" ('' without dims). Takes Dims,
+    {name: sizes} (a manifest's "dims") or {name: size} (one combination)."""
+    items = dims.items() if isinstance(dims, dict) else dims
+    return "".join(f", {name} {', '.join(map(str, sizes)) if isinstance(sizes, (list, tuple)) else sizes}"
+                   for name, sizes in items)
+
+
+def signature(inputs: dict) -> tuple:
+    """What requests batched together must share, and what a --dims engine dispatches on: each
+    input's shape less the batch dimension (arrays or shapes given)."""
+    return tuple(sorted((name, tuple(getattr(x, "shape", x))[1:]) for name, x in inputs.items()))
 
 
 def symbolic_dims(specs) -> dict[str, list[tuple[str, int]]]:
@@ -58,11 +70,16 @@ def symbolic_dims(specs) -> dict[str, list[tuple[str, int]]]:
     return found
 
 
-def check_dims(specs, dims: Dims) -> None:
-    """Every symbolic dimension named and nothing else: one line saying which and how, otherwise."""
+def check_dims(specs, dims: Dims) -> Dims:
+    """Every symbolic dimension named and nothing else: one line saying which and how, otherwise.
+    Returns the dims in the model's order, so `a=1:b=2` and `b=2:a=1` are one build."""
     found = symbolic_dims(specs)
     listed = ", ".join(f"'{n}'" for n in found) or "none"
-    for name, _ in dims:
+    batch_names = {s.shape[0] for s in specs if s.batched}
+    for name, sizes in dims:
+        if name in batch_names:
+            raise WorkbenchError(f"--dims names '{name}', the model's batch dimension; give its sizes with "
+                                 f"--batch-sizes {','.join(map(str, sizes))}")
         if name not in found:
             raise WorkbenchError(f"--dims names '{name}', which is not a dynamic dimension of the model's inputs "
                                  f"(its dynamic non-batch dimensions: {listed})")
@@ -70,12 +87,13 @@ def check_dims(specs, dims: Dims) -> None:
         where, axis = found["?"][0]
         raise ModelError(f"input '{where}' axis {axis} is dynamic and unnamed; --dims needs a name: export the "
                          "model with a named (dim_param) or fixed dimension there")
-    named = {name for name, _ in dims}
+    named = dict(dims)
     for name, places in found.items():
         if name not in named:
             where, axis = places[0]
             raise ModelError(f"input '{where}' axis {axis} is the dynamic dimension '{name}'; "
                              f"pass --dims {name}=<sizes> (e.g. --dims {name}=128) to compile it at those sizes")
+    return tuple((name, named[name]) for name in found)
 
 
 @dataclass(frozen=True, order=True)
@@ -87,8 +105,10 @@ class Variant:
 
     @property
     def tag(self) -> str:
-        """Short and file-name safe: b8, b8-seq128."""
-        return "-".join([f"b{self.batch}", *(f"{n}{v}" for n, v in self.dims)])
+        """Short, file-name safe and a manifest's library key: b8, b8-seq128. A name's other
+        characters become '_' (tf2onnx's 'input_ids:0'); the variants of one build share their
+        names and order, and '-' ends each size, so their tags stay distinct."""
+        return "-".join([f"b{self.batch}", *(f"{re.sub(r'[^A-Za-z0-9_]', '_', n)}{v}" for n, v in self.dims)])
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -110,6 +130,16 @@ def variants(batch_sizes, dims: Dims = ()) -> list[Variant]:
     return sorted(Variant(b, tuple(zip(names, combo))) for combo in combos for b in batch_sizes)
 
 
-def shape_key(shapes: dict[str, list[int]]) -> str:
-    """A library's key in a manifest with dims: its full input shapes, `x:1x128x64;mask:1x128`."""
-    return ";".join(f"{name}:{'x'.join(map(str, shape))}" for name, shape in shapes.items())
+# A variant's tag as a manifest key (Variant.tag of a variant with dims).
+TAG_PATTERN = "^b[1-9][0-9]*(-[A-Za-z0-9_]*[0-9]+)+$"
+
+
+def manifest_shapes(inputs: list[dict], variant: Variant) -> dict[str, list[int]]:
+    """Each input of a manifest ({"name", "shape"}) at one variant: a symbolic first dimension (a
+    name, or -1 in a bundle) is the batch, and so is its name wherever it appears; other names
+    take the variant's sizes (models.static_shapes is the same rule on an ONNX model's specs)."""
+    batch_names = {s["shape"][0] for s in inputs if s["shape"] and isinstance(s["shape"][0], str)}
+    named = {**variant.sizes, **{name: variant.batch for name in batch_names}}
+    return {s["name"]: [variant.batch if axis == 0 and (s["shape"][0] == -1 or s["shape"][0] in batch_names)
+                        else named.get(d, d) if isinstance(d, str) else d for axis, d in enumerate(s["shape"])]
+            for s in inputs}

@@ -41,6 +41,14 @@ class TensorSpec:
         return tuple(dims)
 
 
+def static_shapes(specs, batch: int, sizes: dict[str, int] | None = None) -> dict[str, tuple[int, ...]]:
+    """Each input's static shape at one variant. The batch's name is the batch wherever it appears,
+    on any input's any axis (`bias [4, seq, batch]` beside `x [batch, seq]`), as dims.symbolic_dims
+    reads it; `sizes` fixes the --dims."""
+    named = {**(sizes or {}), **{s.shape[0]: batch for s in specs if s.batched}}
+    return {s.name: s.with_batch(batch, named) for s in specs}
+
+
 @dataclass(frozen=True)
 class ModelSource:
     name: str
@@ -188,9 +196,10 @@ def sample_inputs(model, batch: int, seed: int = 0, sizes: dict[str, int] | None
     `sizes` fixes the named dynamic dimensions (a --dims variant)."""
     ranges = json.loads(metadata(model).get("workbench.input_ranges", "{}"))
     rng = np.random.default_rng(seed)
-    inputs = {}
-    for spec in input_specs(model):
-        shape = spec.with_batch(batch, sizes)
+    inputs, specs = {}, input_specs(model)
+    shapes = static_shapes(specs, batch, sizes)
+    for spec in specs:
+        shape = shapes[spec.name]
         if spec.dtype.startswith("float"):
             inputs[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         elif spec.dtype == "bool":

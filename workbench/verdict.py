@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from workbench import bootstrap, scenarios
+from workbench.dims import describe_dims
 from workbench.engines import registry
 from workbench.errors import WorkbenchError
 
@@ -124,7 +125,7 @@ def decide(records: list[dict], decide_by: str | None = None) -> Decision:
     kind, concurrency = parse(decide_by)
     records, at = _first_dims(records)
     if kind == "slo":
-        return _decide_slo(records)
+        return _decide_slo(records, at)
     figure, series, flag = _latency(records) if kind == "latency" else _throughput(records, concurrency)
     figure += at
     latency = kind == "latency"
@@ -164,17 +165,17 @@ def _first_dims(records: list[dict]) -> tuple[list[dict], str]:
     first = min((sizes(r) for r in records), key=lambda s: [v for _, v in s], default=())
     if not first:
         return records, ""
-    return [r for r in records if sizes(r) == first], "".join(f", {n} {v}" for n, v in first)
+    return [r for r in records if sizes(r) == first], describe_dims(first)
 
 
-def _decide_slo(records: list[dict]) -> Decision:
+def _decide_slo(records: list[dict], at: str = "") -> Decision:
     searches = _ok(records, scenarios.SLO_SEARCH)
     rates = {r["engine"]: r["result"]["max_rate_rps"] for r in searches if r["result"].get("max_rate_rps")}
     bound = next((r["scenario"].get("slo_p99_ms") for r in searches), None)
     flags = [f"{r['engine']}: {r['result']['flag']}" for r in records
              if r["scenario"]["kind"] == scenarios.SLO_SEARCH and (r.get("result") or {}).get("flag")]
     figure = (f"highest open-loop rate with p99 under {bound:g} ms, one search per engine (no interval)"
-              if bound is not None else "highest open-loop rate under the p99 bound")
+              if bound is not None else "highest open-loop rate under the p99 bound") + at
     decision = Decision("slo", figure, lower_is_better=False, flag="; ".join(flags) or None)
     ranked = sorted(rates, key=rates.get, reverse=True)
     if ranked:

@@ -65,3 +65,32 @@ def test_tuning_another_model_leaves_a_build_current(project):
     assert _is_current(request)
     _commit_copy(database, task, 0.5)  # a faster one: the build would, so it is stale
     assert not _is_current(request)
+
+
+def named_like_tf2onnx(path) -> None:
+    """[batch, seq, 4] -> [batch, seq, 3], its input named as tf2onnx names them ('input_ids:0')."""
+    weight = numpy_helper.from_array(np.random.default_rng(2).standard_normal((4, 3)).astype("float32"), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["input_ids:0", "W"], ["y"])], "tf2onnx",
+                              [helper.make_tensor_value_info("input_ids:0", TensorProto.FLOAT, ["batch", "seq", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", 3])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def test_a_dims_build_is_current_for_its_own_variants_and_rebuilt_for_others(project):
+    from workbench.dims import parse_dims
+
+    named_like_tf2onnx(project / "models" / "tf.onnx")
+    profile, db_dir, source = get_profile("host"), project / "tuning_logs" / "host", resolve("tf")
+
+    def request(dims: str) -> CompileRequest:
+        return CompileRequest(source, profile, (1,), db_dir, project / "build" / "tf", dims=parse_dims(dims))
+
+    manifest = compile_model(request("seq=8"))
+    assert set(manifest["libraries"]) == {"b1-seq8"}
+    assert manifest["libraries"]["b1-seq8"]["shapes"] == {"input_ids:0": [1, 8, 4]}
+    assert _is_current(request("seq=8")), "the build's own manifest was refused, so it would be rebuilt each time"
+    assert not _is_current(request("seq=16"))  # rebuilt for seq 16 alone
+    compile_model(request("seq=8,16"))
+    assert _is_current(request("seq=16")) and _is_current(request("seq=8,16"))  # a subset reuses it

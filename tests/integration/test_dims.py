@@ -39,8 +39,12 @@ def encoder_project(project):
     return project
 
 
-def _infer(server, seq: int):
-    x = np.random.default_rng(seq).standard_normal((1, seq, HIDDEN)).astype("float32")
+def _request(seq: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((1, seq, HIDDEN)).astype("float32")
+
+
+def _infer(server, seq: int, seed: int | None = None):
+    x = _request(seq, seq if seed is None else seed)
     status, _, body = call(f"{server.url}/v2/models/enc/infer", encode_request({"x": x}),
                            {"content-type": "application/json"})
     return status, json.loads(body)
@@ -54,8 +58,9 @@ def test_dims_compiles_each_sequence_length_and_the_server_refuses_others(encode
     build = encoder_project / "build" / "enc" / "host"
     manifest = json.loads((build / "manifest.json").read_text())
     assert manifest["format"] == 2 and manifest["dims"] == {"seq": [8, 16]}
-    assert set(manifest["libraries"]) == {"x:1x8x16", "x:1x16x16"}
-    assert manifest["libraries"]["x:1x16x16"]["dims"] == {"seq": 16}
+    assert set(manifest["libraries"]) == {"b1-seq8", "b1-seq16"}
+    assert manifest["libraries"]["b1-seq16"]["dims"] == {"seq": 16}
+    assert manifest["libraries"]["b1-seq16"]["shapes"] == {"x": [1, 16, HIDDEN]}
     assert set(manifest["correctness"]["per_batch"]) == {"b1-seq8", "b1-seq16"}
     server = start_server(tmp_path, model_config("enc", engine="tvm",
                                                  build_dir=str(build), max_batch=1))
@@ -147,7 +152,7 @@ def test_a_bundle_with_dims_verifies_and_serves_its_shapes(encoder_project, tmp_
                         "--out", str(tmp_path / "one"), home=encoder_project)  # a subset of the build's variants
     assert one.returncode == 0, one.stdout + one.stderr
     with open_bundle(tmp_path / "one" / "enc-host.tar.gz") as opened:
-        assert set(opened.manifest["libraries"]) == {"x:1x16x16"} and opened.manifest["dims"] == {"seq": [16]}
+        assert set(opened.manifest["libraries"]) == {"b1-seq16"} and opened.manifest["dims"] == {"seq": [16]}
         assert opened.manifest["bundle_format"] == 3
 
 
@@ -180,16 +185,16 @@ def test_concurrent_requests_of_two_shapes_are_batched_apart_and_answered_right(
     try:
         seqs = [8, 16, 16, 8, 16, 8, 8, 16]
         with ThreadPoolExecutor(len(seqs)) as pool:
-            answers = list(pool.map(lambda s: _infer(server, s), seqs))
+            # each request its own inputs (seeded by its index), so rows swapped within a batch would show
+            answers = list(pool.map(lambda i: _infer(server, seqs[i], seed=i), range(len(seqs))))
         metrics = call(f"{server.url}/metrics")[2].decode()
         engine_calls = next(line for line in metrics.splitlines() if line.startswith("workbench_batch_size_count"))
         assert float(engine_calls.split()[-1]) < len(seqs), metrics  # some requests shared an engine call
     finally:
         server.stop()
     model_path = encoder_project / "models" / "enc.onnx"
-    for seq, (status, answer) in zip(seqs, answers):
+    for i, (seq, (status, answer)) in enumerate(zip(seqs, answers)):
         assert status == 200, answer
-        x = np.random.default_rng(seq).standard_normal((1, seq, HIDDEN)).astype("float32")
-        (expected,) = reference.run(model_path, {"x": x})
+        (expected,) = reference.run(model_path, {"x": _request(seq, i)})
         got = np.asarray(answer["outputs"][0]["data"], np.float32).reshape(answer["outputs"][0]["shape"])
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from workbench import models
-from workbench.dims import Variant, check_dims, parse_dims, shape_key, symbolic_dims, variants
+from workbench.dims import Variant, check_dims, parse_dims, symbolic_dims, variants
 from workbench.errors import ModelError, WorkbenchError
 from workbench.manifest import COMPILED_SCHEMA, library_entry, library_variants, problem
 from workbench.serving.batcher import BatchPolicy, BatchQueue
@@ -76,20 +76,31 @@ def test_variants_are_every_combination_and_sample_inputs_take_their_sizes():
         models.sample_inputs(model, 1)
 
 
-def test_library_keys_are_batches_without_dims_and_full_shapes_with_them():
+def test_library_keys_are_batches_without_dims_and_variant_tags_with_them():
     key, entry = library_entry(Variant(4), "m-b4.so", "0" * 64, {"x": [4, 2]})
     assert key == "4" and entry == {"file": "m-b4.so", "sha256": "0" * 64}
     shapes = {"ids": [1, 8], "mask": [1, 8]}
     key, entry = library_entry(Variant(1, (("seq", 8),)), "m.so", "0" * 64, shapes)
-    assert key == shape_key(shapes) == "ids:1x8;mask:1x8" and entry["dims"] == {"seq": 8}
+    assert key == "b1-seq8" and entry["dims"] == {"seq": 8} and entry["shapes"] == shapes
     manifest = {"target": "llvm", "target_json": {}, "device": "cpu", "batch_sizes": [1],
                 "inputs": [{"name": "ids", "dtype": "int64", "shape": ["batch", "seq"]}],
                 "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", "seq"]}],
-                "libraries": {key: entry, "2": {"file": "old.so", "sha256": "0" * 64}}}
+                "libraries": {key: entry}}
     assert problem(manifest, COMPILED_SCHEMA) is None
-    assert library_variants(manifest) == {key: Variant(1, (("seq", 8),)), "2": Variant(2)}
+    assert library_variants(manifest) == {key: Variant(1, (("seq", 8),))}
     manifest["libraries"]["seq=8"] = entry
     assert problem(manifest, COMPILED_SCHEMA) is not None
+
+
+def test_a_manifest_mixing_batch_keys_and_variant_tags_is_refused():
+    # Each key alone is valid; together the engine would look for shapes a batch entry lacks.
+    _, entry = library_entry(Variant(1, (("seq", 8),)), "m.so", "0" * 64, {"ids": [1, 8]})
+    manifest = {"target": "llvm", "target_json": {}, "device": "cpu", "batch_sizes": [1, 2],
+                "inputs": [{"name": "ids", "dtype": "int64", "shape": ["batch", "seq"]}],
+                "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", "seq"]}],
+                "libraries": {"b1-seq8": entry, "2": {"file": "old.so", "sha256": "0" * 64}}}
+    why = problem(manifest, COMPILED_SCHEMA)
+    assert why is not None and why.startswith("libraries") and "\n" not in why
 
 
 def test_the_batcher_batches_requests_of_one_shape_only():
@@ -145,9 +156,9 @@ def _dims_bundle(change=lambda m: None) -> dict:
              "model/m.onnx", "perf.json", "request.json"]
     m.update(bundle_format=3, batch_sizes=[1], dims={"seq": [8, 16]},
              inputs=[{"name": "x", "dtype": "float32", "shape": ["batch", "seq", 4]}],
-             libraries={f"x:1x{s}x4": {"file": f"lib/m-b1-seq{s}.so", "sha256": SHA, "batch": 1, "dims": {"seq": s},
-                                       "shapes": {"x": [1, s, 4]}} for s in (8, 16)},
-             samples={f"x:1x{s}x4": f"samples/b1-seq{s}.npz" for s in (8, 16)},
+             libraries={f"b1-seq{s}": {"file": f"lib/m-b1-seq{s}.so", "sha256": SHA, "batch": 1, "dims": {"seq": s},
+                                        "shapes": {"x": [1, s, 4]}} for s in (8, 16)},
+             samples={f"b1-seq{s}": f"samples/b1-seq{s}.npz" for s in (8, 16)},
              files={f: SHA for f in files}, sizes={f: 10 for f in files})
     change(m)
     return m
@@ -168,14 +179,91 @@ def test_a_dims_bundle_manifest_is_read_and_its_variants_named():
 
 
 @pytest.mark.parametrize("change, fragment", [
-    (lambda m: m["samples"].pop("x:1x16x4"), "its samples are for ['x:1x8x4']"),
-    (lambda m: m["libraries"]["x:1x8x4"].pop("batch"), "its libraries are for []"),
+    (lambda m: m["samples"].pop("b1-seq16"), "its samples are for ['b1-seq8']"),
+    (lambda m: m["libraries"]["b1-seq8"].pop("batch"), "libraries.b1-seq8 lacks batch"),
     (lambda m: m.update(batch_sizes=[1, 2]), "batch_sizes are [1, 2] but its libraries are for [1]"),
-    (lambda m: m["libraries"].update({"x:1x8": m["libraries"].pop("x:1x8x4")}), "samples are for"),
-    (lambda m: m["libraries"].update({"seq8": m["libraries"].pop("x:1x8x4")}), "libraries: 'seq8' is not valid"),
+    (lambda m: m["libraries"].update({"b1-seq9": m["libraries"].pop("b1-seq8")}),
+     "'b1-seq9' holds the library of b1-seq8"),
+    (lambda m: m["libraries"].update({"seq8": m["libraries"].pop("b1-seq8")}), "libraries: 'seq8'"),
+    (lambda m: m["libraries"].update({"1": m["libraries"].pop("b1-seq8")}), "libraries"),
 ])
 def test_a_modified_dims_bundle_manifest_is_refused(change, fragment):
     from workbench.bundle import BundleError
 
     with pytest.raises(BundleError, match=re.escape(fragment)):
         _consistent(_dims_bundle(change))
+
+
+def _build_manifest(name="input_ids:0", dim="seq", sizes=(8, 16)) -> dict:
+    """A build manifest as compile writes it for --dims {dim}=8,16 at batch 1, through library_entry."""
+    from workbench.manifest import BUILD_DIMS_FORMAT
+
+    libraries = dict(library_entry(v, f"m-{v.tag}.so", "0" * 64, {name: [1, v.sizes[dim], 4]})
+                     for v in variants((1,), ((dim, sizes),)))
+    return {"format": BUILD_DIMS_FORMAT, "model": "m", "model_sha256": "0" * 64, "target": "llvm",
+            "target_json": {}, "device": "cpu", "batch_sizes": [1], "dims": {dim: list(sizes)},
+            "inputs": [{"name": name, "dtype": "float32", "shape": ["batch", dim, 4]}],
+            "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", dim, 4]}], "libraries": libraries}
+
+
+@pytest.mark.parametrize("name, dim", [("input_ids:0", "seq"), ("a;b", "seq"), ("x", "sequence:0"),
+                                       ("x", "seq len/2")])
+def test_a_build_manifest_of_tf2onnx_style_names_is_valid(name, dim):
+    from workbench.manifest import build_problem
+
+    manifest = _build_manifest(name, dim)
+    assert build_problem(manifest) is None
+    assert len({v.tag for v in library_variants(manifest).values()}) == 2
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda m: m.update(format=1), "libraries: 'b1-seq8' does not match"),
+    (lambda m: m["libraries"].update({"2": {"file": "m-b2.so", "sha256": "0" * 64}}), "libraries"),
+    (lambda m: m["libraries"].pop("b1-seq16"), "libraries: none for b1-seq16"),
+    (lambda m: m["libraries"]["b1-seq16"]["shapes"].update({"input_ids:0": [1, 8, 4]}), "libraries.b1-seq16.shapes"),
+    (lambda m: m.pop("dims"), "lacks dims"),
+])
+def test_a_build_manifest_with_dims_keys_every_library_by_its_variant(change, fragment):
+    from workbench.manifest import build_problem
+
+    manifest = _build_manifest()
+    change(manifest)
+    assert fragment in (build_problem(manifest) or "")
+
+
+def test_a_dims_bundle_missing_one_combination_is_refused():
+    from workbench.bundle import BundleError
+
+    def drop_seq16(m):
+        for path in (m["libraries"].pop("b1-seq16")["file"], m["samples"].pop("b1-seq16")):
+            m["files"].pop(path), m["sizes"].pop(path)
+
+    with pytest.raises(BundleError, match="libraries: none for b1-seq16"):
+        _consistent(_dims_bundle(drop_seq16))
+
+
+def test_the_batch_name_is_the_batch_on_any_axis_of_any_input():
+    model = _model(("x", ["batch", "seq"]), ("bias", [4, "seq", "batch"]))
+    assert check_dims(models.input_specs(model), (("seq", (8,)),)) == (("seq", (8,)),)
+    inputs = models.sample_inputs(model, 2, sizes={"seq": 8})
+    assert inputs["x"].shape == (2, 8) and inputs["bias"].shape == (4, 8, 2)
+
+
+def test_dims_are_put_in_the_models_order():
+    specs = models.input_specs(_model(("x", ["batch", "a", "b"])))
+    forward, backward = check_dims(specs, parse_dims("a=1:b=2")), check_dims(specs, parse_dims("b=2:a=1"))
+    assert forward == backward == (("a", (1,)), ("b", (2,)))
+    assert variants((1,), forward) == variants((1,), backward)
+
+
+@pytest.mark.parametrize("text", ["seq=²", "seq=8,١٦"])
+def test_unicode_digits_are_one_line_not_a_traceback(text):
+    with pytest.raises(WorkbenchError, match="positive integers"):
+        parse_dims(text)
+
+
+def test_dims_naming_the_batch_points_at_batch_sizes():
+    specs = models.input_specs(_model(("x", ["batch", "seq"])))
+    with pytest.raises(
+            WorkbenchError, match="'batch', the model's batch dimension; give its sizes with --batch-sizes 8$"):
+        check_dims(specs, parse_dims("batch=8:seq=4"))

@@ -48,7 +48,7 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
         write_context(run, measure_peak=direct_run)
         display.start(run.run_id)
         try:
-            for sizes in _combinations(config.dims):
+            for sizes in _combinations(run.config.dims):  # in the model's order (BenchRun)
                 run.inputs.sizes = sizes
                 _run_engines(run, engines)
             _check_slo_ceiling(run)

@@ -2,6 +2,7 @@
 
 import shlex
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -17,7 +18,7 @@ class BenchRun:
     def __init__(self, config: BenchConfig, profile: TargetProfile, display):
         from workbench.paths import project_root
 
-        self.config, self.profile, self.display = config, profile, display
+        self.profile, self.display = profile, display
         self.source = models.resolve(config.model)
         self.model = models.load(self.source)
         self.inputs_spec = models.spec_dicts(models.input_specs(self.model))
@@ -28,7 +29,8 @@ class BenchRun:
         self.records: list[dict] = []
         self.build_dir: Path | None = None
         self.batch_sizes = models.batch_sizes(self.model, config.batch_sizes, profile.batch_sizes)
-        check_dims(models.input_specs(self.model), config.dims)
+        # --dims in the model's order: `b=2:a=1` is the build of `a=1:b=2`, its records named alike
+        self.config = config = replace(config, dims=check_dims(models.input_specs(self.model), config.dims))
         self.model_sha256 = self.source.sha256()
         self.inputs = Inputs(self.source, self.model, [s["name"] for s in self.outputs_spec], config)
         self.common = {"run_id": self.run_id, "model": {"name": self.source.name, "path": str(self.source.path),

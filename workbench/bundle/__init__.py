@@ -12,7 +12,7 @@ from workbench.errors import WorkbenchError
 from workbench.manifest import MANIFEST  # noqa: F401  (the same file name as a build's)
 
 FORMAT = 2  # 2: per-file sizes in the manifest ("sizes"), an example request
-DIMS_FORMAT = 3  # 3: a build with --dims, libraries and samples keyed by their full input shapes
+BUNDLE_DIMS_FORMAT = 3  # 3: a build with --dims, libraries and samples keyed by their variant (b1-seq128)
 
 
 class BundleError(WorkbenchError):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench import fingerprint, models, records, reference
-from workbench.bundle import DIMS_FORMAT, FORMAT, MANIFEST, kserve, templates
+from workbench.bundle import BUNDLE_DIMS_FORMAT, FORMAT, MANIFEST, kserve, templates
 from workbench.bundle.archive import ARCHIVE_SUFFIX, file_digests, file_sizes, pack
 from workbench.compiler.builder import CompileRequest, ensure_build
 from workbench.errors import WorkbenchError
@@ -93,6 +93,17 @@ def timing_run(reports_dir: Path, model_sha256: str, libraries_sha256: dict[str,
                and r["model"]["sha256"] == model_sha256 and _same_libraries(r, libraries_sha256) for r in run):
             return run_dir, run
     return None
+
+
+def exported_only(timed, variants):
+    """The timing run's records of the exported --dims combinations: a bundle exported with a subset
+    of the build's dims shows no row, and bases no verdict, on a shape it does not hold."""
+    if timed is None:
+        return None
+    served = {frozenset(v.dims) for v in variants}
+    run_dir, run = timed
+    kept = [r for r in run if frozenset((r["scenario"].get("dims") or {}).items()) in served]
+    return (run_dir, kept) if kept else None
 
 
 def perf_card(timed) -> dict:
@@ -203,7 +214,8 @@ def export_bundle(request: ExportRequest, on_compile=lambda: None) -> tuple[Path
         (root / REQUEST_FILE).write_text(_example_request(models.sample_inputs(model, smallest.batch,
                                                                                sizes=smallest.sizes)))
         reports_dir = request.reports_dir or project_root() / "reports"
-        timed = timing_run(reports_dir, built["model_sha256"], {b: e["sha256"] for b, e in libraries.items()})
+        timed = exported_only(timing_run(reports_dir, built["model_sha256"],
+                                         {b: e["sha256"] for b, e in libraries.items()}), variants.values())
         card = perf_card(timed)
         (root / "perf.json").write_text(json.dumps(card, indent=2))
         recommended = recommendation(timed)
@@ -233,7 +245,7 @@ def _manifest(request: ExportRequest, built: dict, model, name: str, libraries: 
     preprocess = json.loads(metadata["workbench.preprocess"]) if "workbench.preprocess" in metadata else None
     gpu_arch = built["target_json"].get("arch") if build.profile.device == "cuda" else None
     return {
-        "bundle_format": DIMS_FORMAT if build.dims else FORMAT, "name": name, "version": request.version,
+        "bundle_format": BUNDLE_DIMS_FORMAT if build.dims else FORMAT, "name": name, "version": request.version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": {"name": build.source.name, "file": model_file, "sha256": built["model_sha256"],
                   "task": metadata.get("workbench.task")},

@@ -5,18 +5,21 @@ signature, the libraries it lists). Each failure is one line naming the field.""
 import json
 from pathlib import Path, PurePosixPath
 
-from workbench.bundle import DIMS_FORMAT, FORMAT, BundleError
+from workbench.bundle import BUNDLE_DIMS_FORMAT, FORMAT, BundleError
 from workbench.manifest import (
+    BATCH_KEY,
     COMPILED_PROPERTIES,
     COMPILED_REQUIRED,
-    LIBRARY_KEY,
     MANIFEST,
+    TAG_KEY,
     TEXT,
+    keyed_by_format,
+    libraries_problem,
     library_variants,
     problem,
 )
 
-READABLE_FORMATS = (1, FORMAT, DIMS_FORMAT)  # format 1 has no per-file sizes: archives get only the total cap
+READABLE_FORMATS = (1, FORMAT, BUNDLE_DIMS_FORMAT)  # format 1 has no per-file sizes: archives get only the total cap
 
 
 SCHEMA = {
@@ -36,7 +39,7 @@ SCHEMA = {
         "tolerance": {"type": "object", "required": ["rtol", "atol"],
                       "properties": {"rtol": {"type": "number", "minimum": 0},
                                      "atol": {"type": "number", "minimum": 0}}},
-        "samples": {"type": "object", "propertyNames": LIBRARY_KEY, "additionalProperties": TEXT},
+        "samples": {"type": "object", "propertyNames": {"anyOf": [BATCH_KEY, TAG_KEY]}, "additionalProperties": TEXT},
         "files": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
         "sizes": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
         "perf_card": {"type": "object", "required": ["file"], "properties": {"file": TEXT}},
@@ -46,9 +49,12 @@ SCHEMA = {
         "preprocess": {"type": ["object", "null"]},
         "labels": {"type": ["array", "null"], "items": {"type": "string"}},
     },
-    # From format 2 on, every file's size is recorded, so an archive is checked before extraction.
-    "if": {"properties": {"bundle_format": {"enum": [FORMAT, DIMS_FORMAT]}}},
-    "then": {"required": ["sizes"]},
+    "allOf": [
+        # From format 2 on, every file's size is recorded, so an archive is checked before extraction.
+        {"if": {"properties": {"bundle_format": {"enum": [FORMAT, BUNDLE_DIMS_FORMAT]}}},
+         "then": {"required": ["sizes"]}},
+        keyed_by_format("bundle_format", BUNDLE_DIMS_FORMAT),
+    ],
 }
 
 
@@ -95,8 +101,9 @@ def _inside(path: str) -> bool:
 
 def check_consistent(manifest: dict, source) -> None:
     """What the manifest says agrees with itself: every path it names is inside the bundle and
-    checksummed, every listed file is a plain relative path, and the batch sizes, libraries and
-    samples name the same batches. Checked before any file is read or extracted."""
+    checksummed, every listed file is a plain relative path, the libraries are one per batch
+    size (x dims combination) under their keys, and the samples name the same libraries. Checked
+    before any file is read or extracted."""
     files = manifest["files"]
     for path in files:
         if not _inside(path):
@@ -114,14 +121,13 @@ def check_consistent(manifest: dict, source) -> None:
         raise BundleError(f"{source}: refused, {MANIFEST} records a checksum or a size for {odd} but not both; "
                           "the manifest was modified")
     batches = sorted(manifest["batch_sizes"])
-    try:
-        variants = library_variants(manifest)
-    except ValueError:  # a shape key on an entry that does not say its batch
-        variants = {}
+    variants = library_variants(manifest)
     listed = sorted({v.batch for v in variants.values()})
     if listed != batches:
         raise BundleError(f"{source}: refused, {MANIFEST} batch_sizes are {batches} but its libraries are for "
                           f"{listed}; the manifest was modified")
+    if (why := libraries_problem(manifest)) is not None:  # one per batch size x dims combination, nothing else
+        raise BundleError(f"{source}: refused, {MANIFEST} {why}; the manifest was modified")
     if set(manifest["samples"]) != set(variants):  # a sample per library, under the library's key
         keys = list(manifest["samples"])
         shown = sorted(map(int, keys)) if all(k.isdigit() for k in keys) else sorted(keys)

@@ -51,7 +51,8 @@ def _figures(card: dict) -> str:
         throughput = f"{row['throughput']:,.1f} {row['throughput_unit']}" if row["throughput"] is not None else ""
         p50 = f"{row['p50_ms']:.3f}" if row["p50_ms"] is not None else ""
         p99 = f"{row['p99_ms']:.3f}" if row["p99_ms"] is not None else ""
-        lines.append(f"| {row['engine']} | {row['scenario']} | {load} | {throughput} | {p50} | {p99} |")
+        scenario = f"{row['scenario']} {row['dims']}" if row.get("dims") else row["scenario"]  # "latency seq=128"
+        lines.append(f"| {row['engine']} | {scenario} | {load} | {throughput} | {p50} | {p99} |")
     return "\n".join(lines) + "\n"
 
 
@@ -102,11 +103,14 @@ on a CPU-feature or GPU label where the cluster's nodes differ).
 def _variants_text(manifest: dict) -> tuple[str, str, str]:
     """The key of the library whose sample request.json holds (the smallest), and with --dims their
     sizes and the rule that only the compiled shapes are served."""
+    from workbench.dims import describe_dims
     from workbench.manifest import library_variants
 
     variants = library_variants(manifest)
-    dims = "".join(f", {name} {', '.join(map(str, sizes))}" for name, sizes in (manifest.get("dims") or {}).items())
-    shapes = (f"Only the compiled shapes are served ({', '.join(manifest['libraries'])}); a request of another "
+    dims = describe_dims(manifest.get("dims") or {})
+    served = "; ".join(", ".join(f"{name} {shape}" for name, shape in entry["shapes"].items())
+                       for entry in manifest["libraries"].values() if "shapes" in entry)
+    shapes = (f"Only the compiled shapes are served ({served}); a request of another "
               "shape is answered 400 naming them.\n" if dims else "")
     return min(variants, key=variants.get), dims, shapes
 

@@ -74,9 +74,7 @@ def model_dims(source, text: str | None):
     from workbench.dims import check_dims, parse_dims
     from workbench.models import input_specs, load
 
-    dims = parse_dims(text)
-    check_dims(input_specs(load(source)), dims)
-    return dims
+    return check_dims(input_specs(load(source)), parse_dims(text))
 
 
 def parse_int_list(option: str, text: str) -> tuple[int, ...]:

@@ -17,16 +17,8 @@ from workbench.compiler.tasks import extract, kernel_digests, prepared_modules
 from workbench.console import warn
 from workbench.dims import Dims, Variant
 from workbench.errors import CorrectnessError, ModelError, TargetError, WorkbenchError
-from workbench.manifest import (
-    BUILD_FORMAT,
-    BUILD_SCHEMA,
-    DIMS_FORMAT,
-    MANIFEST,
-    library_entry,
-    library_variants,
-    problem,
-)
-from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs
+from workbench.manifest import BUILD_DIMS_FORMAT, BUILD_FORMAT, MANIFEST, build_problem, library_entry, library_variants
+from workbench.models import ModelSource, input_specs, load, output_specs, sample_inputs, static_shapes
 from workbench.paths import make_directory, project_root, source_root
 from workbench.targets import TargetProfile
 from workbench.tolerance import DEFAULT_ATOL, DEFAULT_RTOL, check_tolerance
@@ -165,6 +157,9 @@ def compile_model(request: CompileRequest) -> dict:
                             kernels_from_records=from_records, records=records)
             manifest = _manifest(request, model, target_json, database, coverage, libraries,
                                  _check(request, model, libraries))
+            if (why := build_problem(manifest)) is not None:  # else every later bench/export would rebuild it
+                raise WorkbenchError(f"compiling {request.source.name} wrote a {MANIFEST} its own schema "
+                                     f"refuses ({why}); please report it")
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
             shutil.rmtree(out_dir, ignore_errors=True)
             staging.rename(out_dir)
@@ -204,7 +199,7 @@ def _existing(out_dir: Path) -> dict | None:
         manifest = json.loads((out_dir / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
-    return manifest if problem(manifest, BUILD_SCHEMA) is None else None
+    return manifest if build_problem(manifest) is None else None
 
 
 def _gate_covers(correctness: dict, request: CompileRequest) -> bool:
@@ -308,10 +303,10 @@ def _manifest(request: CompileRequest, model, target_json: dict, database: Tunin
               libraries: dict[Variant, Path], correctness: dict) -> dict:
     specs = input_specs(model)
     entries = dict(library_entry(v, p.name, fingerprint.sha256_file(p),
-                                 {s.name: list(s.with_batch(v.batch, v.sizes)) for s in specs})
-                   for v, p in libraries.items())
+                                 {n: list(shape) for n, shape in static_shapes(specs, v.batch, v.sizes).items()})
+                   for v, p in sorted(libraries.items()))
     return {
-        "format": DIMS_FORMAT if request.dims else BUILD_FORMAT,
+        "format": BUILD_DIMS_FORMAT if request.dims else BUILD_FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": request.source.name, "model_path": str(request.source.path),
         "model_sha256": request.source.sha256(),

@@ -7,8 +7,9 @@ from contextlib import contextmanager
 
 import onnx
 
+from workbench.dims import describe_dims
 from workbench.errors import ModelError, TargetError, first_line
-from workbench.models import input_specs
+from workbench.models import input_specs, static_shapes
 
 
 def supported_operators() -> set[str]:
@@ -95,7 +96,7 @@ def import_model(model: onnx.ModelProto, batch: int, sizes: dict[str, int] | Non
     if missing:
         raise ModelError(f"TVM's ONNX importer does not support operator(s) {', '.join(missing)}; "
                          "replace them in the model (or export with a different opset) and retry")
-    shapes = {spec.name: list(spec.with_batch(batch, sizes)) for spec in input_specs(model)}
+    shapes = {name: list(shape) for name, shape in static_shapes(input_specs(model), batch, sizes).items()}
     dtypes = {spec.name: spec.dtype for spec in input_specs(model)}
     printed = io.StringIO()  # the importer prints its failures to stdout before raising them
     try:
@@ -104,7 +105,7 @@ def import_model(model: onnx.ModelProto, batch: int, sizes: dict[str, int] | Non
     except Exception as exc:  # the importer raises bare TVM errors
         from workbench.compiler.failures import tvm_failure
 
-        at = f"{batch}" + "".join(f", {n} {v}" for n, v in (sizes or {}).items())
+        at = f"{batch}{describe_dims(sizes or {})}"
         raise tvm_failure("import", exc, at, printed.getvalue()) from None
 
 

@@ -29,7 +29,7 @@ class Engine:
     # run for throughput: (inputs, batch, DirectSpec) -> (settings, result as load.direct.offline's).
     # OpenVINO's: the THROUGHPUT hint and an AsyncInferQueue. None: back-to-back calls of `run`.
     offline: Callable[..., tuple[dict, dict]] | None = None
-    # The request shapes it runs (serving/batcher.signature: each input's shape less the batch), when
+    # The request shapes it runs (dims.signature: each input's shape less the batch), when
     # not any: a TVM build with --dims runs its compiled shapes only. None: any shape.
     shapes: frozenset | None = None
 

@@ -60,8 +60,8 @@ def _settings(build_dir: Path) -> dict:
 def _shaped_engine(build_dir: Path, manifest: dict, variants: dict, device: str) -> Engine:
     """A build with --dims: a call runs the library of its exact input shapes, and the engine says
     which request shapes (less the batch) it has, so a server refuses any other up front."""
+    from workbench.dims import signature
     from workbench.engines.compiled import CompiledModel
-    from workbench.serving.batcher import signature
 
     names = [spec["name"] for spec in manifest["inputs"]]
     libraries = {tuple(tuple(entry["shapes"][n]) for n in names): CompiledModel(build_dir / entry["file"], device)

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from workbench.dims import signature
 from workbench.engines import Engine
 from workbench.serving import predictions, triton
-from workbench.serving.batcher import Batcher, BatchPolicy, BatchTooLarge, QueueFull, signature
+from workbench.serving.batcher import Batcher, BatchPolicy, BatchTooLarge, QueueFull
 from workbench.serving.metrics import InferTimes, ServerMetrics
 from workbench.serving.protocol import InferRequest, RequestError, TensorMeta, decode_infer, encode_infer, header_length
 

@@ -23,6 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from workbench.dims import signature
+
 # An engine call this short costs less than handing it to the worker thread and back, so it runs
 # on the event loop (the loop stalls for at most this long per batch).
 INLINE_BELOW_S = 0.0002
@@ -60,12 +62,6 @@ class BatchPolicy:
             return rows
         sizes = sorted(self.batch_sizes)
         return sizes[bisect_left(sizes, rows)]
-
-
-def signature(inputs: dict) -> tuple:
-    """What requests batched together must share: each input's shape less the batch dimension
-    (arrays or shapes given)."""
-    return tuple(sorted((name, tuple(getattr(x, "shape", x))[1:]) for name, x in inputs.items()))
 
 
 @dataclass
