@@ -13,7 +13,7 @@ from workbench.errors import WorkbenchError
 # comparison may carry its reason. Format 1 is read through upgrade(); older ones are refused.
 RECORD_FORMAT = 2
 GENERATOR_SATURATED = 0.8  # of one core: above it the generator may be what limits throughput
-CSV_COLUMNS = ("engine", "scenario", "concurrency", "rate", "batch", "throughput", "throughput_unit",
+CSV_COLUMNS = ("engine", "scenario", "concurrency", "rate", "batch", "dims", "throughput", "throughput_unit",
                "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms", "errors", "stable",
                "correct", "generator_cpu", "missed_slots", "server_rss_start_mb", "server_rss_end_mb",
                "ratio_to_reference", "status")
@@ -37,7 +37,9 @@ def row(record: dict) -> dict:
     correctness = record.get("correctness") or {}
     return {
         "engine": record["engine"], "scenario": s["kind"], "concurrency": s.get("concurrency"),
-        "rate": s.get("rate"), "batch": s.get("batch"), "throughput": throughput,
+        "rate": s.get("rate"), "batch": s.get("batch"),
+        "dims": scenarios.dims_label(s) or None,  # "seq=128": rows of one scenario at two --dims differ here
+        "throughput": throughput,
         "throughput_unit": getattr(scenarios.KINDS.get(s["kind"]), "unit", None) if throughput is not None else None,
         **{k: latency.get(k) for k in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms")},
         "errors": sum((result.get("errors") or {}).values()),

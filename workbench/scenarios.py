@@ -33,8 +33,13 @@ def label(scenario: dict, html: bool = False) -> str:
     """How a report or a table names a record's scenario: "latency b8", "closed c64", "open 100/s";
     a --dims combination follows: "closed c64 seq=128"."""
     kind = KINDS.get(scenario["kind"])
-    dims = "".join(f" {n}={v}" for n, v in (scenario.get("dims") or {}).items())
-    return (kind.label(scenario, html) if kind else scenario["kind"]) + dims
+    dims = dims_label(scenario)
+    return (kind.label(scenario, html) if kind else scenario["kind"]) + (f" {dims}" if dims else "")
+
+
+def dims_label(scenario: dict) -> str:
+    """The --dims combination a record measured, "seq=128" or "seq=128 width=8"; '' without --dims."""
+    return " ".join(f"{n}={v}" for n, v in (scenario.get("dims") or {}).items())
 
 
 def file_suffix(scenario: dict) -> str:

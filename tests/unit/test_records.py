@@ -98,3 +98,24 @@ def test_other_formats_are_refused_in_one_line(found):
 def test_a_record_of_an_unknown_scenario_kind_still_makes_a_row():
     r = row({"engine": "x", "scenario": {"kind": "other"}, "result": {"throughput_rps": 1.0}})
     assert r["scenario"] == "other" and r["throughput"] == 1.0 and r["throughput_unit"] is None
+
+
+def test_rows_of_two_dims_combinations_differ_in_their_dims_column(tmp_path):
+    records = [{**record("latency", batch=1, dims={"seq": seq}), "result": {"latency_ms": {"p50_ms": seq / 8}}}
+               for seq in (8, 16)]
+    assert [row(r)["dims"] for r in records] == ["seq=8", "seq=16"]
+    assert row(record("latency", batch=1))["dims"] is None
+    table = pd.read_csv(write_csv(tmp_path, records))
+    assert table["dims"].tolist() == ["seq=8", "seq=16"]
+
+
+def test_a_bundle_of_some_dims_shows_only_their_timed_records(tmp_path):
+    from workbench.bundle.export import exported_only, perf_card
+    from workbench.dims import Variant
+
+    run = [{**record("latency", batch=1, dims={"seq": seq}), "run_id": "run-1", "command": "workbench bench",
+            "provenance": {"fingerprint_id": "f", "machine": {"cpu_model": "c"}}, "status": "ok"} for seq in (8, 16)]
+    kept = exported_only((tmp_path, run), [Variant(1, (("seq", 16),))])
+    assert [r["dims"] for r in perf_card(kept)["rows"]] == ["seq=16"]
+    assert exported_only((tmp_path, run), [Variant(1, (("seq", 32),))]) is None  # no row for a shape not timed
+    assert exported_only((tmp_path, [record("latency", batch=1)]), [Variant(1)])[1] == [record("latency", batch=1)]
