@@ -267,3 +267,21 @@ def test_dims_naming_the_batch_points_at_batch_sizes():
     with pytest.raises(
             WorkbenchError, match="'batch', the model's batch dimension; give its sizes with --batch-sizes 8$"):
         check_dims(specs, parse_dims("batch=8:seq=4"))
+
+
+def test_a_wrong_sample_names_its_variant_and_the_shape_it_should_have(tmp_path):
+    from workbench.bundle import BundleError
+    from workbench.bundle.archive import Bundle
+    from workbench.bundle.serve import load_samples
+
+    manifest = _dims_bundle()
+    manifest["outputs"] = [{"name": "y", "dtype": "float32", "shape": ["batch", "seq", 4]}]
+    (tmp_path / "samples").mkdir()
+    for seq, stored in ((8, 8), (16, 8)):  # the seq-16 sample holds seq-8 arrays
+        np.savez(tmp_path / f"samples/b1-seq{seq}.npz", input_0=np.zeros((1, stored, 4), np.float32),
+                 output_0=np.zeros((1, stored, 4), np.float32))
+    bundle = Bundle(tmp_path, manifest, tmp_path / "b.tar.gz")
+    assert load_samples(bundle, 1, "b1-seq8")[0]["x"].shape == (1, 8, 4)
+    with pytest.raises(BundleError, match=re.escape("the b1-seq16 sample of 'x' is float32 [1, 8, 4], not float32 "
+                                                    "[1, 16, 4]")):
+        load_samples(bundle, 1, "b1-seq16")

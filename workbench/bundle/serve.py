@@ -9,6 +9,7 @@ import numpy as np
 from workbench import reference
 from workbench.bundle.archive import Bundle, BundleError, open_bundle
 from workbench.console import err_console
+from workbench.dims import Variant, manifest_shapes
 from workbench.errors import WorkbenchError, first_line
 from workbench.manifest import library_variants
 
@@ -77,20 +78,22 @@ def load_samples(bundle: Bundle, batch: int, key: str | None = None) -> tuple[di
     """The stored inputs and outputs for one library (its key; default: the batch size's), each of
     the manifest's dtype and shape."""
     m = bundle.manifest
+    variant = library_variants(m)[key] if key else Variant(batch)
+    named = f"the {variant.tag} sample" if variant.dims else f"the batch-{batch} sample"  # "the b1-seq8 sample"
     try:
         with np.load(bundle.root / m["samples"][key or str(batch)], allow_pickle=False) as data:
             inputs = {s["name"]: data[f"input_{i}"] for i, s in enumerate(m["inputs"])}
             outputs = [data[f"output_{i}"] for i in range(len(m["outputs"]))]
     except (KeyError, ValueError, OSError) as exc:
-        raise BundleError(f"{bundle.source}: the samples for batch {batch} cannot be read ({exc}); "
-                          "export the bundle again") from None
+        raise BundleError(f"{bundle.source}: {named} cannot be read ({exc}); export the bundle again") from None
+    # the batch (and --dims) sizes where the manifest names them; any other named dimension may be anything
+    shapes = {**manifest_shapes(m["outputs"], variant), **manifest_shapes(m["inputs"], variant)}
     for spec, array in zip(m["inputs"] + m["outputs"], list(inputs.values()) + outputs):
-        # a named (dynamic) first dimension is the batch; any other named one may be anything
-        shape = [batch if i == 0 and not isinstance(d, int) else d for i, d in enumerate(spec["shape"])]
+        shape = shapes[spec["name"]]
         fits = len(array.shape) == len(shape) and all(not isinstance(d, int) or d == a
                                                        for d, a in zip(shape, array.shape))
         if not fits or str(array.dtype) != spec["dtype"]:
-            raise BundleError(f"{bundle.source}: the batch-{batch} sample of '{spec['name']}' is {array.dtype} "
+            raise BundleError(f"{bundle.source}: {named} of '{spec['name']}' is {array.dtype} "
                               f"{list(array.shape)}, not {spec['dtype']} {shape} as the manifest says; "
                               "export the bundle again")
     return inputs, outputs
