@@ -101,6 +101,15 @@ def test_slo_compares_the_searched_rates_and_calls_a_small_lead_close():
     assert d.flag and "below server-tvm" in d.sentence
 
 
+def test_the_slo_decision_of_a_dims_run_names_the_combination_it_compared():
+    def search(engine, rate, seq):
+        return _record(engine, "slo-search", {"max_rate_rps": rate}, slo_p99_ms=20.0, dims={"seq": seq})
+
+    d = verdict.decide([search("server-tvm", 1000, 8), search("server-onnxruntime", 500, 8),
+                        search("server-tvm", 100, 16), search("server-onnxruntime", 900, 16)], "slo")
+    assert d.engine == "server-tvm" and d.figure.endswith(", seq 8")
+
+
 @pytest.mark.parametrize("bad", ["fastest", "throughput-c0", "throughput-cX", "throughput"])
 def test_a_bad_decide_by_is_refused_in_one_line(bad):
     with pytest.raises(WorkbenchError, match="--decide-by must be latency, throughput-c<concurrency>"):
