@@ -67,9 +67,12 @@ def records_digest(directory: Path, keys: Iterable[str], reference: Path | None 
     keys = set(keys)
     digest = hashlib.sha256()
     if reference is not None:  # shipped whole and regenerated rarely: its files, not each kernel's records
-        for sub, name, suffix in product(("", SELECTED), (WORKLOADS, RECORDS), ("", ".gz")):
-            if (path := reference / sub / (name + suffix)).is_file():
-                digest.update(f"reference/{sub}/{name}{suffix}:{sha256_file(path)}\n".encode())
+        for sub, name in product(("", SELECTED), (WORKLOADS, RECORDS)):
+            # The file the build reads (compiler/reference_records.py): the shipped .gz over a plain
+            # one, which only a regeneration in progress writes.
+            packed, plain = reference / sub / (name + ".gz"), reference / sub / name
+            if (path := packed if packed.is_file() else plain if plain.is_file() else None) is not None:
+                digest.update(f"reference/{sub}/{path.name}:{sha256_file(path)}\n".encode())
     for label, folder in (("selected", directory / SELECTED), ("tuning", directory)):
         for key, line in sorted(_best_records(folder, keys).items()):
             digest.update(f"{label}/{key}:".encode() + _INDEX.sub(b"[", line, count=1) + b"\n")
