@@ -122,3 +122,36 @@ def short_served_bench(home: Path, *options: str) -> dict:
     assert row["status"] == "ok" and row["correct"] and row["errors"] == 0 and row["throughput"] > 0
     run_dir = Path(json.loads(result.stdout)["run_dir"])
     return json.loads(next((run_dir / "records").glob("server-onnxruntime__*")).read_text())
+
+
+STAT_PHASES = ("success", "queue", "compute_input", "compute_infer", "compute_output")
+
+
+def statistics_under_load(counts, send, workers: int = 8) -> tuple[dict, dict]:
+    """Run send(i) for i < workers on as many threads while another reads counts() over and over;
+    every snapshot must have moved Triton's five phases by the same count (perf_analyzer aborts
+    otherwise, issue #33). Returns the counts before and after; send returns its HTTP statuses."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    before, snapshots, stop = counts(), [], threading.Event()
+
+    def read():
+        while not stop.is_set():
+            snapshots.append(counts())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            statuses = [status for sent in pool.map(send, range(workers)) for status in sent]
+    finally:
+        stop.set()
+        reader.join()
+    assert set(statuses) == {200}, statuses
+    after = counts()
+    snapshots.append(after)
+    torn = [s for s in snapshots if len({s[k] - before[k] for k in STAT_PHASES}) != 1]
+    assert not torn, f"{len(torn)} of {len(snapshots)} snapshots count phases apart, e.g. {torn[0]}"
+    assert after["success"] - before["success"] == len(statuses) and after["fail"] == before["fail"]
+    return before, after

@@ -5,7 +5,6 @@ import json
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
@@ -15,6 +14,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
 from tests.helpers import (
+    STAT_PHASES,
     assert_one_line_error,
     call,
     invoke,
@@ -22,6 +22,7 @@ from tests.helpers import (
     model_config,
     short_served_bench,
     start_server,
+    statistics_under_load,
 )
 from workbench import models, reference
 from workbench.errors import WorkbenchError
@@ -141,47 +142,27 @@ def test_each_client_mistake_gets_its_status_and_the_server_keeps_answering(stub
     np.testing.assert_allclose(_infer(client, x).as_numpy("logits"), _expected(x), rtol=1e-5, atol=1e-6)
 
 
-PHASES = ("success", "queue", "compute_input", "compute_infer", "compute_output")
 
 
 def _counts(stub) -> dict:
     stats = stub.ModelStatistics(pb.ModelStatisticsRequest(name="mlp")).model_stats[0].inference_stats
-    return {key: getattr(stats, key).count for key in ("fail", *PHASES)}
+    return {key: getattr(stats, key).count for key in ("fail", *STAT_PHASES)}
 
 
 def test_no_statistics_snapshot_counts_a_request_in_some_phases_only(stub, server):
     """gRPC and REST inferences at once while ModelStatistics is read: every snapshot counts each
     answered inference in all five of success, queue and the compute phases, or in none (issue #33)."""
-    before, snapshots, stop = _counts(stub), [], threading.Event()
-
-    def read():
-        while not stop.is_set():
-            snapshots.append(_counts(stub))
-
     def send(i):
         if i % 2:
             return [call(f"{server.url}/v2/models/mlp/infer", mlp_tensor())[0] for _ in range(25)]
         x = _sample(1, seed=i)
         return [200 if stub.ModelInfer(_raw(x)).outputs else 0 for _ in range(25)]
 
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        with ThreadPoolExecutor(8) as pool:
-            statuses = [status for sent in pool.map(send, range(8)) for status in sent]
-    finally:
-        stop.set()
-        reader.join()
-    assert statuses == [200] * 200
-    after = _counts(stub)
-    snapshots.append(after)
-    torn = [s for s in snapshots if len({s[k] - before[k] for k in PHASES}) != 1]
-    assert not torn, f"{len(torn)} of {len(snapshots)} snapshots count phases apart, e.g. {torn[0]}"
-    assert after["success"] - before["success"] == 200 and after["fail"] == before["fail"]
+    _, after = statistics_under_load(lambda: _counts(stub), send)
     with pytest.raises(grpc.RpcError):  # refused: it counts in fail only
         stub.ModelInfer(_raw(_sample(1)[:, :32].copy()))
     refused = _counts(stub)
-    assert {k: refused[k] - after[k] for k in refused} == {"fail": 1, **{k: 0 for k in PHASES}}
+    assert {k: refused[k] - after[k] for k in refused} == {"fail": 1, **{k: 0 for k in STAT_PHASES}}
 
 
 def test_a_malformed_message_is_invalid_argument(grpc_port, client):

@@ -2,15 +2,13 @@
 model_analyzer call (model config, repository index, statistics) next to binary inference."""
 
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.helpers import call, mlp_tensor
+from tests.helpers import STAT_PHASES, call, mlp_tensor, statistics_under_load
 from workbench import models, reference
 
 
@@ -65,7 +63,6 @@ def test_statistics_count_what_the_server_did(client, mlp_server):
     assert [m["name"] for m in client.get_inference_statistics()["model_stats"]] == ["mlp"]  # every model's
 
 
-PHASES = ("success", "queue", "compute_input", "compute_infer", "compute_output")
 
 
 def _counts(mlp_server) -> dict:
@@ -76,30 +73,11 @@ def _counts(mlp_server) -> dict:
 def test_no_statistics_snapshot_counts_a_request_in_some_phases_only(mlp_server):
     """perf_analyzer reads the statistics while its load runs and aborts unless success, queue,
     compute_input, compute_infer and compute_output moved by the same count (issue #33)."""
-    before, snapshots, stop = _counts(mlp_server), [], threading.Event()
-
-    def read():
-        while not stop.is_set():
-            snapshots.append(_counts(mlp_server))
-
     def send(_):
         return [call(f"{mlp_server.url}/v2/models/mlp/infer", mlp_tensor())[0] for _ in range(25)]
 
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        with ThreadPoolExecutor(8) as pool:
-            statuses = [status for sent in pool.map(send, range(8)) for status in sent]
-    finally:
-        stop.set()
-        reader.join()
-    assert statuses == [200] * 200
-    after = _counts(mlp_server)
-    snapshots.append(after)
-    torn = [s for s in snapshots if len({s[k] - before[k] for k in PHASES}) != 1]
-    assert not torn, f"{len(torn)} of {len(snapshots)} snapshots count phases apart, e.g. {torn[0]}"
-    assert after["success"] - before["success"] == 200 and after["fail"] == before["fail"]
+    _, after = statistics_under_load(lambda: _counts(mlp_server), send)
     # a refused request (a wrong shape) counts in fail only: Triton's phases count successful inferences
     assert call(f"{mlp_server.url}/v2/models/mlp/infer", mlp_tensor(shape=[1, 32], data=[0.0] * 32))[0] == 400
     refused = _counts(mlp_server)
-    assert {k: refused[k] - after[k] for k in refused} == {"fail": 1, **{k: 0 for k in PHASES}}
+    assert {k: refused[k] - after[k] for k in refused} == {"fail": 1, **{k: 0 for k in STAT_PHASES}}
