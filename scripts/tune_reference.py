@@ -58,12 +58,13 @@ from workbench.compiler.database import (
     mean_run_secs,
     read_sessions,
 )
+from workbench.compiler.reference_records import FAMILY_PROFILES
 from workbench.errors import WorkbenchError
 from workbench.fingerprint import describe_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tuning_logs" / "reference"
-FAMILIES = {"x86-64-avx512": "x86-avx512", "x86-64-avx2": "x86-avx2"}  # family folder: target profile
+FAMILIES = FAMILY_PROFILES  # family folder: the target profile its records are tuned with
 PRIORITY = [("resnet18", 1), ("mobilenetv2", 1), ("bert-mini", 1),
             ("resnet18", 8), ("mobilenetv2", 8), ("bert-mini", 8),
             ("squeezenet1.1", 1), ("mlp", 1), ("squeezenet1.1", 8), ("mlp", 8)]
