@@ -3,8 +3,8 @@
 import numpy as np
 
 from workbench.report.compare import classify, ratio_interval
-from workbench.report.page import cumulative_curves, measured_p50, time_to_parity
 from workbench.report.run import Run, errors_of
+from workbench.report.tuning import cumulative_curves, measured_p50, time_to_parity
 
 
 def test_cumulative_curves_add_sessions_end_to_end_one_curve_per_estimated_batch():
@@ -57,7 +57,7 @@ def test_measured_p50_prefers_the_paired_blocks_to_the_latency_phase():
 
 
 def test_the_tuning_section_names_where_the_builds_schedules_came_from():
-    from workbench.report.page import tuning
+    from workbench.report.tuning import tuning
 
     shares = {"reference": {"kernels": 20, "flops_share": 0.9}, "local": {"kernels": 1, "flops_share": 0.04},
               "default": {"kernels": 5, "flops_share": 0.06}}

@@ -25,7 +25,7 @@ import numpy as np
 from workbench import bootstrap, scenarios
 from workbench.engines import registry
 from workbench.fingerprint import OLDER_KIND_NOTE, describe_cpu, fingerprint_kind, same_machine
-from workbench.report.page import CSS, esc, num, scenario_label, table
+from workbench.report.markup import CSS, esc, num, scenario_label, table
 from workbench.report.run import Run
 
 BOOTSTRAP = bootstrap.RESAMPLES

@@ -3,6 +3,7 @@
 import base64
 import io
 import itertools
+import re
 
 import numpy as np
 
@@ -54,23 +55,46 @@ def _encode(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+Series = tuple[str, str | None]  # (engine, --dims combination "seq=8"; None without --dims)
+DIMS_STYLES = ("-", "--", ":", "-.")  # one line style per --dims combination, the engine's colour throughout
+
+
+def _sizes(dims: str | None) -> list[int]:
+    """A --dims label's sizes in order, to sort "seq=8" before "seq=16"."""
+    return [int(size) for size in re.findall(r"=(\d+)", dims or "")]
+
+
+def _name(series: Series) -> str:
+    engine, dims = series
+    return f"{engine} {dims}" if dims else engine
+
+
+def _styles(all_series) -> dict[str | None, str]:
+    """A line style per --dims combination, by size; a run without --dims draws solid lines."""
+    dims = sorted({d for _, d in all_series}, key=_sizes)
+    return dict(zip(dims, itertools.cycle(DIMS_STYLES)))
+
+
 def direct_latency(rows: list[dict]) -> str | None:
-    """Grouped bars: p50 per engine per batch size, with a tick at p99."""
+    """Grouped bars: p50 per engine per batch size and --dims combination, with a tick at p99."""
     if not rows:
         return None
     engines = list(dict.fromkeys(r["engine"] for r in rows))
-    batches = sorted({r["batch"] for r in rows})
+    groups = sorted({(r["batch"], r.get("dims")) for r in rows}, key=lambda g: (g[0], _sizes(g[1])))
     fig, (ax,) = _figure()
     width = 0.8 / len(engines)
     for i, engine in enumerate(engines):
-        for j, batch in enumerate(batches):
-            row = next((r for r in rows if r["engine"] == engine and r["batch"] == batch), None)
+        labelled = False
+        for j, (batch, dims) in enumerate(groups):
+            row = next((r for r in rows if r["engine"] == engine and (r["batch"], r.get("dims")) == (batch, dims)),
+                       None)
             if row is None:
                 continue
             x = j + (i - (len(engines) - 1) / 2) * width
-            ax.bar(x, row["p50_ms"], width, color=colour(engine), label=engine if j == 0 else None)
+            ax.bar(x, row["p50_ms"], width, color=colour(engine), label=None if labelled else engine)
             ax.plot([x - width / 2, x + width / 2], [row["p99_ms"]] * 2, color="black", linewidth=1.5)
-    ax.set_xticks(range(len(batches)), [f"batch {b}" for b in batches])
+            labelled = True
+    ax.set_xticks(range(len(groups)), [f"b{b} {d}" if d else f"batch {b}" for b, d in groups])
     _log_y(ax)
     ax.set_ylabel("latency per call (ms, log scale)")
     ax.set_title("Direct latency: bar = p50, black tick = p99")
@@ -79,14 +103,16 @@ def direct_latency(rows: list[dict]) -> str | None:
 
 
 def served_vs_concurrency(rows: list[dict]) -> str | None:
-    """Throughput, p50 and p99 against closed-loop concurrency, a line per engine."""
+    """Throughput, p50 and p99 against closed-loop concurrency, a line per engine and --dims combination."""
     if not rows:
         return None
     fig, axes = _figure(11, 3.8, ncols=3)
-    for engine in dict.fromkeys(r["engine"] for r in rows):
-        mine = sorted((r for r in rows if r["engine"] == engine), key=lambda r: r["concurrency"])
+    all_series = list(dict.fromkeys((r["engine"], r.get("dims")) for r in rows))
+    styles = _styles(all_series)
+    for series in all_series:
+        mine = sorted((r for r in rows if (r["engine"], r.get("dims")) == series), key=lambda r: r["concurrency"])
         c = [r["concurrency"] for r in mine]
-        kw = {"color": colour(engine), "marker": "o", "label": engine}
+        kw = {"color": colour(series[0]), "linestyle": styles[series[1]], "marker": "o", "label": _name(series)}
         axes[0].plot(c, [r["throughput"] for r in mine], **kw)
         axes[1].plot(c, [r["p50_ms"] for r in mine], **kw)
         axes[2].plot(c, [r["p99_ms"] for r in mine], **kw)
@@ -102,15 +128,18 @@ def served_vs_concurrency(rows: list[dict]) -> str | None:
     return _encode(fig)
 
 
-def percentile_curves(series: dict[str, np.ndarray], concurrency: int) -> str | None:
-    """HDR-style: latency against percentile on a 1/(1-p) axis, so the tail is readable."""
+def percentile_curves(series: dict[Series, np.ndarray], concurrency: int) -> str | None:
+    """HDR-style: latency against percentile on a 1/(1-p) axis, so the tail is readable; a curve per
+    engine and --dims combination."""
     if not series:
         return None
     fig, (ax,) = _figure()
-    for engine, latencies_ms in series.items():
+    styles = _styles(series)
+    for key, latencies_ms in series.items():
         values = np.sort(latencies_ms)
         p = (np.arange(1, len(values) + 1) - 0.5) / len(values)
-        ax.plot(1 / (1 - p), values, color=colour(engine), label=f"{engine} (n={len(values)})")
+        ax.plot(1 / (1 - p), values, color=colour(key[0]), linestyle=styles[key[1]],
+                label=f"{_name(key)} (n={len(values)})")
     ticks = [1, 2, 10, 100, 1000]
     ax.set_xscale("log")
     _log_y(ax)
@@ -122,14 +151,17 @@ def percentile_curves(series: dict[str, np.ndarray], concurrency: int) -> str | 
     return _encode(fig)
 
 
-def rate_vs_p99(points: dict[str, list[tuple[float, float]]], bound_ms: float | None) -> str | None:
-    """Open-loop runs: offered rate against p99, with the SLO bound where a search ran."""
+def rate_vs_p99(points: dict[Series, list[tuple[float, float]]], bound_ms: float | None) -> str | None:
+    """Open-loop runs: offered rate against p99, a line per engine and --dims combination, with the
+    SLO bound where a search ran."""
     if not points:
         return None
     fig, (ax,) = _figure()
-    for engine, pairs in points.items():
+    styles = _styles(points)
+    for key, pairs in points.items():
         pairs = sorted(pairs)
-        ax.plot([r for r, _ in pairs], [p for _, p in pairs], color=colour(engine), marker="o", label=engine)
+        ax.plot([r for r, _ in pairs], [p for _, p in pairs], color=colour(key[0]), linestyle=styles[key[1]],
+                marker="o", label=_name(key))
     if bound_ms is not None:
         ax.axhline(bound_ms, color="red", linestyle="--", label=f"p99 bound {bound_ms:g} ms")
     _log_y(ax)
