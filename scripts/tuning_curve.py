@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.report.page import tuning_figure
+from workbench.report.tuning import tuning_figure
 from workbench.report.run import load_run
 
 

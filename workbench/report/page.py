@@ -12,7 +12,6 @@ from workbench.report import figures
 from workbench.report.markup import CSS, at_label, dims_table, esc, image, in_order, num, scenario_label, table
 from workbench.report.run import Run, errors_of, failure_reason
 from workbench.report.tuning import roofline, tuning
-from workbench.report.tuning import tuning_figure as tuning_figure  # scripts/tuning_curve.py imports it from here
 
 SECTIONS = (("verdict", "1. Verdict"), ("correctness", "2. Correctness"), ("direct", "3. Direct latency"),
             ("served", "4. Served"), ("tuning", "5. Tuning"), ("roofline", "6. Roofline"),
