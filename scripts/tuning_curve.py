@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.report.tuning import tuning_figure
 from workbench.report.run import load_run
+from workbench.report.tuning import tuning_figure
 
 
 def main() -> None:
