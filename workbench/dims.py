@@ -143,3 +143,9 @@ def manifest_shapes(inputs: list[dict], variant: Variant) -> dict[str, list[int]
     return {s["name"]: [variant.batch if axis == 0 and (s["shape"][0] == -1 or s["shape"][0] in batch_names)
                         else named.get(d, d) if isinstance(d, str) else d for axis, d in enumerate(s["shape"])]
             for s in inputs}
+
+
+def smallest_dims(found) -> dict:
+    """The smallest of some --dims combinations (dicts), by their sizes in order: where the verdict
+    and the report compare engines; {} for none."""
+    return dict(min((tuple(d.items()) for d in found), key=lambda d: [v for _, v in d], default=()))

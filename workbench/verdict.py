@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from workbench import bootstrap, scenarios
-from workbench.dims import describe_dims
+from workbench.dims import describe_dims, smallest_dims
 from workbench.engines import registry
 from workbench.errors import WorkbenchError
 
@@ -159,13 +159,10 @@ def decide(records: list[dict], decide_by: str | None = None) -> Decision:
 def _first_dims(records: list[dict]) -> tuple[list[dict], str]:
     """A run with --dims measured each combination: the decision compares engines at the smallest
     one (never one engine's figure at one shape with another's at another), and says which."""
-    def sizes(r):
-        return tuple((r["scenario"].get("dims") or {}).items())
-
-    first = min((sizes(r) for r in records), key=lambda s: [v for _, v in s], default=())
+    first = smallest_dims(r["scenario"].get("dims") or {} for r in records)
     if not first:
         return records, ""
-    return [r for r in records if sizes(r) == first], describe_dims(first)
+    return [r for r in records if (r["scenario"].get("dims") or {}) == first], describe_dims(first)
 
 
 def _decide_slo(records: list[dict], at: str = "") -> Decision:

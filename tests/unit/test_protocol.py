@@ -252,3 +252,16 @@ def test_encode_mixed_binary_and_json_outputs():
     first, second = orjson.loads(raw[:n])["outputs"]
     assert first["data"] == [1.0, 2.0] and "data" not in second
     assert np.frombuffer(raw[n:], np.float32).tolist() == [3.0, 4.0]
+
+
+def test_a_named_dynamic_dimension_takes_one_size_of_at_least_one_across_the_inputs():
+    """A --dims dimension accepts any size at decode (the engine says which it runs), but not
+    `seq` 2 on one input and 3 on another, nor 0: ONNX Runtime would fail such a request with a 500."""
+    specs = [TensorMeta("ids", "int64", ("batch", "seq")), TensorMeta("mask", "int64", ("batch", "seq"))]
+    ids, mask = tensor("ids", "INT64", (1, 2), [[1, 2]]), tensor("mask", "INT64", (1, 2), [[1, 1]])
+    assert decode_infer(body(ids, mask), None, specs).rows == 1
+    longer = tensor("mask", "INT64", (1, 3), [[1, 1, 1]])
+    assert "dimension 'seq' must be one size of at least 1 across the inputs, got [2, 3]" in refused(
+        body(ids, longer), specs=specs)
+    empty = [tensor("ids", "INT64", (1, 0), [[]]), tensor("mask", "INT64", (1, 0), [[]])]
+    assert "got [0]" in refused(body(*empty), specs=specs)

@@ -17,6 +17,7 @@ from itertools import product
 from pathlib import Path
 
 from workbench.compiler.database import RECORDS, SELECTED, WORKLOADS, mean_run_secs
+from workbench.compiler.reference_records import shipped_file
 from workbench.fingerprint import sha256_file
 
 _INDEX = re.compile(rb"\s*\[\s*(\d+)\s*,")  # a record line begins with its workload's line number
@@ -68,10 +69,9 @@ def records_digest(directory: Path, keys: Iterable[str], reference: Path | None 
     digest = hashlib.sha256()
     if reference is not None:  # shipped whole and regenerated rarely: its files, not each kernel's records
         for sub, name in product(("", SELECTED), (WORKLOADS, RECORDS)):
-            # The file the build reads (compiler/reference_records.py): the shipped .gz over a plain
-            # one, which only a regeneration in progress writes.
-            packed, plain = reference / sub / (name + ".gz"), reference / sub / name
-            if (path := packed if packed.is_file() else plain if plain.is_file() else None) is not None:
+            # The file the build reads: the shipped .gz over a plain one, which only a regeneration
+            # in progress writes.
+            if (path := shipped_file(reference / sub / name)) is not None:
                 digest.update(f"reference/{sub}/{path.name}:{sha256_file(path)}\n".encode())
     for label, folder in (("selected", directory / SELECTED), ("tuning", directory)):
         for key, line in sorted(_best_records(folder, keys).items()):

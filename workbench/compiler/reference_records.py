@@ -131,7 +131,7 @@ def load(profile, target_json: dict, wanted=None, enabled: bool = True) -> Refer
     directory = folder(profile, enabled)
     if directory is None:
         return None
-    if _shipped(directory / RECORDS) is None:
+    if shipped_file(directory / RECORDS) is None:
         warn(f"no reference tuning records for {directory.name} in {directory}; kernels without local "
              "records run TVM's default schedules (scripts/tune_reference.py makes them)")
         return None
@@ -141,7 +141,7 @@ def load(profile, target_json: dict, wanted=None, enabled: bool = True) -> Refer
     wanted = set(wanted) if wanted is not None else None
     tuned, keys = _read(directory, target, wanted)
     selected = None
-    if _shipped(directory / SELECTED / RECORDS) is not None:
+    if shipped_file(directory / SELECTED / RECORDS) is not None:
         selected, selected_keys = _read(directory / SELECTED, target, wanted)
         keys |= selected_keys
     return Reference(directory.name, directory, selected, tuned, keys, machines(directory))
@@ -159,7 +159,7 @@ def _read(directory: Path, target, wanted: set | None):
     workloads = {i: w for i, w in _parsed_lines(directory / WORKLOADS, parse).items() if w}
     committed = {i: db.commit_workload(w.mod) for i, w in workloads.items()}
     foreign, bad, keys = set(), 0, set()
-    for index, line in _json_lines(directory / RECORDS):
+    for _, line in _json_lines(directory / RECORDS):
         try:
             workload_index, entry = line
             if workload_index not in workloads and wanted is not None:
@@ -195,8 +195,9 @@ def _foreign(target: dict) -> str | None:
     return triple if triple and triple.split("-")[0].lower() not in _X86 else None
 
 
-def _shipped(path: Path) -> Path | None:
-    """The file as shipped: gzip-compressed (the workloads' TIR compresses ~14x), else plain."""
+def shipped_file(path: Path) -> Path | None:
+    """The file as shipped, gzip-compressed (the workloads' TIR compresses ~14x), else plain: what a
+    build reads, and what compiler/buildkey.py digests."""
     packed = path.with_name(path.name + ".gz")
     return packed if packed.is_file() else path if path.is_file() else None
 
@@ -204,7 +205,7 @@ def _shipped(path: Path) -> Path | None:
 def _json_lines(path: Path):
     """(line number, parsed JSON) of each line of the shipped file that parses; one warning for
     those that do not, or for a file that cannot be read past some line (a damaged gzip)."""
-    path = _shipped(path)
+    path = shipped_file(path)
     if path is None:
         return
     bad = 0

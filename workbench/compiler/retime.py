@@ -113,6 +113,13 @@ def _side_by_side(records, target, builder, device, cold: bool) -> tuple[int, fl
     return best, medians[best], len(timers)
 
 
+def _earlier_choices(database) -> tuple[dict, dict]:
+    """The overlay's records per workload, and the same as the {key: (record, seconds)} that
+    write_selected rewrites whole (the other workloads' choices are kept)."""
+    previous = database.selected_records()
+    return previous, {key: (record, mean_run_secs(record.run_secs)) for key, record in previous.items()}
+
+
 def select_schedules(tasks, db, database, target, builder, device_type: str, cold: bool, pool: int = POOL,
                      should_stop: Callable[[], bool] = lambda: False) -> list[RetimedTask]:
     """Choose each tuned task's record as the module docstring says and store the choices in the
@@ -121,8 +128,7 @@ def select_schedules(tasks, db, database, target, builder, device_type: str, col
     import tvm
 
     device = tvm.runtime.device(device_type, 0)
-    previous = database.selected_records()
-    chosen = {key: (record, mean_run_secs(record.run_secs)) for key, record in previous.items()}
+    previous, chosen = _earlier_choices(database)
     report = []
     for task in tasks:
         if should_stop():
@@ -167,8 +173,7 @@ def seed_from_reference(tasks, db, database, reference, target, builder, device_
     from tvm.s_tir import meta_schedule as ms
 
     began, device, seeding = time.monotonic(), tvm.runtime.device(device_type, 0), Seeding()
-    previous = database.selected_records()
-    chosen = {key: (record, mean_run_secs(record.run_secs)) for key, record in previous.items()}
+    previous, chosen = _earlier_choices(database)
     for task in tasks:
         candidates = reference.candidates(task.mod)
         if should_stop() or not candidates:

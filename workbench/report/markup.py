@@ -58,12 +58,6 @@ def at_label(batch: int, dims: dict | None = None) -> str:
     return f"b{batch}" + (f" {named}" if named else "")
 
 
-def smallest_dims(found) -> dict:
-    """The smallest of some --dims combinations (by their sizes in order, as the verdict picks);
-    {} for none."""
-    return dict(min((tuple(d.items()) for d in found), key=lambda d: [v for _, v in d], default=()))
-
-
 def in_order(found: list[dict]) -> list[dict]:
     """Records as the run lists them, the --dims combinations of one engine, kind and load
     together and by size (file names put seq16 before seq8); a run without --dims keeps its order."""

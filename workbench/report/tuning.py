@@ -1,10 +1,10 @@
 """Sections 5 and 6 of the report page: what tuning reached against the measured engines, and where
 the measured engines stand under the machine's roofline."""
 
-from workbench.dims import describe_dims
+from workbench.dims import describe_dims, smallest_dims
 from workbench.engines import registry
 from workbench.report import figures
-from workbench.report.markup import at_label, dims_of, esc, image, in_order, num, scenario_label, smallest_dims, table
+from workbench.report.markup import at_label, dims_of, esc, image, in_order, num, scenario_label, table
 from workbench.report.run import Run
 
 

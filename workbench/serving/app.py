@@ -210,11 +210,12 @@ class ServerApp:
 
     async def run_model(self, model: ServedModel, inputs, rows: int, times: InferTimes | None = None):
         """The engine's outputs for one request, through the batcher; its queue and compute time go on `times`."""
-        if model.engine.shapes is not None and signature(inputs) not in model.engine.shapes:
-            raise RequestError(400, f"no compiled variant takes inputs of shape {_shown(signature(inputs))}; this "
+        shape = signature(inputs)  # once per request: the check below and the batcher's grouping
+        if model.engine.shapes is not None and shape not in model.engine.shapes:
+            raise RequestError(400, f"no compiled variant takes inputs of shape {_shown(shape)}; this "
                                     f"server runs {' or '.join(_shown(s) for s in sorted(model.engine.shapes))}")
         try:
-            outputs, queue_s, compute_s = await model.batcher.infer_timed(inputs, rows)
+            outputs, queue_s, compute_s = await model.batcher.infer_timed(inputs, rows, shape)
         except QueueFull as exc:
             raise RequestError(503, f"server busy: {exc}; retry after {RETRY_AFTER_S} s") from None
         except BatchTooLarge as exc:

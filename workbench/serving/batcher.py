@@ -119,12 +119,12 @@ class BatchQueue:
     def rows(self) -> int:
         return self._rows
 
-    def put(self, inputs: dict[str, np.ndarray], rows: int, handle: Any = None) -> Pending:
+    def put(self, inputs: dict[str, np.ndarray], rows: int, handle: Any = None, shape: tuple | None = None) -> Pending:
         if rows > self.policy.max_batch:
             raise BatchTooLarge(f"a request holds {rows} rows; the largest batch is {self.policy.max_batch}")
         if self._rows + rows > self.policy.max_queue_rows:
             raise QueueFull(f"queue full ({self._rows} rows waiting)")
-        item = Pending(inputs, rows, self.clock(), handle, shape=signature(inputs))
+        item = Pending(inputs, rows, self.clock(), handle, shape=signature(inputs) if shape is None else shape)
         self._queues.setdefault(item.shape, deque()).append(item)
         self._shape_rows[item.shape] = self._shape_rows.get(item.shape, 0) + rows
         self._rows += rows
@@ -189,10 +189,12 @@ class Batcher:
     async def infer(self, inputs: dict[str, np.ndarray], rows: int) -> list[np.ndarray]:
         return (await self.infer_timed(inputs, rows))[0]
 
-    async def infer_timed(self, inputs: dict[str, np.ndarray], rows: int) -> tuple[list[np.ndarray], float, float]:
-        """The request's outputs, the seconds it waited in the queue and the engine seconds of its batch."""
+    async def infer_timed(self, inputs: dict[str, np.ndarray], rows: int,
+                          shape: tuple | None = None) -> tuple[list[np.ndarray], float, float]:
+        """The request's outputs, the seconds it waited in the queue and the engine seconds of its batch;
+        `shape`: its signature when the caller has it already."""
         future = asyncio.get_running_loop().create_future()
-        item = self.queue.put(inputs, rows, future)  # raises QueueFull / BatchTooLarge before anything waits
+        item = self.queue.put(inputs, rows, future, shape)  # raises QueueFull / BatchTooLarge before anything waits
         self._wake.set()
         outputs = await future
         return outputs, item.queue_s, item.compute_s

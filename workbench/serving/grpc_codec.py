@@ -9,7 +9,7 @@ mistake is a RequestError whose status the front end turns into INVALID_ARGUMENT
 
 import numpy as np
 
-from workbench.serving.protocol import InferRequest, RequestError, TensorMeta, asked_outputs, decode_tensor
+from workbench.serving.protocol import InferRequest, RequestError, TensorMeta, asked_outputs, common_rows, decode_tensor
 
 # Which InferTensorContents field carries each datatype (FP16 has none: raw only).
 CONTENTS_FIELD = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT8": "int_contents", "INT16": "int_contents",
@@ -60,13 +60,10 @@ def decode_grpc_infer(request, specs: list[TensorMeta], outputs: list[TensorMeta
             inputs[meta.name] = decode_tensor(entry, meta, memoryview(raw[i]))
         else:
             inputs[meta.name] = decode_tensor(_typed(tensor, meta), meta, None)
-    rows = {a.shape[0] for a in inputs.values()}
-    if len(rows) != 1:
-        raise RequestError(400, f"all inputs must have the same batch dimension, got {sorted(rows)}")
     asked = [{"name": o.name, "parameters": {k: parameter_value(v) for k, v in o.parameters.items()
                                              if k != "binary_data"}} for o in request.outputs]
     names, _ = asked_outputs({"outputs": asked or None}, outputs, True)
-    return InferRequest(inputs, rows.pop(), request.id or None, names, [True] * len(names))
+    return InferRequest(inputs, common_rows(inputs, specs), request.id or None, names, [True] * len(names))
 
 
 def encode_grpc_infer(response_type, model: str, request_id: str | None, metas: list[TensorMeta],

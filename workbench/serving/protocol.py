@@ -50,6 +50,26 @@ def _fits(shape: list, expected: tuple) -> bool:
     return len(shape) == len(expected) and all(_v2_dim(e) == -1 or d == e for d, e in zip(shape[1:], expected[1:]))
 
 
+def common_rows(inputs: dict[str, np.ndarray], specs: list[TensorMeta]) -> int:
+    """The request's batch, once every input has the same one and each named dynamic dimension
+    (--dims) has one size of at least 1 across the inputs: no engine runs `seq` 8 on one input and
+    16 on another, and ONNX Runtime would answer such a request with an error, not a 400."""
+    rows = {a.shape[0] for a in inputs.values()}
+    if len(rows) != 1:
+        raise RequestError(400, f"all inputs must have the same batch dimension, got {sorted(rows)}")
+    sizes: dict[str, set[int]] = {}
+    for meta in specs:
+        if meta.name in inputs:
+            for name, size in zip(meta.shape[1:], inputs[meta.name].shape[1:]):
+                if isinstance(name, str):
+                    sizes.setdefault(name, set()).add(size)
+    for name, found in sizes.items():
+        if len(found) != 1 or min(found) < 1:
+            raise RequestError(400, f"dimension '{name}' must be one size of at least 1 across the inputs, "
+                                    f"got {sorted(found)}")
+    return rows.pop()
+
+
 @dataclass
 class InferRequest:
     inputs: dict[str, np.ndarray]
@@ -226,11 +246,8 @@ def decode_infer(body: bytes, header_length: int | None, specs: list[TensorMeta]
     if offset != len(body) and header_length is not None:
         raise RequestError(400, f"the body has {len(body) - offset} bytes after the JSON header that no input's "
                                 "binary_data_size accounts for")
-    rows = {a.shape[0] for a in inputs.values()}
-    if len(rows) != 1:
-        raise RequestError(400, f"all inputs must have the same batch dimension, got {sorted(rows)}")
     names, binary = _asked_outputs(request, list(outputs), binary_default)
-    return InferRequest(inputs, rows.pop(), request_id, names, binary)
+    return InferRequest(inputs, common_rows(inputs, specs), request_id, names, binary)
 
 
 def encode_infer(model: str, request_id: str | None, metas: list[TensorMeta], outputs: list[np.ndarray],
