@@ -2,7 +2,7 @@
 few minutes of local tuning (issue #30's goals table), as a new user gets it.
 
     python scripts/reference_goals.py [--models resnet18,mobilenetv2,bert-mini] [--minutes 10]
-                                      [--batch 1] [--no-reference]
+                                      [--batch 1] [--target host] [--no-reference]
 
 Each model runs in a fresh project (an empty tuning_logs/, the shipped targets): `workbench bench`
 with tvm, onnxruntime and openvino at one batch size (0 minutes of local tuning: the build's
@@ -61,11 +61,11 @@ def latest_records(home: Path, batch: int) -> dict[tuple[str, str], dict]:
     return records
 
 
-def bench_row(home: Path, model: str, batch: int, minutes: float, reference: bool) -> str:
-    run(home, "bench", "--model", model, "--target", "host", "--engines", "tvm,onnxruntime,openvino",
+def bench_row(home: Path, model: str, batch: int, minutes: float, reference: bool, target: str) -> str:
+    run(home, "bench", "--model", model, "--target", target, "--engines", "tvm,onnxruntime,openvino",
         "--batch-sizes", str(batch), "--concurrency", "1", "--duration", "5", "--warmup", "1", reference=reference)
     records = latest_records(home, batch)
-    manifest = json.loads((home / "build" / model / "host" / "manifest.json").read_text())
+    manifest = json.loads((home / "build" / model / target / "manifest.json").read_text())
     share = manifest["tuning"]["schedules"]["reference"]["flops_share"]
     local = manifest["tuning"]["schedules"]["local"]["flops_share"]
     tvm = records.get(("tvm", "paired"), {}).get("result") or {}
@@ -86,9 +86,9 @@ def bench_row(home: Path, model: str, batch: int, minutes: float, reference: boo
             f"{p50['onnxruntime'] or float('nan'):.2f} / {p50['openvino'] or float('nan'):.2f} | {gflops} | {flag} |")
 
 
-def curve(home: Path) -> str:
+def curve(home: Path, target: str) -> str:
     """The tuning session's estimate against ONNX Runtime's measured latency, by minute."""
-    (session,) = [json.loads(line) for line in (home / "tuning_logs" / "host" / "sessions.jsonl").read_text()
+    (session,) = [json.loads(line) for line in (home / "tuning_logs" / target / "sessions.jsonl").read_text()
                   .splitlines()][-1:]
     ort = session.get("onnxruntime_latency_s")
     points = [f"{s / 60:.1f} min: {lat / ort:.2f}x" for s, _, lat in session["curve"] if lat and ort]
@@ -103,6 +103,8 @@ def main() -> None:
     parser.add_argument("--models", default="resnet18,mobilenetv2,bert-mini")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--target", default="host",
+                        help="x86-avx2 measures x86-64-avx2's records on an AVX-512 CPU")
     parser.add_argument("--no-reference", action="store_true")
     args = parser.parse_args()
     reference = not args.no_reference
@@ -112,12 +114,12 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for model in args.models.split(","):
         home = project(model)
-        print(bench_row(home, model, args.batch, 0, reference), flush=True)
+        print(bench_row(home, model, args.batch, 0, reference, args.target), flush=True)
         if args.minutes > 0:
-            run(home, "tune", "--model", model, "--target", "host", "--batch-sizes", str(args.batch),
+            run(home, "tune", "--model", model, "--target", args.target, "--batch-sizes", str(args.batch),
                 "--minutes", str(args.minutes), "--trials", "100000", reference=reference)
-            print(bench_row(home, model, args.batch, args.minutes, reference), flush=True)
-            print(f"<!-- {model}: {curve(home)} -->", flush=True)
+            print(bench_row(home, model, args.batch, args.minutes, reference, args.target), flush=True)
+            print(f"<!-- {model}: {curve(home, args.target)} -->", flush=True)
         shutil.rmtree(home, ignore_errors=True)
 
 

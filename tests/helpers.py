@@ -113,13 +113,14 @@ VALID_BUNDLE_MANIFEST = {  # a bundle manifest as export writes one, for the bun
 
 def short_served_bench(home: Path, *options: str) -> dict:
     """A half-second bench of server-onnxruntime with `options`; checks its one row is correct and
-    error-free and returns its record."""
+    error-free, with the server's CPU per request read from its process, and returns its record."""
     result = workbench_cli("bench", "--model", "mlp", "--engines", "server-onnxruntime", *options,
                            "--concurrency", "4", "--duration", "0.5", "--warmup", "0.1", "--min-requests", "20",
                            "--json", home=home)
     assert result.returncode == 0, result.stdout + result.stderr
     (row,) = json.loads(result.stdout)["results"]
     assert row["status"] == "ok" and row["correct"] and row["errors"] == 0 and row["throughput"] > 0
+    assert row["server_cpu_us_per_request"] > 0
     run_dir = Path(json.loads(result.stdout)["run_dir"])
     return json.loads(next((run_dir / "records").glob("server-onnxruntime__*")).read_text())
 

@@ -16,7 +16,7 @@ GENERATOR_SATURATED = 0.8  # of one core: above it the generator may be what lim
 CSV_COLUMNS = ("engine", "scenario", "concurrency", "rate", "batch", "dims", "throughput", "throughput_unit",
                "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms", "errors", "stable",
                "correct", "generator_cpu", "missed_slots", "server_rss_start_mb", "server_rss_end_mb",
-               "ratio_to_reference", "status")
+               "server_cpu_us_per_request", "ratio_to_reference", "status")
 
 
 def record_name(record: dict) -> str:
@@ -48,6 +48,7 @@ def row(record: dict) -> dict:
         "missed_slots": result.get("missed_slots"),
         "server_rss_start_mb": (result.get("server_rss_mb") or {}).get("start"),
         "server_rss_end_mb": (result.get("server_rss_mb") or {}).get("end"),
+        "server_cpu_us_per_request": result.get("server_cpu_us_per_request"),
         "ratio_to_reference": result.get("ratio_p50"), "status": record.get("status", "ok"),
     }
 

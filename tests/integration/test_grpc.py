@@ -2,9 +2,11 @@
 and typed tensors, and the status code for each client mistake while the server keeps answering."""
 
 import json
+import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -23,9 +25,11 @@ from tests.helpers import (
     short_served_bench,
     start_server,
     statistics_under_load,
+    workbench_cli,
 )
 from workbench import models, reference
 from workbench.errors import WorkbenchError
+from workbench.records import read_records
 from workbench.serving.process import free_port
 
 CODE = grpc.StatusCode
@@ -212,6 +216,40 @@ def test_grpc_port_is_checked_before_anything_loads():
 def test_bench_over_grpc_checks_the_answer_and_records_the_protocol(project):
     record = short_served_bench(project, "--protocol", "grpc")
     assert record["settings"]["protocol"] == "grpc" and record["settings"]["wire"] == "binary"
+
+
+QUICK = ("--concurrency", "2", "--duration", "0.5", "--warmup", "0.1", "--min-requests", "10", "--json")
+
+
+def test_bench_drives_a_grpc_server_at_url_as_perf_analyzer_would(project, grpc_port):
+    """--url host:port, the form perf_analyzer's -u takes: the outputs are checked over gRPC, then timed."""
+    result = workbench_cli("bench", "--model", "mlp", "--url", f"127.0.0.1:{grpc_port}", "--protocol", "grpc",
+                           *QUICK, home=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (record,) = read_records(Path(json.loads(result.stdout)["run_dir"]))
+    assert record["engine"] == "remote" and record["status"] == "ok" and record["correctness"]["passed"]
+    assert record["settings"]["protocol"] == "grpc" and record["result"]["good"] >= 10
+    assert not record["result"]["errors"]
+
+
+def test_bench_grpc_url_without_the_model_names_the_models_it_has(project, grpc_port, tmp_path):
+    other = tmp_path / "other.onnx"
+    shutil.copy(models.resolve("mlp").path, other)
+    result = workbench_cli("bench", "--model", str(other), "--url", f"grpc://127.0.0.1:{grpc_port}", "--protocol",
+                           "grpc", *QUICK, home=project)
+    assert_one_line_error(result.returncode, result.stdout + result.stderr, "has no model 'other'",
+                          "it has: held, mlp")
+
+
+@pytest.mark.parametrize("url, fragment", [
+    ("http://127.0.0.1:8001", "--protocol grpc takes --url host:port"),
+    ("127.0.0.1", "--protocol grpc takes --url host:port"),
+    ("127.0.0.1:{free}", "the gRPC check request to 127.0.0.1:{free} failed"),
+])
+def test_bench_grpc_url_mistakes_get_one_line(project, url, fragment):
+    free = free_port()
+    assert_one_line_error(*invoke("bench", "--model", "mlp", "--url", url.format(free=free), "--protocol", "grpc"),
+                          fragment.format(free=free))
 
 
 @pytest.mark.parametrize("args, fragment", [

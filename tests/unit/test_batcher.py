@@ -215,3 +215,20 @@ def test_wait_s_is_the_earliest_due_time_over_the_shapes():
     q.put({"x": np.zeros((1, 16), np.float32)}, 1)  # seq 16 fills a batch: due now
     assert q.wait_s() == 0
     assert q.take().rows == 2 and q.wait_s() == pytest.approx(0.006)
+
+
+def test_unbatched_inputs_are_sent_whole_and_only_equal_ones_share_a_batch():
+    clock = FakeClock()
+    policy = BatchPolicy(8, 0.01, 16, whole_inputs=frozenset({"scale"}), whole_outputs=frozenset({1}))
+    q = BatchQueue(policy, clock=clock)
+    for rows, scale in ((1, 2.0), (2, 3.0), (3, 2.0)):
+        q.put({"x": np.full((rows, 2), scale, np.float32), "scale": np.array([scale], np.float32)}, rows)
+    clock.now = 1.0
+    batch = q.take()  # the oldest's scale, 2.0: the first and third requests
+    assert batch.rows == 4 and [item.rows for item in batch.items] == [1, 3]
+    assembled = batch.assemble()
+    assert assembled["x"].shape == (4, 2) and assembled["scale"].tolist() == [2.0]
+    y, shift = np.arange(8, dtype=np.float32).reshape(4, 2), np.array([3.0], np.float32)
+    (y1, s1), (y3, s3) = batch.split([y, shift])
+    assert y1.shape == (1, 2) and y3.shape == (3, 2) and s1.tolist() == s3.tolist() == [3.0]
+    assert q.take().rows == 2  # the request with scale 3.0, alone

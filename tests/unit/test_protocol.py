@@ -2,7 +2,7 @@ import numpy as np
 import orjson
 import pytest
 
-from workbench.serving.protocol import RequestError, TensorMeta, decode_infer, encode_infer
+from workbench.serving.protocol import RequestError, TensorMeta, decode_infer, encode_infer, tensor_metas
 
 SPECS = [TensorMeta("x", "float32", (-1, 3)), TensorMeta("mask", "int64", (-1, 2))]
 
@@ -265,3 +265,21 @@ def test_a_named_dynamic_dimension_takes_one_size_of_at_least_one_across_the_inp
         body(ids, longer), specs=specs)
     empty = [tensor("ids", "INT64", (1, 0), [[]]), tensor("mask", "INT64", (1, 0), [[]])]
     assert "got [0]" in refused(body(*empty), specs=specs)
+
+
+def test_tensor_metas_mark_a_fixed_input_beside_a_batched_one_as_unbatched():
+    inputs = [{"name": "x", "dtype": "float32", "shape": [-1, 4]}, {"name": "scale", "dtype": "float32", "shape": [1]}]
+    outputs = [{"name": "y", "dtype": "float32", "shape": [-1, 4]}, {"name": "n", "dtype": "int64", "shape": [2]}]
+    assert [m.batched for m in tensor_metas(inputs, inputs)] == [True, False]
+    assert [m.batched for m in tensor_metas(outputs, inputs)] == [True, False]
+    fixed = [{"name": "x", "dtype": "float32", "shape": [4, 16]}]  # a model that fixes its batch: that is the batch
+    assert [m.batched for m in tensor_metas(fixed, fixed)] == [True]
+    assert tensor_metas(inputs, inputs)[1].as_v2()["shape"] == [1]
+
+
+def test_an_unbatched_input_sets_no_rows_and_must_have_its_own_shape():
+    specs = [TensorMeta("x", "float32", (-1, 3)), TensorMeta("scale", "float32", (1,), batched=False)]
+    req = decode_infer(body(X, tensor("scale", shape=(1,), data=[2.0])), None, specs)
+    assert req.rows == 2 and req.inputs["scale"].shape == (1,)
+    message = refused(body(X, tensor("scale", shape=(2,), data=[2.0, 2.0])), specs=specs)
+    assert "input 'scale' has shape [2]; the model expects [1]" in message

@@ -43,9 +43,9 @@ def validate(config: BenchConfig) -> None:
         raise WorkbenchError(f"--wire must be json or binary (got {config.wire!r})")
     if config.protocol not in ("rest", "grpc"):
         raise WorkbenchError(f"--protocol must be rest or grpc (got {config.protocol!r})")
-    if config.protocol == "grpc" and (config.url or registry.FLASK_NAIVE in (config.engines or registry.NAMES)):
-        raise WorkbenchError("--protocol grpc drives the workbench-server engines bench starts; pass --engines "
-                             "without flask-naive, and no --url")
+    if config.protocol == "grpc" and not config.url and registry.FLASK_NAIVE in (config.engines or registry.NAMES):
+        raise WorkbenchError("--protocol grpc drives the workbench-server engines bench starts (or a server at "
+                             "--url host:port); pass --engines without flask-naive")
     if config.wire == "binary" and registry.FLASK_NAIVE in (config.engines or registry.NAMES) and not config.url:
         raise WorkbenchError("flask-naive speaks JSON only, so --wire binary would compare unequal requests; "
                              "pass --engines without flask-naive, or --wire json")

@@ -11,7 +11,8 @@ from workbench.bench import slo
 from workbench.bench.config import BenchConfig, validate
 from workbench.bench.context import ensure_build, write_context
 from workbench.bench.direct import run_direct, run_paired, run_remote_direct
-from workbench.bench.served import check_remote_model, run_served, server_process
+from workbench.bench.remote import check_remote_model
+from workbench.bench.served import run_served, server_process
 from workbench.bench.session import BenchRun
 from workbench.console import warn
 from workbench.engines import registry
@@ -38,7 +39,7 @@ def run_bench(config: BenchConfig, display) -> tuple[Path, list[dict]]:
                                  f"host target here, or drop the tvm engines with --engines")
         run.build_dir = ensure_build(run)
     if config.url:  # before the run folder: a server without the model is one line, not an empty run
-        check_remote_model(config.url.rstrip("/"), run.source.name)
+        check_remote_model(config.url.rstrip("/"), run.source.name, config.protocol)
     created = not run.run_dir.exists()
     run.run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -85,7 +86,9 @@ def _run_engines(run: BenchRun, engines: list[str]) -> None:
                 passed[engine] = opened
         elif engine == registry.REMOTE:
             url = run.config.url
-            run_served(run, registry.REMOTE, url.rstrip("/"), {"server": f"external at {url}", "wire": run.config.wire})
+            grpc = {"protocol": "grpc", "wire": "binary"} if run.config.protocol == "grpc" else {}
+            run_served(run, registry.REMOTE, url.rstrip("/"), {"server": f"external at {url}", "wire": run.config.wire,
+                                                               **grpc})
         else:
             _run_server_engine(run, engine)
     if len(passed) > 1:
@@ -116,7 +119,7 @@ def _run_server_engine(run: BenchRun, engine: str) -> None:
         run.save(engine, {"kind": "closed"}, settings, None, None, "failed", str(exc))
         return
     try:
-        run_served(run, engine, process.url, settings, process.alive, process.rss_mb)
+        run_served(run, engine, process.url, settings, process)
     finally:
         code = process.stop()
         if code not in (0, None, -15):

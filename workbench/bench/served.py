@@ -1,11 +1,10 @@
 """Engines behind a real server on 127.0.0.1 (or an external URL), driven by the load generator:
 closed loop per concurrency, open loop at --rate, and the SLO search."""
 
-from urllib.parse import quote
-
 import numpy as np
 
 from workbench.bench import slo
+from workbench.bench.remote import grpc_endpoint, model_url
 from workbench.bench.session import BenchRun
 from workbench.console import warn
 from workbench.engines import registry
@@ -57,52 +56,6 @@ def server_process(run: BenchRun, engine: str):
                      "max_delay_ms": config.max_delay_ms}}
 
 
-def model_url(url: str, name: str, *rest: str) -> str:
-    """A model's v2 URL, its name quoted (a file "my model.onnx" is the model "my model")."""
-    return "/".join([url, "v2", "models", quote(name, safe=""), *rest])
-
-
-def check_remote_model(url: str, name: str) -> None:
-    """Before a run folder exists: the server at --url answers and has the model; else one line that
-    names the models it has (or says how to list them)."""
-    from urllib.error import HTTPError
-    from urllib.request import urlopen
-
-    try:
-        with urlopen(model_url(url, name), timeout=30):
-            return
-    except HTTPError as exc:
-        if exc.code != 404:  # no metadata route, say: the check request decides
-            return
-        raise WorkbenchError(f"the server at {url} has no model '{name}' ({_models_there(url, exc.read())}); "
-                             "pass --model with one of its models, or serve this one there") from None
-    except (OSError, ValueError) as exc:
-        raise WorkbenchError(f"the check request to {url} failed ({type(exc).__name__}: {exc}); is a server for "
-                             f"'{name}' running there?") from None
-
-
-def _models_there(url: str, not_found: bytes) -> str:
-    """What the server says it has: its repository index (Triton's extension), else its 404's words."""
-    import json
-    from urllib.request import Request, urlopen
-
-    try:
-        request = Request(f"{url}/v2/repository/index", data=b"{}", headers={"Content-Type": "application/json"})
-        with urlopen(request, timeout=10) as response:
-            names = sorted({str(m["name"]) for m in json.loads(response.read())})
-        return f"it has: {', '.join(names)}" if names else "its repository index lists no model"
-    except (OSError, ValueError, TypeError, KeyError):
-        pass
-    try:
-        said = json.loads(not_found).get("error")
-    except (ValueError, AttributeError):
-        said = None
-    if said:
-        return "it says: " + " ".join(str(said).split())[:300]
-    return (f"it does not list its models; POST {url}/v2/repository/index did not answer, so ask whoever "
-            "started it which names it serves")
-
-
 def check_served(run: BenchRun, url: str) -> dict:
     from urllib.request import Request, urlopen
 
@@ -127,34 +80,24 @@ def _correctness(run: BenchRun, engine: str, url: str) -> dict | None:
         return {"passed": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def run_served(run: BenchRun, engine: str, url: str, settings: dict, alive=lambda: True, rss_mb=lambda: None) -> None:
-    correctness = _correctness(run, engine, url)
+def run_served(run: BenchRun, engine: str, url: str, settings: dict, process=None) -> None:
+    """`process` is the ServerProcess bench started (None for an external URL): its liveness, memory
+    and CPU time go into the records."""
+    alive = process.alive if process is not None else lambda: True
+    grpc = settings.get("protocol") == "grpc"
+    endpoint, requests, correctness = (_grpc(run, engine, url) if grpc else _rest(run, engine, url))
     if correctness is not None and not correctness["passed"]:
         run.save(engine, {"kind": "closed"}, settings, correctness, None, "rejected",
-                 "served outputs differ from ONNX Runtime (or the check request failed); not timed")
+                 f"outputs served{' over gRPC' if grpc else ''} differ from ONNX Runtime (or the check request "
+                 "failed); not timed")
         return
-    endpoint = Endpoint.parse(url, model_url("", run.source.name, "infer"))
-    samples = [run.inputs.sample(run.inputs.request_rows, i) for i in range(N_PAYLOADS)]
-    if settings.get("protocol") == "grpc":
-        endpoint, requests, correctness = _grpc_load(run, engine, samples, correctness)
-        if correctness is not None and not correctness["passed"]:
-            run.save(engine, {"kind": "closed"}, settings, correctness, None, "rejected",
-                     "outputs served over gRPC differ from ONNX Runtime (or the check request failed); not timed")
-            return
-    elif run.config.wire == "binary":
-        requests = [endpoint.post(*encode_binary_request(s)) for s in samples]
-    else:
-        requests = [endpoint.post(encode_request(s)) for s in samples]
     for concurrency in run.config.concurrency:
         if not alive():
             run.save(engine, {"kind": "closed", "concurrency": concurrency}, settings, correctness, None,
                      "failed", "the server process had exited; not measured")
             continue
         run.display.phase(engine, f"closed loop, concurrency {concurrency}")
-        rss_start = rss_mb()
-        result = generator.run(generator.closed_loop(_load_spec(run, endpoint, requests), concurrency)).summary()
-        if rss_start is not None:  # a soak's memory verdict: resident memory before and after the load
-            result["server_rss_mb"] = {"start": rss_start, "end": rss_mb()}
+        result = _closed(run, endpoint, requests, concurrency, process)
         run.save(engine, {"kind": "closed", "concurrency": concurrency, **_durations(run)},
                  settings, correctness, result, "ok" if alive() else "failed",
                  None if alive() else "the server process exited during the run")
@@ -167,23 +110,59 @@ def run_served(run: BenchRun, engine: str, url: str, settings: dict, alive=lambd
         _slo_search(run, engine, endpoint, requests, settings, correctness)
 
 
-def _grpc_load(run: BenchRun, engine: str, samples: list, correctness: dict | None):
-    """The server's gRPC endpoint (its port from the config bench wrote), the requests as serialized
-    ModelInferRequests, and the served outputs checked over gRPC too."""
+def _samples(run: BenchRun) -> list:
+    return [run.inputs.sample(run.inputs.request_rows, i) for i in range(N_PAYLOADS)]
+
+
+def _rest(run: BenchRun, engine: str, url: str):
+    """The v2 infer route, the seeded requests in --wire's format, and the served outputs checked."""
+    correctness = _correctness(run, engine, url)
+    endpoint = Endpoint.parse(url, model_url("", run.source.name, "infer"))
+    if run.config.wire == "binary":
+        return endpoint, [endpoint.post(*encode_binary_request(s)) for s in _samples(run)], correctness
+    return endpoint, [endpoint.post(encode_request(s)) for s in _samples(run)], correctness
+
+
+def _grpc(run: BenchRun, engine: str, url: str):
+    """The gRPC endpoint (--url's for an external server, else the port in the config bench wrote),
+    the requests as serialized ModelInferRequests, and the outputs checked over gRPC."""
     import json
 
     from workbench.load.grpc_client import GrpcEndpoint, check, infer_request
 
-    port = json.loads((run.run_dir / "logs" / f"{engine}.json").read_text())["grpc_port"]
-    endpoint = GrpcEndpoint("127.0.0.1", port)
-    if correctness is not None and correctness.get("passed"):
-        rows = run.inputs.request_rows
-        try:
-            outputs = generator.run(check(endpoint, infer_request(run.source.name, run.inputs.sample(rows))))
-            correctness = run.inputs.check([outputs.get(n, np.empty(0)) for n in run.inputs.output_names], rows)
-        except Exception as exc:  # grpc's errors, a malformed answer: the engine is recorded rejected
-            correctness = {"passed": False, "error": f"over gRPC: {type(exc).__name__}: {exc}"}
-    return endpoint, [infer_request(run.source.name, s) for s in samples], correctness
+    if engine == registry.REMOTE:
+        endpoint = grpc_endpoint(url)
+    else:
+        config = json.loads((run.run_dir / "logs" / f"{engine}.json").read_text())
+        endpoint = GrpcEndpoint("127.0.0.1", config["grpc_port"])
+    requests = [infer_request(run.source.name, s) for s in _samples(run)]
+    if registry.is_null(engine):
+        return endpoint, requests, None
+    rows = run.inputs.request_rows
+    try:
+        outputs = generator.run(check(endpoint, infer_request(run.source.name, run.inputs.sample(rows))))
+    except Exception as exc:  # grpc's errors, a malformed answer: the engine is recorded rejected
+        said = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        if engine == registry.REMOTE:
+            raise WorkbenchError(f"the gRPC check request to {url} failed ({said}); is a gRPC server for "
+                                 f"'{run.source.name}' running there?") from None
+        return endpoint, requests, {"passed": False, "error": f"over gRPC: {said}"}
+    return endpoint, requests, run.inputs.check([outputs.get(n, np.empty(0)) for n in run.inputs.output_names], rows)
+
+
+def _closed(run: BenchRun, endpoint, requests, concurrency: int, process) -> dict:
+    """One closed-loop run, and what the server process spent on it: resident memory before and after
+    (a soak's memory verdict) and CPU time per answered request, warm-up included on both sides."""
+    rss_start, cpu_start = (process.rss_mb(), process.cpu_seconds()) if process is not None else (None, None)
+    load = generator.run(generator.closed_loop(_load_spec(run, endpoint, requests), concurrency))
+    cpu_end = process.cpu_seconds() if process is not None else None
+    result = load.summary()
+    if rss_start is not None:
+        result["server_rss_mb"] = {"start": rss_start, "end": process.rss_mb()}
+    answered = int((load.status == 200).sum())
+    if cpu_start is not None and cpu_end is not None and answered:
+        result["server_cpu_us_per_request"] = (cpu_end - cpu_start) / answered * 1e6
+    return result
 
 
 def _durations(run: BenchRun) -> dict:

@@ -176,11 +176,12 @@ def served(run: Run) -> str:
     parts = []
     if closed:
         parts.append(dims_table(["engine", "concurrency", "requests/s", "p50 ms", "p99 ms", "errors", "stable",
-                                 "generator CPU"], "concurrency",
+                                 "generator CPU", "server CPU µs/request"], "concurrency",
                                 [[esc(r["engine"]), r["concurrency"], num(r["throughput"]), num(r["p50_ms"]),
                                   num(r["p99_ms"]), r["errors"], {True: "yes", False: '<span class="bad">no</span>',
                                                                   None: "-"}[r["stable"]],
-                                  f"{r['generator_cpu']:.0%}" if r["generator_cpu"] is not None else "-"]
+                                  f"{r['generator_cpu']:.0%}" if r["generator_cpu"] is not None else "-",
+                                  num(r["server_cpu_us_per_request"])]
                                  for r in closed], [r["dims"] for r in closed]))
         parts.append(image(figures.served_vs_concurrency(closed), "served throughput and latency vs concurrency"))
         top = max(r["concurrency"] for r in closed)

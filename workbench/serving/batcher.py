@@ -49,6 +49,10 @@ class BatchPolicy:
     max_delay_s: float
     max_queue_rows: int
     batch_sizes: tuple[int, ...] | None = None  # compiled sizes; None: any size up to max_batch
+    # Inputs every request sends whole (not batched: a scale, a shape) and outputs every request gets
+    # whole (by position): never joined or cut; requests share a batch only when those inputs are equal
+    whole_inputs: frozenset = frozenset()
+    whole_outputs: frozenset = frozenset()
 
     def __post_init__(self):
         if self.max_batch < 1 or self.max_delay_s < 0 or self.max_queue_rows < self.max_batch:
@@ -80,12 +84,18 @@ class Batch:
     items: list[Pending]
     rows: int
     size: int  # rows after padding
+    whole_inputs: frozenset = frozenset()
+    whole_outputs: frozenset = frozenset()
 
     def assemble(self) -> dict[str, np.ndarray]:
-        """Concatenate the requests along the batch axis and pad with zeros up to `size`."""
+        """Concatenate the requests along the batch axis and pad with zeros up to `size`; an input
+        sent whole is the same in every request of the batch, so the first one's is the batch's."""
         assembled = {}
         for name in self.items[0].inputs:
             parts = [item.inputs[name] for item in self.items]
+            if name in self.whole_inputs:
+                assembled[name] = parts[0]
+                continue
             if self.size > self.rows:
                 first = parts[0]
                 parts.append(np.zeros((self.size - self.rows, *first.shape[1:]), first.dtype))
@@ -96,7 +106,8 @@ class Batch:
         """Each request's slice of every output; the padding rows are dropped."""
         answers, start = [], 0
         for item in self.items:
-            answers.append([out[start:start + item.rows] for out in outputs])
+            answers.append([out if i in self.whole_outputs else out[start:start + item.rows]
+                            for i, out in enumerate(outputs)])
             start += item.rows
         return answers
 
@@ -124,7 +135,10 @@ class BatchQueue:
             raise BatchTooLarge(f"a request holds {rows} rows; the largest batch is {self.policy.max_batch}")
         if self._rows + rows > self.policy.max_queue_rows:
             raise QueueFull(f"queue full ({self._rows} rows waiting)")
-        item = Pending(inputs, rows, self.clock(), handle, shape=signature(inputs) if shape is None else shape)
+        shape = signature(inputs) if shape is None else shape
+        if self.policy.whole_inputs:  # requests join a batch only when their whole inputs are equal
+            shape = (shape, tuple(inputs[n].tobytes() for n in sorted(self.policy.whole_inputs) if n in inputs))
+        item = Pending(inputs, rows, self.clock(), handle, shape=shape)
         self._queues.setdefault(item.shape, deque()).append(item)
         self._shape_rows[item.shape] = self._shape_rows.get(item.shape, 0) + rows
         self._rows += rows
@@ -161,7 +175,7 @@ class BatchQueue:
             self._shape_rows[shape] -= rows
         self._rows -= rows
         self._count -= len(items)
-        return Batch(items, rows, self.policy.padded(rows))
+        return Batch(items, rows, self.policy.padded(rows), self.policy.whole_inputs, self.policy.whole_outputs)
 
 
 class Batcher:

@@ -76,13 +76,20 @@ class ServerProcess:
 
     def rss_mb(self) -> float | None:
         """Resident memory of the server and its worker processes, in MiB."""
+        return self._summed(lambda p: p.memory_info().rss / (1 << 20))
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user and system) the server and its worker processes have used so far."""
+        return self._summed(lambda p: sum(p.cpu_times()[:2]))
+
+    def _summed(self, measure) -> float | None:
         import psutil
 
         if not self.alive():
             return None
         try:
             root = psutil.Process(self.process.pid)
-            return sum(p.memory_info().rss for p in (root, *root.children(recursive=True))) / (1 << 20)
+            return sum(measure(p) for p in (root, *root.children(recursive=True)))
         except psutil.Error:
             return None
 

@@ -31,30 +31,47 @@ class TensorMeta:
     name: str
     dtype: str
     shape: tuple  # the first dimension is the batch; ints elsewhere, or a name (or -1) where --dims sizes it
+    # False for a tensor whose first dimension is fixed beside batched ones (a scale, a shape, indices):
+    # every request sends it whole, requests join a batch only when theirs are equal, and it is never cut
+    batched: bool = True
 
     @property
     def datatype(self) -> str:
         return DATATYPE_OF.get(self.dtype, self.dtype.upper())
 
     def as_v2(self) -> dict:
-        return {"name": self.name, "datatype": self.datatype, "shape": [-1, *map(_v2_dim, self.shape[1:])]}
+        first = -1 if self.batched else _v2_dim(self.shape[0])
+        return {"name": self.name, "datatype": self.datatype, "shape": [first, *map(_v2_dim, self.shape[1:])]}
+
+
+def tensor_metas(specs: list[dict], inputs: list[dict]) -> list[TensorMeta]:
+    """Metas of {name, dtype, shape} specs (the model's inputs or outputs): a tensor whose first
+    dimension is dynamic is batched; one whose first dimension is fixed is not, unless no input's
+    is dynamic (a model that fixes its batch, whose first dimension is that batch)."""
+    dynamic = lambda spec: bool(spec["shape"]) and _v2_dim(spec["shape"][0]) == -1  # noqa: E731
+    fixed_batch = not any(dynamic(i) for i in inputs)
+    return [TensorMeta(s["name"], s["dtype"], tuple(s["shape"]), batched=fixed_batch or dynamic(s)) for s in specs]
 
 
 def _v2_dim(d) -> int:
     return d if isinstance(d, int) and d >= 0 else -1
 
 
-def _fits(shape: list, expected: tuple) -> bool:
-    """The request's shape matches the model's past the batch; a dynamic dimension (--dims) takes
-    any size here, and the engine says which sizes it runs (a TVM build: its compiled ones)."""
-    return len(shape) == len(expected) and all(_v2_dim(e) == -1 or d == e for d, e in zip(shape[1:], expected[1:]))
+def _fits(shape: list, meta: TensorMeta) -> bool:
+    """The request's shape matches the model's past the batch (a tensor that is not batched: all of
+    it); a dynamic dimension (--dims) takes any size here, and the engine says which sizes it runs
+    (a TVM build: its compiled ones)."""
+    skip = 1 if meta.batched else 0
+    return len(shape) == len(meta.shape) and all(_v2_dim(e) == -1 or d == e
+                                                  for d, e in zip(shape[skip:], meta.shape[skip:]))
 
 
 def common_rows(inputs: dict[str, np.ndarray], specs: list[TensorMeta]) -> int:
     """The request's batch, once every input has the same one and each named dynamic dimension
     (--dims) has one size of at least 1 across the inputs: no engine runs `seq` 8 on one input and
     16 on another, and ONNX Runtime would answer such a request with an error, not a 400."""
-    rows = {a.shape[0] for a in inputs.values()}
+    batched = [m.name for m in specs if m.batched and m.name in inputs] or list(inputs)
+    rows = {inputs[name].shape[0] for name in batched}
     if len(rows) != 1:
         raise RequestError(400, f"all inputs must have the same batch dimension, got {sorted(rows)}")
     sizes: dict[str, set[int]] = {}
@@ -135,8 +152,8 @@ def _tensor(entry: dict, meta: TensorMeta, binary: memoryview | None) -> np.ndar
         raise RequestError(400, f"input '{meta.name}' must have datatype {meta.datatype}, got {datatype!r}")
     if not (isinstance(shape, list) and all(_count(d) for d in shape)):
         raise RequestError(400, f"input '{meta.name}' needs a shape: a list of non-negative integers")
-    if not _fits(shape, meta.shape):
-        expected = ["batch", *meta.shape[1:]]
+    if not _fits(shape, meta):
+        expected = ["batch", *meta.shape[1:]] if meta.batched else list(meta.shape)
         raise RequestError(400, f"input '{meta.name}' has shape {shape}; the model expects {expected}")
     if shape[0] < 1:
         raise RequestError(400, f"input '{meta.name}' has an empty batch")

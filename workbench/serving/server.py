@@ -19,7 +19,7 @@ from workbench.engines.registry import open_engine
 from workbench.serving.app import ServedModel, ServerApp
 from workbench.serving.batcher import BatchPolicy, largest_batch
 from workbench.serving.limits import BodyBudget, timed_protocol
-from workbench.serving.protocol import TensorMeta
+from workbench.serving.protocol import tensor_metas
 
 READY_LINE = "workbench-server ready"
 
@@ -62,10 +62,6 @@ class ServerConfig:
         return cls(**{**data, "models": [ModelConfig(**m) for m in data["models"]]})
 
 
-def _metas(specs: list[dict]) -> list[TensorMeta]:
-    return [TensorMeta(s["name"], s["dtype"], tuple(s["shape"])) for s in specs]
-
-
 def fixed_batch(inputs: list[dict]) -> tuple[int, ...] | None:
     """A model whose inputs fix the batch (a static first dimension, -1 where it is dynamic) runs
     at that size only: two of its requests must not be joined into one call, and fewer rows are padded up."""
@@ -80,8 +76,11 @@ def served_model(config: ModelConfig) -> ServedModel:
     sizes = (engine.batch_sizes or (tuple(config.batch_sizes) if config.batch_sizes else None)
              or fixed_batch(config.inputs))
     max_batch = largest_batch(config.max_batch, sizes)
-    policy = BatchPolicy(max_batch, config.max_delay_ms / 1000, max(config.max_queue_rows, max_batch), sizes)
-    return ServedModel(config.name, engine, policy, _metas(config.inputs), _metas(config.outputs), config.extra)
+    inputs, outputs = tensor_metas(config.inputs, config.inputs), tensor_metas(config.outputs, config.inputs)
+    policy = BatchPolicy(max_batch, config.max_delay_ms / 1000, max(config.max_queue_rows, max_batch), sizes,
+                         whole_inputs=frozenset(m.name for m in inputs if not m.batched),
+                         whole_outputs=frozenset(i for i, m in enumerate(outputs) if not m.batched))
+    return ServedModel(config.name, engine, policy, inputs, outputs, config.extra)
 
 
 def max_body_bytes(config: ServerConfig) -> int:
