@@ -91,11 +91,11 @@ class Batch:
         """Concatenate the requests along the batch axis and pad with zeros up to `size`; an input
         sent whole is the same in every request of the batch, so the first one's is the batch's."""
         assembled = {}
-        for name in self.items[0].inputs:
-            parts = [item.inputs[name] for item in self.items]
+        for name, first in self.items[0].inputs.items():
             if name in self.whole_inputs:
-                assembled[name] = parts[0]
+                assembled[name] = first
                 continue
+            parts = [item.inputs[name] for item in self.items]
             if self.size > self.rows:
                 first = parts[0]
                 parts.append(np.zeros((self.size - self.rows, *first.shape[1:]), first.dtype))
