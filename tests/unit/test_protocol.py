@@ -283,3 +283,13 @@ def test_an_unbatched_input_sets_no_rows_and_must_have_its_own_shape():
     assert req.rows == 2 and req.inputs["scale"].shape == (1,)
     message = refused(body(X, tensor("scale", shape=(2,), data=[2.0, 2.0])), specs=specs)
     assert "input 'scale' has shape [2]; the model expects [1]" in message
+
+
+def test_a_scalar_input_beside_a_batched_one_is_decoded_not_a_500():
+    inputs = [{"name": "x", "dtype": "float32", "shape": [-1, 3]}, {"name": "t", "dtype": "float32", "shape": []}]
+    specs = tensor_metas(inputs, inputs)
+    assert [m.batched for m in specs] == [True, False]
+    req = decode_infer(body(X, tensor("t", shape=(), data=[0.5])), None, specs)
+    assert req.rows == 2 and req.inputs["t"].shape == ()
+    scalar_only = [{"name": "t", "dtype": "float32", "shape": []}]
+    assert decode_infer(body(tensor("t", shape=(), data=[0.5])), None, tensor_metas(scalar_only, scalar_only)).rows == 1

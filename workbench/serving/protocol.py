@@ -50,7 +50,9 @@ def tensor_metas(specs: list[dict], inputs: list[dict]) -> list[TensorMeta]:
     is dynamic (a model that fixes its batch, whose first dimension is that batch)."""
     dynamic = lambda spec: bool(spec["shape"]) and _v2_dim(spec["shape"][0]) == -1  # noqa: E731
     fixed_batch = not any(dynamic(i) for i in inputs)
-    return [TensorMeta(s["name"], s["dtype"], tuple(s["shape"]), batched=fixed_batch or dynamic(s)) for s in specs]
+    # a scalar (rank 0) has no first dimension to batch on
+    return [TensorMeta(s["name"], s["dtype"], tuple(s["shape"]),
+                       batched=dynamic(s) or (fixed_batch and bool(s["shape"]))) for s in specs]
 
 
 def _v2_dim(d) -> int:
@@ -70,8 +72,7 @@ def common_rows(inputs: dict[str, np.ndarray], specs: list[TensorMeta]) -> int:
     """The request's batch, once every input has the same one and each named dynamic dimension
     (--dims) has one size of at least 1 across the inputs: no engine runs `seq` 8 on one input and
     16 on another, and ONNX Runtime would answer such a request with an error, not a 400."""
-    batched = [m.name for m in specs if m.batched and m.name in inputs] or list(inputs)
-    rows = {inputs[name].shape[0] for name in batched}
+    rows = {inputs[m.name].shape[0] for m in specs if m.batched and m.name in inputs} or {1}  # scalars only: 1 row
     if len(rows) != 1:
         raise RequestError(400, f"all inputs must have the same batch dimension, got {sorted(rows)}")
     sizes: dict[str, set[int]] = {}
@@ -155,7 +156,7 @@ def _tensor(entry: dict, meta: TensorMeta, binary: memoryview | None) -> np.ndar
     if not _fits(shape, meta):
         expected = ["batch", *meta.shape[1:]] if meta.batched else list(meta.shape)
         raise RequestError(400, f"input '{meta.name}' has shape {shape}; the model expects {expected}")
-    if shape[0] < 1:
+    if meta.batched and shape[0] < 1:
         raise RequestError(400, f"input '{meta.name}' has an empty batch")
     if binary is not None:
         size = math.prod(shape) * np.dtype(meta.dtype).itemsize
