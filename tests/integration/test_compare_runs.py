@@ -1,7 +1,8 @@
 """`report --compare` on real bench runs of the built-in mlp (#29 item 4): two runs of the same
-build show no significant change, and the same build at TVM_NUM_THREADS=1 against 2 (a deliberate
-change) is called one. The shared machine may move more than the change during a pair of runs (the
-comparison then rightly declines to call it), so the positive control gets three pairs."""
+build show no significant change, and the untuned build against the tuned one (a deliberate change,
+over 10x at batch 8) is called one. The positive control once was TVM_NUM_THREADS=1 against 2, a
+change of under 20% on mlp that a busy CI machine's noise hid in three pairs running; tuning's
+change does not depend on a second core being free."""
 
 import html
 import json
@@ -14,7 +15,6 @@ from tests.helpers import make_project, workbench_cli
 from workbench.report.compare import NO_CHANGE, TOO_FEW
 
 pytestmark = [pytest.mark.build, pytest.mark.slow]
-CALLED = ("regression", "improvement")
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,14 @@ def home(tmp_path_factory) -> Path:
     return home
 
 
-def bench(home: Path, threads: int | None = None) -> Path:
-    env = {"TVM_NUM_THREADS": str(threads)} if threads else None
+@pytest.fixture(scope="module")
+def untuned(tmp_path_factory) -> Path:
+    return make_project(tmp_path_factory.mktemp("compare-untuned"))
+
+
+def bench(home: Path) -> Path:
     result = workbench_cli("bench", "--model", "mlp", "--target", "host", "--engines", "tvm", "--batch-sizes", "1,8",
-                           "--json", home=home, extra_env=env)
+                           "--json", home=home)
     assert result.returncode == 0, result.stdout + result.stderr
     return Path(json.loads(result.stdout)["run_dir"])
 
@@ -62,11 +66,11 @@ def test_two_runs_of_the_same_build_show_no_significant_change(home):
     pytest.fail(f"two runs of one build were called a change in two pairs: {seen}")
 
 
-def test_one_thread_against_two_is_called_a_change(home):
+def test_tuning_is_called_an_improvement(home, untuned):
     seen = []
-    for _ in range(3):
-        found = verdicts(home, bench(home, threads=1), bench(home, threads=2))
+    for _ in range(2):
+        found = verdicts(home, bench(untuned), bench(home))
         seen.append(found)
-        if any(found.get(("tvm", f"latency b{b}")) in CALLED for b in (1, 8)):
+        if found.get(("tvm", "latency b8")) == "improvement":
             return
-    pytest.fail(f"TVM_NUM_THREADS=1 against 2 was never called a change: {seen}")
+    pytest.fail(f"the tuned build against the untuned one was never called an improvement at b8: {seen}")

@@ -27,10 +27,23 @@ def _serve(home: Path, *args: str, log: Path) -> ServerProcess:
     return ServerProcess("bundle-server", argv, port, log, env={**os.environ, "WORKBENCH_HOME": str(home)}).start()
 
 
+def _bench_until_a_verdict(home: Path):
+    """A busy machine rightly withholds the verdict ("No safe verdict ... rerun on a quiet machine",
+    once seen in CI): the bench is rerun, as a user would, up to three times."""
+    seen = []
+    for _ in range(3):
+        bench = workbench_cli("bench", "--model", "mlp", "--engines", "tvm,onnxruntime", "--batch-sizes", "1",
+                              home=home)
+        assert bench.returncode == 0, bench.stdout + bench.stderr
+        last = [line for line in bench.stdout.splitlines() if line.strip()][-2:]
+        if not last[0].startswith("verdict: No safe verdict"):
+            return bench, last
+        seen.append(last[0])
+    pytest.fail(f"three benches in a row found the machine too busy for a verdict: {seen}")
+
+
 def test_export_records_and_serve_follows_the_benchs_verdict(home, tmp_path):
-    bench = workbench_cli("bench", "--model", "mlp", "--engines", "tvm,onnxruntime", "--batch-sizes", "1", home=home)
-    assert bench.returncode == 0, bench.stdout + bench.stderr
-    last = [line for line in bench.stdout.splitlines() if line.strip()][-2:]
+    bench, last = _bench_until_a_verdict(home)
     assert last[0].startswith("verdict: Deploy onnxruntime for mlp on this machine: "), last
     assert last[1].startswith("tvm: tvm is ") and "the latency of onnxruntime" in last[1], last
     run_dir = Path(next(line for line in bench.stdout.splitlines() if line.startswith("records: "))[9:]).parent
