@@ -141,6 +141,9 @@ class ServerApp:
         return model
 
     async def _route(self, method: str, parts: list[str], scope, receive, times: InferTimes):
+        if len(parts) == 4 and parts[3] == "infer" and parts[0] == "v2" and parts[1] == "models":  # the hot path
+            _allow(method, "POST")
+            return await self._infer(self._model(parts[2]), scope, receive, times)
         ok = orjson.dumps
         if parts == ["v2", "health", "live"] or parts == ["v2", "health", "ready"]:
             _allow(method, "GET")

@@ -9,6 +9,11 @@ LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
+def label_key(**labels) -> tuple:
+    """A series' key: its labels in name order."""
+    return tuple(sorted(labels.items()))
+
+
 def _labels(labels: tuple) -> str:
     return ",".join(f'{k}="{v}"' for k, v in labels)
 
@@ -20,13 +25,16 @@ class Histogram:
         self._sums: dict[tuple, float] = defaultdict(float)
 
     def observe(self, value: float, **labels) -> None:
-        key = tuple(sorted(labels.items()))
+        self.add(label_key(**labels), value)
+
+    def add(self, key: tuple, value: float) -> None:
+        """observe() for a key made once (label_key): the request path observes five series per answer."""
         self._counts[key][bisect_left(self.buckets, value)] += 1
         self._sums[key] += value
 
     def total(self, **labels) -> tuple[int, float]:
         """How many values were observed with these labels, and their sum."""
-        key = tuple(sorted(labels.items()))
+        key = label_key(**labels)
         return (sum(self._counts[key]), self._sums[key]) if key in self._counts else (0, 0.0)
 
     def render(self) -> list[str]:
@@ -50,7 +58,7 @@ class Counter:
         self._values: dict[tuple, float] = defaultdict(float)
 
     def inc(self, amount: float = 1, **labels) -> None:
-        self._values[tuple(sorted(labels.items()))] += amount
+        self._values[label_key(**labels)] += amount
 
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
@@ -104,11 +112,12 @@ class ServerMetrics:
     def answered(self, model: str, seconds: float, times: InferTimes) -> None:
         """One inference answered with success: its latency and its phases, at once (no await in between,
         so no statistics snapshot counts it in some and not the others)."""
-        self.latency.observe(seconds, model=model)
-        self.queue.observe(times.queue, model=model)
-        self.decode.observe(times.decode, model=model)
-        self.request_compute.observe(times.compute, model=model)
-        self.encode.observe(times.encode, model=model)
+        key = (("model", model),)
+        self.latency.add(key, seconds)
+        self.queue.add(key, times.queue)
+        self.decode.add(key, times.decode)
+        self.request_compute.add(key, times.compute)
+        self.encode.add(key, times.encode)
         self.last_inference_ms[model] = time.time_ns() // 1_000_000
 
     def durations(self, model: str) -> dict[str, tuple[int, float]]:

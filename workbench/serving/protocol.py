@@ -8,6 +8,7 @@ input naming its byte count in `parameters.binary_data_size`.
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import orjson
@@ -35,9 +36,20 @@ class TensorMeta:
     # every request sends it whole, requests join a batch only when theirs are equal, and it is never cut
     batched: bool = True
 
-    @property
+    # Derived once per model, not per request (a frozen dataclass still has the __dict__ these use).
+    @cached_property
     def datatype(self) -> str:
         return DATATYPE_OF.get(self.dtype, self.dtype.upper())
+
+    @cached_property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    @cached_property
+    def checked_dims(self) -> tuple[int, ...]:
+        """The dimensions a request's shape must match: past the batch (all of a tensor not batched),
+        -1 where any size goes."""
+        return tuple(_v2_dim(e) for e in self.shape[1 if self.batched else 0:])
 
     def as_v2(self) -> dict:
         first = -1 if self.batched else _v2_dim(self.shape[0])
@@ -64,8 +76,7 @@ def _fits(shape: list, meta: TensorMeta) -> bool:
     it); a dynamic dimension (--dims) takes any size here, and the engine says which sizes it runs
     (a TVM build: its compiled ones)."""
     skip = 1 if meta.batched else 0
-    return len(shape) == len(meta.shape) and all(_v2_dim(e) == -1 or d == e
-                                                  for d, e in zip(shape[skip:], meta.shape[skip:]))
+    return len(shape) == len(meta.shape) and all(e == -1 or d == e for d, e in zip(shape[skip:], meta.checked_dims))
 
 
 def common_rows(inputs: dict[str, np.ndarray], specs: list[TensorMeta]) -> int:
@@ -159,11 +170,11 @@ def _tensor(entry: dict, meta: TensorMeta, binary: memoryview | None) -> np.ndar
     if meta.batched and shape[0] < 1:
         raise RequestError(400, f"input '{meta.name}' has an empty batch")
     if binary is not None:
-        size = math.prod(shape) * np.dtype(meta.dtype).itemsize
+        size = math.prod(shape) * meta.np_dtype.itemsize
         if len(binary) != size:
             raise RequestError(400, f"input '{meta.name}' carries {len(binary)} binary bytes; shape {shape} "
                                     f"of {datatype} needs {size}")
-        array = np.frombuffer(binary, meta.dtype).reshape(shape)
+        array = np.frombuffer(binary, meta.np_dtype).reshape(shape)
     else:
         data = entry.get("data")
         if not isinstance(data, list):
@@ -249,8 +260,9 @@ def decode_infer(body: bytes, header_length: int | None, specs: list[TensorMeta]
     if not isinstance(binary_default, bool):
         raise RequestError(400, "parameters.binary_data_output must be true or false")
     offset, view, inputs = header_length or 0, memoryview(body), {}
+    meta_of = {m.name: m for m in specs}
     for entry in entries:  # binary tensors follow the JSON in the order the inputs are listed
-        meta = next(m for m in specs if m.name == entry["name"])
+        meta = meta_of[entry["name"]]
         binary = None
         size = (entry.get("parameters") or {}).get("binary_data_size")  # parameters checked by _entries
         if size is not None:

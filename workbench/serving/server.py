@@ -123,7 +123,8 @@ async def serve(config: ServerConfig, sock) -> None:
     limited = BodyBudget(app, config.max_body_bytes_in_flight, max_body_bytes(config))
     protocol = timed_protocol(config.header_timeout_s, config.body_timeout_s)
     server = _graceful_server(uvicorn.Config(limited, loop="none", http=protocol, lifespan="on", access_log=False,
-                                           log_level="warning", timeout_graceful_shutdown=30, proxy_headers=False))
+                                           server_header=False, log_level="warning", timeout_graceful_shutdown=30,
+                                           proxy_headers=False))
     grpc = None
     if config.grpc_port:
         from workbench.serving import grpc_server
