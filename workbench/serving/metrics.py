@@ -112,7 +112,7 @@ class ServerMetrics:
     def answered(self, model: str, seconds: float, times: InferTimes) -> None:
         """One inference answered with success: its latency and its phases, at once (no await in between,
         so no statistics snapshot counts it in some and not the others)."""
-        key = (("model", model),)
+        key = label_key(model=model)
         self.latency.add(key, seconds)
         self.queue.add(key, times.queue)
         self.decode.add(key, times.decode)
