@@ -18,7 +18,7 @@ BATCH_KEY = {"pattern": "^[1-9][0-9]*$"}
 TAG_KEY = {"pattern": TAG_PATTERN}  # dims.Variant.tag: b1-seq128
 SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 POSITIVE = {"type": "integer", "minimum": 1}
-TENSORS = {"type": "array", "minItems": 1, "items": {
+TENSORS = {"type": "array", "items": {
     "type": "object", "required": ["name", "dtype", "shape"],
     "properties": {"name": TEXT, "dtype": TEXT,
                    "shape": {"type": "array", "items": {"anyOf": [{"type": "integer", "minimum": -1},
@@ -40,7 +40,7 @@ DIMS = {"type": "object", "minProperties": 1, "additionalProperties": {
 COMPILED_REQUIRED = ["target", "target_json", "device", "inputs", "outputs", "batch_sizes", "libraries"]
 COMPILED_PROPERTIES = {
     "target": TEXT, "target_json": {"type": "object"}, "device": {"enum": ["cpu", "cuda"]},
-    "inputs": TENSORS, "outputs": TENSORS,
+    "inputs": TENSORS, "outputs": {**TENSORS, "minItems": 1},  # a model may take no input (all constants)
     "batch_sizes": {"type": "array", "minItems": 1, "uniqueItems": True, "items": POSITIVE},
     "libraries": LIBRARIES, "dims": DIMS,
     "tuning": {"type": "object"}, "correctness": {"type": "object"},

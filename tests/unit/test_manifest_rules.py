@@ -35,10 +35,13 @@ def test_a_valid_manifest_passes_and_format_1_without_sizes_still_reads():
     check_consistent(parse(json.dumps(VALID).encode(), "b"), "b")
     old = _changed(lambda m: (m.pop("sizes"), m.pop("example_request"), m.update(bundle_format=1)))
     check_consistent(parse(json.dumps(old).encode(), "b"), "b")
+    no_inputs = _changed(lambda m: m.update(inputs=[]))  # a model of constants (ONNX's MelWeightMatrix test)
+    check_consistent(parse(json.dumps(no_inputs).encode(), "b"), "b")
 
 
 @pytest.mark.parametrize("change, fragment", [
     (lambda m: m.update(inputs="x"), "manifest.json: inputs: 'x' is not of type 'array'"),
+    (lambda m: m.update(outputs=[]), "manifest.json: outputs: [] should be non-empty"),
     (lambda m: m["inputs"][0].update(shape=65), "manifest.json: inputs[0].shape: 65 is not of type 'array'"),
     (lambda m: m["inputs"][0].update(shape=[True, 64]), "manifest.json: inputs[0].shape[0]: True is not valid"),
     (lambda m: m.update(batch_sizes=["1"]), "manifest.json: batch_sizes[0]: '1' is not of type 'integer'"),
