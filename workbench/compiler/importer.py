@@ -90,13 +90,14 @@ def import_model(model: onnx.ModelProto, batch: int, sizes: dict[str, int] | Non
     from tvm.relax.frontend.onnx import from_onnx
 
     from workbench.compiler.converters import fold_constant_nodes
+    from workbench.compiler.shapefold import fold_shape_arithmetic
 
-    model = fold_constant_nodes(model, supported_operators())
+    shapes = {name: list(shape) for name, shape in static_shapes(input_specs(model), batch, sizes).items()}
+    model = fold_constant_nodes(fold_shape_arithmetic(model, shapes), supported_operators())
     missing = unsupported_operators(model)
     if missing:
         raise ModelError(f"TVM's ONNX importer does not support operator(s) {', '.join(missing)}; "
                          "replace them in the model (or export with a different opset) and retry")
-    shapes = {name: list(shape) for name, shape in static_shapes(input_specs(model), batch, sizes).items()}
     dtypes = {spec.name: spec.dtype for spec in input_specs(model)}
     printed = io.StringIO()  # the importer prints its failures to stdout before raising them
     try:
