@@ -2,7 +2,7 @@
 few minutes of local tuning (issue #30's goals table), as a new user gets it.
 
     python scripts/reference_goals.py [--models resnet18,mobilenetv2,bert-mini] [--minutes 10]
-                                      [--batch 1] [--target host] [--no-reference]
+                                      [--batch 1] [--target host] [--no-reference] [--dims seq=128]
 
 Each model runs in a fresh project (an empty tuning_logs/, the shipped targets): `workbench bench`
 with tvm, onnxruntime and openvino at one batch size (0 minutes of local tuning: the build's
@@ -45,6 +45,9 @@ def project(model: str) -> Path:
     zoo = REPO / "models" / "zoo" / f"{model}.onnx"
     if zoo.exists():  # generated before: saves regenerating it
         shutil.copy(zoo, home / "models" / "zoo" / zoo.name)
+    exported = REPO / "models" / "exported" / f"{model}.onnx"
+    if exported.exists():  # torch-cnn, torch-encoder: a user's model, not the zoo's
+        shutil.copy(exported, home / "models" / exported.name)
     return home
 
 
@@ -61,9 +64,11 @@ def latest_records(home: Path, batch: int) -> dict[tuple[str, str], dict]:
     return records
 
 
-def bench_row(home: Path, model: str, batch: int, minutes: float, reference: bool, target: str) -> str:
+def bench_row(home: Path, model: str, batch: int, minutes: float, reference: bool, target: str,
+              dims: tuple[str, ...]) -> str:
     run(home, "bench", "--model", model, "--target", target, "--engines", "tvm,onnxruntime,openvino",
-        "--batch-sizes", str(batch), "--concurrency", "1", "--duration", "5", "--warmup", "1", reference=reference)
+        "--batch-sizes", str(batch), *dims, "--concurrency", "1", "--duration", "5", "--warmup", "1",
+        reference=reference)
     records = latest_records(home, batch)
     manifest = json.loads((home / "build" / model / target / "manifest.json").read_text())
     share = manifest["tuning"]["schedules"]["reference"]["flops_share"]
@@ -106,19 +111,21 @@ def main() -> None:
     parser.add_argument("--target", default="host",
                         help="x86-avx2 measures x86-64-avx2's records on an AVX-512 CPU")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--dims", help="passed to bench and tune: seq=128 for torch-encoder")
     args = parser.parse_args()
     reference = not args.no_reference
+    dims = ("--dims", args.dims) if args.dims else ()
     print("| model | batch | local tuning (min) | start | schedules (FLOPs) | TVM/ORT paired p50 (p10-p90) | "
           "TVM/OpenVINO paired | TVM/ORT direct | direct p50 ms tvm / ort / ov | "
           "paired GFLOP/s tvm / ort / ov | flag |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for model in args.models.split(","):
         home = project(model)
-        print(bench_row(home, model, args.batch, 0, reference, args.target), flush=True)
+        print(bench_row(home, model, args.batch, 0, reference, args.target, dims), flush=True)
         if args.minutes > 0:
-            run(home, "tune", "--model", model, "--target", args.target, "--batch-sizes", str(args.batch),
+            run(home, "tune", "--model", model, "--target", args.target, "--batch-sizes", str(args.batch), *dims,
                 "--minutes", str(args.minutes), "--trials", "100000", reference=reference)
-            print(bench_row(home, model, args.batch, args.minutes, reference, args.target), flush=True)
+            print(bench_row(home, model, args.batch, args.minutes, reference, args.target, dims), flush=True)
             print(f"<!-- {model}: {curve(home, args.target)} -->", flush=True)
         shutil.rmtree(home, ignore_errors=True)
 
