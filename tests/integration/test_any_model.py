@@ -132,3 +132,25 @@ def test_onnx_node_tests_of_converted_operators_match(project):
         assert result["outcome"] == "matched", result
     refused = script.run_one(cases["test_gru_batchwise"], project)  # a form we do not convert: our one line
     assert refused["outcome"] == "refused" and "workbench's converter at operator GRU" in refused["detail"], refused
+
+
+def test_an_import_failure_names_and_cuts_out_the_node_that_failed(project):
+    """Two MaxUnpools: TVM's importer takes the first and fails on the second (an output_shape
+    input); the message names the second and the model cut out for a report holds it, not the first."""
+    from workbench.compiler.failures import compiling
+
+    indices = numpy_helper.from_array(np.array([[[[0, 3], [8, 11]]]], np.int64), "indices")
+    shape = numpy_helper.from_array(np.array([1, 1, 4, 4], np.int64), "output_shape")
+    unpool = {"kernel_shape": [2, 2], "strides": [2, 2]}
+    nodes = [helper.make_node("MaxUnpool", ["x", "indices"], ["plain"], name="first", **unpool),
+             helper.make_node("MaxUnpool", ["x", "indices", "output_shape"], ["shaped"], name="second", **unpool)]
+    path = _save(project, "unpools", nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])],
+                 [helper.make_tensor_value_info(o, TensorProto.FLOAT, [1, 1, 4, 4]) for o in ("plain", "shaped")],
+                 [indices, shape])
+    model = load(resolve(path))
+    with pytest.raises(ModelError) as failed, compiling(model):
+        import_model(model, 1)
+    message = str(failed.value)
+    assert "at operator MaxUnpool (node 'second')" in message, message
+    cut = onnx.load(message.split("report it to Apache TVM with ", 1)[1].split(";", 1)[0])
+    assert [n.name for n in cut.graph.node] == ["second"], cut.graph.node

@@ -45,19 +45,20 @@ def tvm_message(exc: BaseException) -> str:
     return (lines[-1] if lines else type(exc).__name__)[:200]
 
 
-def _importer_operator(exc: BaseException) -> str | None:
-    """The ONNX operator whose converter raised, from the traceback of TVM's importer."""
-    found = None
+def _importer_node(exc: BaseException) -> tuple[str | None, object]:
+    """(the ONNX operator whose converter raised, its node when the importer's frame holds it), from
+    the traceback of TVM's importer: a model has many Reshapes, and the report needs the one that failed."""
+    found, failing = None, None
     for frame, _ in traceback.walk_tb(exc.__traceback__):
         if _FRONTEND not in frame.f_code.co_filename:
             continue
         node = frame.f_locals.get("node")
         if hasattr(node, "op_type"):
-            found = node.op_type
+            found, failing = node.op_type, node
         cls = frame.f_locals.get("cls")
         if isinstance(cls, type) and found is None:
             found = cls.__name__
-    return found
+    return found, failing
 
 
 def _raised_by_ours(exc: BaseException) -> bool:
@@ -65,25 +66,29 @@ def _raised_by_ours(exc: BaseException) -> bool:
     return bool(frames) and Path(frames[-1]).name in ("converters.py", "recurrent.py") and "workbench" in frames[-1]
 
 
-def _culprit(exc: BaseException, model, stage: str) -> tuple[str | None, str | None]:
-    """(the ONNX operator, the kernel or Relax operator) the failure names, each None when unknown."""
+def _culprit(exc: BaseException, model, stage: str) -> tuple[str | None, str | None, object]:
+    """(the ONNX operator, the kernel or Relax operator, the failing node) the failure names, each
+    None when unknown."""
     text = str(exc)
     kernel = next(iter(_KERNEL.findall(text)), None)
-    operator = _importer_operator(exc) if stage == "import" else None
+    operator, node = _importer_node(exc) if stage == "import" else (None, None)
     if operator is None and model is not None:
         types = list(dict.fromkeys(n.op_type for n in model.graph.node))
         squashed = re.sub(r"[^a-z0-9]", "", (kernel or text).lower())
         named = [t for t in types if t.lower() in squashed]
         operator = max(named, key=len) if named else (types[0] if len(types) == 1 else None)
-    return operator, kernel
+    return operator, kernel, node
 
 
-def _one_node_model(model, operator: str, directory: Path, stamp: str) -> Path | None:
-    """The first node of this operator cut out as its own model (onnx.utils.Extractor), for a report."""
+def _one_node_model(model, operator: str, directory: Path, stamp: str, failing=None) -> Path | None:
+    """The failing node (else the first node of this operator) cut out as its own model
+    (onnx.utils.Extractor), for a report."""
     import onnx
     from onnx.utils import Extractor
 
-    node = next((n for n in model.graph.node if n.op_type == operator), None)
+    outputs = list(failing.output) if failing is not None else None
+    node = next((n for n in model.graph.node if (list(n.output) == outputs if outputs else n.op_type == operator)),
+                None)
     if node is None:
         return None
     constants = {t.name for t in model.graph.initializer}
@@ -115,10 +120,11 @@ def tvm_failure(stage: str, exc: BaseException, batch=None, printed: str = "") -
     size or a dims.Variant ("1, seq 128"), written after "at batch"."""
     model = _MODEL.get()
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    operator, kernel = _culprit(exc, model, stage)
+    operator, kernel, node = _culprit(exc, model, stage)
     log, directory = _log(stage, exc, stamp, printed)
-    cut = _one_node_model(model, operator, directory, stamp) if operator and model and directory else None
+    cut = _one_node_model(model, operator, directory, stamp, node) if operator and model and directory else None
     where = f" at operator {operator}" if operator else ""
+    where += f" (node '{node.name}')" if node is not None and node.name else ""
     where += f" (kernel {kernel})" if kernel and kernel.lower() != f"relax.{(operator or '').lower()}" else ""
     at_batch = f" at batch {batch}" if batch is not None else ""
     if _raised_by_ours(exc):  # compiler/converters.py, recurrent.py: a form of the operator we do not convert
