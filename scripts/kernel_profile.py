@@ -1,6 +1,6 @@
 """Where a compiled model's time goes, kernel by kernel, inside the Relax VM.
 
-    python scripts/kernel_profile.py build/bert-mini/host/bert-mini-b1.so bert-mini [runs] [--context]
+    python scripts/kernel_profile.py build/bert-mini/host/bert-mini-b1.so bert-mini [runs] [--batch 1] [--context]
 
 Times every call the VM makes (through its instrument hook) on the model's seeded inputs and prints
 the total per kernel per inference, heaviest first. Compare with `workbench tune`'s table of best
@@ -15,6 +15,7 @@ time in the model matches "after predecessor" but not "flushed" loses to the mod
 which tuning does not see.
 """
 
+import argparse
 import statistics
 import sys
 import time
@@ -90,14 +91,16 @@ def context(library, vm, args, device) -> None:
 
 
 def main() -> None:
-    flags = [a for a in sys.argv[1:] if a.startswith("--")]
-    positional = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if len(positional) not in (2, 3) or set(flags) - {"--context"}:
-        sys.exit(f"usage: python {sys.argv[0]} <library.so> <model> [runs] [--context]")
-    library_path, model_name = positional[:2]
-    runs = int(positional[2]) if len(positional) == 3 else 50
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("library")
+    parser.add_argument("model")
+    parser.add_argument("runs", type=int, nargs="?", default=50)
+    parser.add_argument("--batch", type=int, default=1, help="the batch size the library was compiled for")
+    parser.add_argument("--context", action="store_true")
+    options = parser.parse_args()
+    library_path, runs = options.library, options.runs
     try:
-        model = load(resolve(model_name))
+        model = load(resolve(options.model))
     except WorkbenchError as exc:
         sys.exit(str(exc))
     device = tvm.cpu(0)
@@ -106,7 +109,7 @@ def main() -> None:
         vm = relax.VirtualMachine(library, device)
     except Exception as exc:  # TVM raises its own error types for a missing or foreign file
         sys.exit(f"cannot load {library_path}: {str(exc).splitlines()[0]}")
-    inputs = sample_inputs(model, 1)
+    inputs = sample_inputs(model, options.batch)
     args = [tvm.runtime.tensor(inputs[spec.name], device) for spec in input_specs(model)]
     for _ in range(10):
         vm["main"](*args)
@@ -120,7 +123,7 @@ def main() -> None:
           f"(the hook adds a little to each)")
     for symbol, seconds in totals.most_common():
         print(f"{symbol:64s} x{calls[symbol] // runs:<3d} {seconds / runs * 1e3:8.3f} ms")
-    if "--context" in flags:
+    if options.context:
         context(library, relax.VirtualMachine(library, device), args, device)
 
 
