@@ -187,7 +187,7 @@ def test_runs_left_follow_the_priority_and_skip_finished_sessions(script):
                 {"model": "mlp", "batch_sizes": [8], "out_of_time": True}]  # stopped at --minutes: done
     left = script.runs_left(script.PRIORITY, sessions)
     assert left == [("mobilenetv2", 1), ("bert-mini", 1), ("resnet18", 8), ("mobilenetv2", 8), ("bert-mini", 8),
-                    ("squeezenet1.1", 1), ("mlp", 1), ("squeezenet1.1", 8)]
+                    ("squeezenet1.1", 1), ("mlp", 1), ("squeezenet1.1", 8), ("resnet50", 1), ("resnet50", 8)]
     assert script.runs_left(script.PRIORITY, sessions, force=True) == script.PRIORITY
     assert script.runs_left(script.PRIORITY, []) == script.PRIORITY
     only = script.parse_runs("mlp@8, resnet18@8,mlp@1,mlp@8")
