@@ -58,7 +58,7 @@ def latest_run(home: Path) -> Path:
 def latest_records(home: Path, batch: int) -> dict[tuple[str, str], dict]:
     run_dir = latest_run(home)
     records = {}
-    for path in (run_dir / "records").glob(f"*-b{batch}.json"):
+    for path in (run_dir / "records").glob(f"*-b{batch}*.json"):  # -b1-seq128 with --dims
         record = json.loads(path.read_text())
         records[(record["engine"], record["scenario"]["kind"])] = record
     return records
@@ -69,6 +69,11 @@ def bench_row(home: Path, model: str, batch: int, minutes: float, reference: boo
     run(home, "bench", "--model", model, "--target", target, "--engines", "tvm,onnxruntime,openvino",
         "--batch-sizes", str(batch), *dims, "--concurrency", "1", "--duration", "5", "--warmup", "1",
         reference=reference)
+    return describe_run(home, model, batch, minutes, reference, target)
+
+
+def describe_run(home: Path, model: str, batch: int, minutes: float, reference: bool, target: str) -> str:
+    """The markdown row of the project's latest bench."""
     records = latest_records(home, batch)
     manifest = json.loads((home / "build" / model / target / "manifest.json").read_text())
     share = manifest["tuning"]["schedules"]["reference"]["flops_share"]
