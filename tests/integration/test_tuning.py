@@ -338,7 +338,8 @@ def test_bert_mini_lowers_erf_and_softmax_to_branch_free_approximations(project)
 
 def _conv_model(path):
     """Plain, strided, grouped (depthwise) and 1x1 convolutions, as resnet and mobilenet use them,
-    with mobilenet's ReLU6 (Clip with constant bounds) and a Clip with only a lower bound."""
+    with mobilenet's ReLU6 (Clip with constant bounds), MobileNetV3's HardSwish and a Clip with only
+    a lower bound."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -352,14 +353,15 @@ def _conv_model(path):
         helper.make_node("Conv", ["x", "w_stem"], ["stem"], strides=[2, 2], pads=[1, 1, 1, 1]),
         helper.make_node("Clip", ["stem", "zero", "six"], ["act"]),
         helper.make_node("Conv", ["act", "w_dw"], ["dw"], group=8, pads=[1, 1, 1, 1]),
-        helper.make_node("Conv", ["dw", "w_pw", "b_pw"], ["pw"]),
+        helper.make_node("HardSwish", ["dw"], ["swish"]),
+        helper.make_node("Conv", ["swish", "w_pw", "b_pw"], ["pw"]),
         helper.make_node("Clip", ["pw", "zero"], ["floor"]),
         helper.make_node("Add", ["floor", "pw"], ["y"]),
     ]
     graph = helper.make_graph(nodes, "convs",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 17, 17])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16, 9, 9])], inits)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
     return resolve(str(path))
 
 
@@ -373,7 +375,8 @@ def test_cpu_convolutions_run_channels_last_and_keep_the_models_layout_outside(p
         mod = prepare(import_model(model, 1), make_target(get_profile(profile).resolved_target()))
         assert len(re.findall(rf'T.sblock\("(group_)?{layout}"', mod.script())) == 3, profile
         kernels = [gv.name_hint for gv in mod.functions]
-        # Only the model's input and output are transposed, and the ReLU6 fused into its convolution.
+        # Only the model's input and output are transposed (none around the ReLU6 or the HardSwish),
+        # and the ReLU6 fused into its convolution.
         assert sum("transpose" in k for k in kernels) == transposes, kernels
         assert any("conv2d" in k and "_maximum_minimum" in k for k in kernels), kernels
         # Weights may be prepacked into a schedule's own layout on CPUs only.

@@ -51,7 +51,8 @@ def _clip_as_relax_ops():
     """The importer lowers Clip (mobilenetv2's ReLU6) straight to TIR kernels, which the layout
     pass cannot see into: channels-last wrapped every ReLU6 in a transpose to NCHW and back, and
     no ReLU6 fused into its convolution. With constant bounds Clip becomes relax's maximum and
-    minimum, which every pass understands; any other Clip keeps the importer's own lowering. The
+    minimum, which every pass understands; any other Clip keeps the importer's own lowering.
+    HardSwish (MobileNetV3's activation, torch's nn.Hardswish) clips the same way inside. The
     importer has no hook for one operator, so its table is swapped for the one import."""
     from tvm.relax.frontend.onnx import onnx_frontend
 
@@ -73,11 +74,23 @@ def _clip_as_relax_ops():
                 return super()._impl_v13(bb, inputs, attr, params)
             return _clamp(bb, inputs[0], *values)
 
+    class HardSwishWithoutClip(onnx_frontend.HardSwish):
+        @classmethod
+        def _impl_v14(cls, bb, inputs, attr, params):
+            from tvm import relax
+
+            x = inputs[0]
+            if not is_float(x.ty.dtype):
+                return super()._impl_v14(bb, inputs, attr, params)
+            gate = _clamp(bb, bb.normalize(relax.op.add(x, relax.const(3, x.ty.dtype))), 0.0, 6.0)
+            return relax.op.multiply(x, relax.op.divide(gate, relax.const(6, x.ty.dtype)))
+
     from workbench.compiler.converters import converters
 
     original = onnx_frontend._get_convert_map
     ours = converters()  # operators the importer lacks or gets wrong: compiler/converters.py
-    onnx_frontend._get_convert_map = lambda: {**original(), "Clip": ClipWithConstantBounds, **ours}
+    onnx_frontend._get_convert_map = lambda: {**original(), "Clip": ClipWithConstantBounds,
+                                              "HardSwish": HardSwishWithoutClip, **ours}
     try:
         yield
     finally:
