@@ -86,9 +86,10 @@ def _one_node_model(model, operator: str, directory: Path, stamp: str, failing=N
     import onnx
     from onnx.utils import Extractor
 
-    outputs = list(failing.output) if failing is not None else None
-    node = next((n for n in model.graph.node if (list(n.output) == outputs if outputs else n.op_type == operator)),
-                None)
+    if failing is not None:
+        node = next((n for n in model.graph.node if n.output == failing.output), None)
+    else:
+        node = next((n for n in model.graph.node if n.op_type == operator), None)
     if node is None:
         return None
     constants = {t.name for t in model.graph.initializer}
