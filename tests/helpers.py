@@ -27,6 +27,14 @@ def make_project(root: Path) -> Path:
     return root
 
 
+def without_reference(root: Path) -> dict:
+    """Environment for CLI runs that find no shipped reference records: an untuned build stays untuned
+    on a CPU whose family the repo ships records for (they apply to every host build, tests' too)."""
+    empty = root / "no-reference"
+    empty.mkdir(exist_ok=True)
+    return {"WORKBENCH_REFERENCE_DIR": str(empty)}
+
+
 def workbench_cli(*args: str, home: Path, timeout: float = 600, extra_env: dict | None = None,
                   **kwargs) -> subprocess.CompletedProcess:
     """The installed console script, run as a user runs it."""

@@ -84,7 +84,8 @@ def _shown_target(profile) -> str:
 def models() -> None:
     """List the built-in model zoo and the ONNX files under models/ with their size and cost."""
     from workbench import models as zoo
-    from workbench.modelstats import compute_stats
+    from workbench.dims import symbolic_dims
+    from workbench.modelstats import compute_stats, count_parameters
 
     table = Table("model", "source", "inputs", "outputs", "parameters", "GFLOPs")
     sources = [zoo.resolve(n) for n in zoo.builtin_names()]
@@ -92,14 +93,19 @@ def models() -> None:
     for source in sources:
         try:
             model = zoo.load(source)
-            stats = compute_stats(model)
         except WorkbenchError as exc:
             table.add_row(escape(source.name), escape(str(source.path)), f"[red]{escape(str(exc))}[/red]", "", "", "")
             continue
+        # a model with dynamic dimensions beyond the batch has a cost only at sizes --dims names
+        named = symbolic_dims(zoo.input_specs(model))
+        try:
+            gflops = f"at --dims {', '.join(named)}" if named else f"{compute_stats(model).gflops:.4g}"
+        except WorkbenchError as exc:
+            gflops = f"[red]{escape(str(exc))}[/red]"
         sig = lambda specs: "\n".join(f"{s.name} {s.dtype}[{'x'.join(map(str, s.shape))}]" for s in specs)  # noqa: E731
         table.add_row(escape(source.name), "built-in" if source.builtin else escape(str(source.path)),
                       escape(sig(zoo.input_specs(model))), escape(sig(zoo.output_specs(model))),
-                      f"{stats.parameters / 1e6:.2f} M", f"{stats.gflops:.4g}")
+                      f"{count_parameters(model) / 1e6:.2f} M", gflops)
     console.print(table)
 
 

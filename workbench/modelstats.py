@@ -40,8 +40,12 @@ def _static_model(model):
     return onnx.shape_inference.infer_shapes(fixed, data_prop=True)
 
 
+def count_parameters(model) -> int:
+    return sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+
+
 def compute_stats(model) -> ModelStats:
-    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    params = count_parameters(model)
     inferred = _static_model(model)
     shapes = {}
     for v in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:

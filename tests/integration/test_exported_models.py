@@ -34,3 +34,12 @@ def test_the_encoders_sequence_length_is_named_until_dims_fixes_it(exported_proj
     result = workbench_cli("compile", "--model", "torch-encoder", "--target", "host", "--batch-sizes", "1",
                            home=exported_project)
     assert_one_line_error(result.returncode, result.stdout + result.stderr, "seq", "--dims")
+
+
+def test_models_lists_the_encoders_inputs_and_says_its_cost_needs_dims(exported_project):
+    """`workbench models` once put the --dims error in the encoder's inputs column and hid its inputs."""
+    listed = workbench_cli("models", home=exported_project)
+    assert listed.returncode == 0, listed.stderr
+    row = " ".join(line for line in listed.stdout.splitlines() if "torch-encoder" in line or "int64" in line)
+    assert "int64[batchxseq]" in row.replace(" ", "") and "at --dims seq" in listed.stdout, listed.stdout
+    assert "error" not in listed.stdout.lower() and "pass --dims" not in listed.stdout, listed.stdout
