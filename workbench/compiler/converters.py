@@ -256,24 +256,26 @@ def fold_constant_nodes(model, supported: set[str]):
     there are none. A node the reference cannot run is left for the importer to refuse."""
     import onnx
     from onnx import numpy_helper
-    from onnx.reference import ReferenceEvaluator
+
+    from workbench.compiler.shapefold import evaluate, replace_with_constants
 
     model = _layer_norm_stats(model)
     constants = {t.name for t in model.graph.initializer}
-    foldable = [n for n in model.graph.node if n.op_type not in supported and n.domain in ("", "ai.onnx")
-                and all(i in constants or not i for i in n.input)]
-    if not foldable:
+    if not any(_foldable(n, supported, constants) for n in model.graph.node):
         return model
     folded = onnx.ModelProto()
     folded.CopyFrom(model)
     values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    for node in foldable:
-        try:
-            outputs = ReferenceEvaluator(node).run(None, {i: values[i] for i in node.input if i})
-        except Exception:  # the importer names the operator it cannot take
-            continue
-        folded.graph.node.remove(next(n for n in folded.graph.node if n == node))
-        for name, value in zip(node.output, outputs):
-            folded.graph.initializer.append(numpy_helper.from_array(np.asarray(value), name))
-            values[name] = np.asarray(value)
+    done = []
+    for node in [n for n in folded.graph.node if _foldable(n, supported, constants)]:
+        outputs = evaluate(node, values)
+        if outputs is not None:
+            values.update(zip(node.output, outputs))
+            done.append(node)
+    replace_with_constants(folded.graph, done, values)
     return folded
+
+
+def _foldable(node, supported: set[str], constants: set[str]) -> bool:
+    return node.op_type not in supported and node.domain in ("", "ai.onnx") and \
+        all(i in constants or not i for i in node.input)

@@ -41,10 +41,26 @@ def fold_shape_arithmetic(model: onnx.ModelProto, shapes: dict[str, list[int]]) 
             folded.append(node)
     if not folded:
         return model
-    for node in folded:
-        static.graph.node.remove(node)
-        static.graph.initializer.extend(numpy_helper.from_array(np.asarray(values[o]), o) for o in node.output)
+    replace_with_constants(static.graph, folded, values)
     return static
+
+
+def evaluate(node, values: dict) -> list[np.ndarray] | None:
+    """The node's outputs, computed by ONNX's reference implementation from `values`; None when it
+    cannot compute them (the node is then left for the importer, which names what it cannot take)."""
+    from onnx.reference import ReferenceEvaluator
+
+    try:
+        return [np.asarray(r) for r in ReferenceEvaluator(node).run(None, {i: values[i] for i in node.input if i})]
+    except Exception:
+        return None
+
+
+def replace_with_constants(graph, nodes: list, values: dict) -> None:
+    """Each of `nodes` removed from `graph`, its outputs becoming initializers holding their `values`."""
+    for node in nodes:
+        graph.node.remove(node)
+        graph.initializer.extend(numpy_helper.from_array(values[o], o) for o in node.output)
 
 
 def _fold(node, values: dict, types: dict) -> list | None:
@@ -58,13 +74,8 @@ def _fold(node, values: dict, types: dict) -> list | None:
         return [np.array(dims[attrs.get("start", 0):attrs.get("end")], np.int64)]  # ONNX slices as Python does
     if not all(i in values for i in node.input if i) or not all(_integer(types.get(o)) for o in node.output):
         return None
-    try:
-        from onnx.reference import ReferenceEvaluator
-
-        result = ReferenceEvaluator(node).run(None, {i: values[i] for i in node.input if i})
-    except Exception:  # left for the importer, which names the operator it cannot take
-        return None
-    return result if all(np.asarray(r).size <= _LARGEST for r in result) else None
+    result = evaluate(node, values)
+    return result if result is not None and all(r.size <= _LARGEST for r in result) else None
 
 
 def _with_input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.ModelProto:
