@@ -2,7 +2,15 @@ import numpy as np
 import orjson
 import pytest
 
-from workbench.serving.protocol import RequestError, TensorMeta, decode_infer, encode_infer, tensor_metas
+from workbench.serving.protocol import (
+    RequestDecoder,
+    RequestError,
+    TensorMeta,
+    decode_infer,
+    encode_binary_request,
+    encode_infer,
+    tensor_metas,
+)
 
 SPECS = [TensorMeta("x", "float32", (-1, 3)), TensorMeta("mask", "int64", (-1, 2))]
 
@@ -293,3 +301,20 @@ def test_a_scalar_input_beside_a_batched_one_is_decoded_not_a_500():
     assert req.rows == 2 and req.inputs["t"].shape == ()
     scalar_only = [{"name": "t", "dtype": "float32", "shape": []}]
     assert decode_infer(body(tensor("t", shape=(), data=[0.5])), None, tensor_metas(scalar_only, scalar_only)).rows == 1
+
+
+def test_the_decoder_remembers_binary_headers_only():
+    """A JSON-tensor request carries its data in the header: never remembered. A binary one is, and a
+    request with that header and other tensor bytes decodes to those bytes."""
+    decoder = RequestDecoder(SPECS, [])
+    decoder(body(X, MASK), None)
+    assert len(decoder) == 0
+    x, mask = np.arange(6, dtype=np.float32).reshape(2, 3), np.array([[1, 0], [0, 1]], np.int64)
+    raw, headers = encode_binary_request({"x": x, "mask": mask})
+    length = int(headers["Inference-Header-Content-Length"])
+    decoder(raw, length)
+    assert len(decoder) == 1
+    again = decoder(raw[:length] + (x + 1).tobytes() + (mask * 5).tobytes(), length)
+    assert len(decoder) == 1 and again.rows == 2
+    np.testing.assert_array_equal(again.inputs["x"], x + 1)
+    np.testing.assert_array_equal(again.inputs["mask"], mask * 5)

@@ -6,7 +6,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.serving.protocol import RequestError, TensorMeta, decode_infer, header_length
+from workbench.serving.protocol import RequestDecoder, RequestError, TensorMeta, decode_infer, header_length
 
 SPECS = [TensorMeta("x", "float32", (-1, 3)), TensorMeta("ids", "int8", (-1, 2))]
 OUTPUTS = [TensorMeta("y", "float32", (-1, 1)), TensorMeta("z", "int64", (-1,))]
@@ -78,3 +78,32 @@ def test_header_length_is_a_byte_count_or_a_400(value):
         assert header_length(value) >= 0 and value.isascii()
     except RequestError as exc:
         assert exc.status == 400
+
+
+def outcome(decode, body: bytes, length: int | None):
+    """What a decoder makes of a body: the request's fields, or the refusal."""
+    try:
+        request = decode(body, length)
+    except RequestError as exc:
+        return exc.status, str(exc)
+    return ({n: (a.dtype, a.shape, a.tobytes()) for n, a in request.inputs.items()}, request.rows, request.id,
+            request.outputs, request.binary)
+
+
+@FUZZ
+@given(st.integers(1, 3), st.data())
+def test_a_remembered_header_decodes_every_body_as_decode_infer_does(rows, data):
+    """RequestDecoder skips parsing a binary header it has seen: whatever bytes follow it (NaN among
+    them), of the right length or not, the answer is decode_infer's."""
+    head = orjson.dumps({"id": "r", "inputs": [
+        {"name": "ids", "datatype": "INT8", "shape": [rows, 2], "parameters": {"binary_data_size": rows * 2}},
+        {"name": "x", "datatype": "FP32", "shape": [rows, 3], "parameters": {"binary_data_size": rows * 12}}],
+        "outputs": [{"name": "z", "parameters": {"binary_data": True}}]})
+    decoder = RequestDecoder(SPECS, OUTPUTS)
+    decoder(head + bytes(rows * 14), len(head))  # zeros: a valid request, whose header it now remembers
+    assert len(decoder) == 1
+    size = rows * 14
+    tensors = data.draw(st.binary(min_size=size, max_size=size) | st.binary(max_size=64))
+    length = data.draw(st.just(len(head)) | st.integers(-1, len(head) + 60) | st.none())
+    body = head + tensors
+    assert outcome(decoder, body, length) == outcome(lambda b, n: decode_infer(b, n, SPECS, OUTPUTS), body, length)

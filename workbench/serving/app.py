@@ -16,7 +16,14 @@ from workbench.engines import Engine
 from workbench.serving import predictions, triton
 from workbench.serving.batcher import Batcher, BatchPolicy, BatchTooLarge, QueueFull
 from workbench.serving.metrics import InferTimes, ServerMetrics
-from workbench.serving.protocol import InferRequest, RequestError, TensorMeta, decode_infer, encode_infer, header_length
+from workbench.serving.protocol import (
+    InferRequest,
+    RequestDecoder,
+    RequestError,
+    TensorMeta,
+    encode_infer,
+    header_length,
+)
 
 RETRY_AFTER_S = "1"
 log = logging.getLogger("workbench.server")
@@ -31,6 +38,9 @@ class ServedModel:
     outputs: list[TensorMeta]
     extra: dict = field(default_factory=dict)  # preprocessing, labels: used by /predictions
     batcher: Batcher | None = None
+
+    def __post_init__(self):
+        self.decode = RequestDecoder(self.inputs, self.outputs)  # REST's decode_infer, a header decoded once
 
     def metadata(self) -> dict:
         return {"name": self.name, "versions": ["1"], "platform": f"workbench-{self.engine.kind}",
@@ -250,7 +260,7 @@ class ServerApp:
     async def _infer(self, model: ServedModel, scope, receive, times: InferTimes):
         body = await self.read_body(scope, receive)
         length = header_length(_header(scope, b"inference-header-content-length"))
-        request = self.timed_decode(times, decode_infer, body, length, model.inputs, model.outputs)
+        request = self.timed_decode(times, model.decode, body, length)
         body, headers = await self.answer(
             model, request, lambda metas, outs: encode_infer(model.name, request.id, metas, outs, request.binary),
             times)
