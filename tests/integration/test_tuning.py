@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.helpers import records_in
+from tests.helpers import records_in, without_reference
 from workbench.compiler.builder import CompileRequest, apply_records, compile_model, ensure_build
 from workbench.compiler.database import TuningDatabase
 from workbench.compiler.importer import make_target
@@ -31,6 +31,14 @@ from workbench.targets import get_profile
 from workbench.tuneview import TuneDisplay
 
 pytestmark = [pytest.mark.build, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def no_reference_records(tmp_path_factory, monkeypatch):
+    """These tests tune and build mlp from an empty database: the shipped reference records (mlp's
+    among them) would seed every task and choose its schedule before the first trial."""
+    for name, value in without_reference(tmp_path_factory.mktemp("ref")).items():
+        monkeypatch.setenv(name, value)
 
 
 def tune(source, profile, trials: int, batch_sizes: tuple[int, ...], database_dir, **options) -> TuneSummary:
