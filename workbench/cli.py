@@ -96,15 +96,16 @@ def models() -> None:
         except WorkbenchError as exc:
             table.add_row(escape(source.name), escape(str(source.path)), f"[red]{escape(str(exc))}[/red]", "", "", "")
             continue
+        inputs = zoo.input_specs(model)
         # a model with dynamic dimensions beyond the batch has a cost only at sizes --dims names
-        named = symbolic_dims(zoo.input_specs(model))
+        named = symbolic_dims(inputs)
         try:
             gflops = f"at --dims {', '.join(named)}" if named else f"{compute_stats(model).gflops:.4g}"
         except WorkbenchError as exc:
             gflops = f"[red]{escape(str(exc))}[/red]"
         sig = lambda specs: "\n".join(f"{s.name} {s.dtype}[{'x'.join(map(str, s.shape))}]" for s in specs)  # noqa: E731
         table.add_row(escape(source.name), "built-in" if source.builtin else escape(str(source.path)),
-                      escape(sig(zoo.input_specs(model))), escape(sig(zoo.output_specs(model))),
+                      escape(sig(inputs)), escape(sig(zoo.output_specs(model))),
                       f"{count_parameters(model) / 1e6:.2f} M", gflops)
     console.print(table)
 

@@ -38,9 +38,10 @@ class ServedModel:
     outputs: list[TensorMeta]
     extra: dict = field(default_factory=dict)  # preprocessing, labels: used by /predictions
     batcher: Batcher | None = None
+    decode: RequestDecoder = field(init=False, repr=False)  # REST's decode_infer, each header decoded once
 
     def __post_init__(self):
-        self.decode = RequestDecoder(self.inputs, self.outputs)  # REST's decode_infer, a header decoded once
+        self.decode = RequestDecoder(self.inputs, self.outputs)
 
     def metadata(self) -> dict:
         return {"name": self.name, "versions": ["1"], "platform": f"workbench-{self.engine.kind}",
