@@ -21,11 +21,12 @@ KEEP records (ranked as the database's own compaction ranks them), the workloads
 (and those selected/ holds a choice for) renumbered in order, selected/, sessions.jsonl and
 lowering.json; the archive, logs/, set-aside torn lines and stale staging folders are deleted.
 Kept lines are byte for byte as they were, apart from a record's renumbered workload index.
-The two database files (in the folder and in selected/) are then shipped gzip-compressed, the
-workloads' base64 TIR compressing ~14x: database_workload.json.gz and database_tuning_record.json.gz,
-written deterministically (no time or name in the gzip header; an unchanged file is not rewritten)
-so compacting an unchanged folder changes no byte, and the plain files deleted (.gitignore keeps
-them out). A folder holding only the .gz files, or both, is unpacked first.
+selected/'s records are renumbered to the folder's workload lines, so selected/ ships its records
+only (unpack writes its workloads file back as a copy of the folder's). The database files are then
+shipped gzip-compressed, the workloads' base64 TIR compressing ~14x: database_workload.json.gz and
+database_tuning_record.json.gz, written deterministically (no time or name in the gzip header; an
+unchanged file is not rewritten) so compacting an unchanged folder changes no byte, and the plain
+files deleted (.gitignore keeps them out). A folder holding only the .gz files, or both, is unpacked first.
 
 summary prints each family's sessions (model, batch, CPU, date, commit, trials, minutes) and the sizes
 of what is shipped (the .gz files and the rest).
@@ -239,12 +240,39 @@ def compact_database(directory: Path, keep: int, keep_hashes: frozenset = frozen
         return len(kept), hashes  # nothing to drop: the files stay as they are
     new_index = {old: new for new, old in enumerate(workloads)}
     workload_lines, record_lines = _raw_lines(paths[WORKLOADS]), _raw_lines(paths[RECORDS])
-    staged_workloads = _stage(paths[WORKLOADS], [workload_lines[w] for w in workloads])
-    staged_records = _stage(paths[RECORDS], [_renumber(record_lines[line], new_index[records[line][0]])
-                                             for line in kept])
-    os.replace(staged_workloads, paths[WORKLOADS])
-    os.replace(staged_records, paths[RECORDS])
+    _swap(directory, [workload_lines[w] for w in workloads],
+          [_renumber(record_lines[line], new_index[records[line][0]]) for line in kept])
     return len(kept), [hashes[w] for w in workloads]
+
+
+def _swap(directory: Path, workload_lines: list[bytes], record_lines: list[bytes]) -> None:
+    """Replace a database's two files: both staged, then the workloads swapped in, then the records
+    (the order _roll_forward relies on)."""
+    staged_workloads = _stage(directory / WORKLOADS, workload_lines)
+    staged_records = _stage(directory / RECORDS, record_lines)
+    os.replace(staged_workloads, directory / WORKLOADS)
+    os.replace(staged_records, directory / RECORDS)
+
+
+def share_workloads(folder: Path) -> None:
+    """Renumber selected/'s records to the folder's own workload lines and make selected/'s workloads
+    file a copy of the folder's, which pack then leaves out and unpack writes back: the same TIR was
+    shipped twice, half of a family's size. compact_database keeps every workload selected/ holds a
+    choice for; one whose line is not byte for byte in the folder leaves selected/ as it is."""
+    chosen = folder / SELECTED
+    if not (chosen / RECORDS).exists():
+        return
+    _roll_forward(chosen)
+    own = _raw_lines(folder / WORKLOADS)
+    position = {line: i for i, line in enumerate(own)}
+    theirs = _raw_lines(chosen / WORKLOADS)
+    if any(line not in position for line in theirs):
+        return
+    lines = _raw_lines(chosen / RECORDS)
+    renumbered = [_renumber(line, position[theirs[record[0]]])
+                  for line, record in zip(lines, _read_records(chosen, len(theirs)))]
+    if renumbered != lines or theirs != own:
+        _swap(chosen, own, renumbered)
 
 
 def _remove_leftovers(folder: Path) -> None:
@@ -267,6 +295,7 @@ def compact_folder(folder: Path, keep: int = KEEP, profile: str | None = None) -
         chosen = folder / SELECTED
         selected = compact_database(chosen, keep, want=want)[1] if chosen.is_dir() else []
         kept, _ = compact_database(folder, keep, frozenset(selected), want)
+        share_workloads(folder)
         _remove_leftovers(folder)
         pack_folder(folder)
     return kept
@@ -299,26 +328,38 @@ def _unpacked(packed: Path) -> bytes:
         raise SystemExit(f"{packed}: not a readable gzip file ({exc})") from None
 
 
-def pack(directory: Path) -> None:
-    """Replace the directory's plain WORKLOADS and RECORDS by NAME.gz. Both .gz files are in place
-    before either plain file is deleted, so a kill leaves plain files that unpack keeps; a .gz that
-    already holds the plain file's bytes is left as it is (no change for git, whatever zlib)."""
+def pack(directory: Path, shared: Path | None = None) -> None:
+    """Replace the directory's plain WORKLOADS and RECORDS by NAME.gz. Every .gz file is in place
+    before a plain file is deleted, so a kill leaves plain files that unpack keeps; a .gz that
+    already holds the plain file's bytes is left as it is (no change for git, whatever zlib).
+    A WORKLOADS file holding what `shared` holds (selected/'s copy of the folder's) is not shipped:
+    it and any .gz of it are deleted once the records' .gz is in place."""
+    workloads = directory / WORKLOADS
+    copy = shared is not None and shared.exists() and workloads.exists() and workloads.read_bytes() == \
+        shared.read_bytes()
     plain = [directory / name for name in (WORKLOADS, RECORDS) if (directory / name).exists()]
     for path in plain:
         packed = path.with_name(path.name + GZ)
+        if path == workloads and copy:
+            continue
         data = path.read_bytes()
         if not packed.exists() or _unpacked(packed) != data:
             _write_atomically(packed, gzip_bytes(data))
+    if copy:
+        workloads.with_name(WORKLOADS + GZ).unlink(missing_ok=True)
     for path in plain:
         path.unlink()
 
 
-def unpack(directory: Path) -> None:
+def unpack(directory: Path, shared: Path | None = None) -> None:
     """Write the directory's plain WORKLOADS and RECORDS from NAME.gz. A plain file already there
     is kept: newer than its .gz it is a run's work not yet packed (an interrupted run), or a kill
     between pack's writes left it, holding what the .gz holds. One older than its .gz that differs
     from it (a stale file from before a pull of new records, say) is refused: which one is wanted
-    is not ours to guess."""
+    is not ours to guess. Records shipped without their WORKLOADS number `shared`'s lines (see
+    pack): the plain WORKLOADS is written as a copy of it, unless the plain records are a run's work."""
+    records, packed_records = directory / RECORDS, directory / (RECORDS + GZ)
+    run_work = records.exists() and (not packed_records.exists() or records.read_bytes() != _unpacked(packed_records))
     for name in (WORKLOADS, RECORDS):
         path, packed = directory / name, directory / (name + GZ)
         if not packed.exists():
@@ -329,18 +370,22 @@ def unpack(directory: Path) -> None:
             raise SystemExit(f"{path} is older than {packed.name} and differs from it: delete the plain file "
                              f"to use {packed.name} (the shipped records), or {packed.name} to keep the plain "
                              "file's records (an interrupted run's)")
+    workloads = directory / WORKLOADS
+    if shared is not None and shared.exists() and not workloads.with_name(WORKLOADS + GZ).exists() \
+            and records.exists() and not (run_work and workloads.exists()):
+        _write_atomically(workloads, shared.read_bytes())
 
 
 def unpack_folder(folder: Path) -> None:
-    for directory in (folder, folder / SELECTED):
-        if directory.is_dir():
-            unpack(directory)
+    unpack(folder)
+    if (folder / SELECTED).is_dir():
+        unpack(folder / SELECTED, shared=folder / WORKLOADS)
 
 
 def pack_folder(folder: Path) -> None:
-    for directory in (folder / SELECTED, folder):
-        if directory.is_dir():
-            pack(directory)
+    if (folder / SELECTED).is_dir():
+        pack(folder / SELECTED, shared=folder / WORKLOADS)
+    pack(folder)
 
 
 def _profile_identity(profile: str) -> dict:

@@ -1,6 +1,7 @@
 """What the tests share: a fresh project, the CLI run as a user runs it, the one-line error check,
 a workbench server on a free loopback port and plain HTTP calls to it."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -25,6 +26,14 @@ def make_project(root: Path) -> Path:
     (root / "models").mkdir()
     (root / "tuning_logs").mkdir()
     return root
+
+
+def load_script(name: str):
+    """A script of scripts/ (not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def without_reference(root: Path) -> dict:

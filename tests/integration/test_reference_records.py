@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.helpers import workbench_cli
+from tests.helpers import load_script, workbench_cli
 from workbench.compiler import reference_records
 from workbench.compiler.builder import CompileRequest, compile_model
 from workbench.compiler.buildkey import workload_keys
@@ -140,3 +140,25 @@ def test_damaged_missing_and_foreign_folders_get_one_line_each(with_reference, r
     assert err.count("warning:") == 1 and f"no reference tuning records for {FAMILY}" in err
     assert reference_records.load(HOST, HOST.resolved_target(), keys, enabled=False) is None
     assert capsys.readouterr().err == ""
+
+
+def test_a_shipped_folder_gives_the_records_of_the_folder_tuned(reference_root, tmp_path, monkeypatch):
+    """Compacted and packed as shipped (selected/ without a workloads file of its own, its records
+    numbering the folder's), a folder gives a build the same records, choices first."""
+    tasks, _ = mlp_tasks()
+    keys = workload_keys(tasks)
+    monkeypatch.setenv(reference_records.ENV, str(reference_root))
+    tuned = reference_records.load(HOST, HOST.resolved_target(), keys)
+    assert tuned.selected is not None
+    shipped = tmp_path / "shipped"
+    shutil.copytree(reference_root / FAMILY, shipped / FAMILY)
+    load_script("tune_reference").compact_folder(shipped / FAMILY, keep=1000)
+    assert sorted(p.name for p in (shipped / FAMILY / "selected").iterdir()) == ["database_tuning_record.json.gz"]
+
+    monkeypatch.setenv(reference_records.ENV, str(shipped))
+    compacted = reference_records.load(HOST, HOST.resolved_target(), keys)
+
+    assert compacted.keys == tuned.keys
+    for task in tasks:
+        assert [str(r.trace) for r in compacted.candidates(task.mod)] == \
+            [str(r.trace) for r in tuned.candidates(task.mod)]

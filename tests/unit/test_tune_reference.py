@@ -4,23 +4,20 @@ runs are left."""
 import argparse
 import fcntl
 import gzip
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "tune_reference.py"
+from tests.helpers import load_script
+
 TARGET = {"keys": ["cpu"], "kind": "llvm", "mcpu": "skylake-avx512", "num-cores": 2, "tag": ""}
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("tune_reference", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tune_reference")
 
 
 def workload_line(name: str) -> bytes:
@@ -120,11 +117,51 @@ def test_compaction_drops_what_is_not_shipped_and_keeps_the_rest(script, tmp_pat
     assert (folder / "sessions.jsonl").read_bytes() == sessions
     assert (folder / "lowering.json").read_bytes() == lowering
     assert (folder / ".lock").read_text() == "4242"
-    # selected/ keeps its choice, less the workload it holds no record for
-    assert [w[0] for w in read_json_lines(folder / "selected" / "database_workload.json")] == ["w1"]
-    assert shipped_bytes(folder / "selected" / "database_tuning_record.json") == record_line(0, "w1", [6e-6])
+    # selected/ keeps its choice, numbered as the folder's workloads (w0, w1, w3), and ships no workloads
+    assert shipped_bytes(folder / "selected" / "database_tuning_record.json") == record_line(1, "w1", [6e-6])
+    assert not list((folder / "selected").glob("database_workload.json*"))
     assert not list(folder.rglob("*.compacting"))
     assert not database_files(folder)  # the plain files are packed: only the .gz files are left
+
+
+def test_selected_ships_its_records_only_and_unpacks_with_the_folders_workloads(script, tmp_path):
+    folder = make_folder(tmp_path)
+    with open(folder / "selected" / "database_tuning_record.json", "ab") as f:  # a second choice, of w3
+        f.write(record_line(2, "w3", [2e-6]))
+    (folder / "selected" / "database_workload.json").write_bytes(
+        workload_line("w1") + workload_line("w-stale") + workload_line("w3"))
+
+    script.compact_folder(folder, keep=4)
+
+    assert not (folder / "selected" / "database_workload.json.gz").exists()
+    script.unpack_folder(folder)
+    workloads = (folder / "database_workload.json").read_bytes()
+    assert (folder / "selected" / "database_workload.json").read_bytes() == workloads
+    names = [json.loads(line)[0] for line in workloads.splitlines()]
+    chosen = [json.loads(line) for line in (folder / "selected" / DATABASE_FILES[1]).read_text().splitlines()]
+    assert [(names[index], trace[0][0][2][0]) for index, (trace, *_rest) in chosen] == [("w1", "w1"), ("w3", "w3")]
+    script.pack_folder(folder)  # packed again: still no copy of the workloads in selected/
+    assert sorted(p.name for p in (folder / "selected").iterdir()) == ["database_tuning_record.json.gz"]
+
+
+def test_unpacking_rewrites_a_stale_copy_of_the_workloads_but_keeps_a_runs_own(script, tmp_path):
+    folder = make_folder(tmp_path)
+    script.compact_folder(folder, keep=4)
+    chosen = folder / "selected"
+    (chosen / "database_workload.json").write_bytes(workload_line("w-old"))  # left by a kill, before a pull
+
+    script.unpack_folder(folder)
+    assert (chosen / "database_workload.json").read_bytes() == (folder / "database_workload.json").read_bytes()
+
+    # an interrupted run re-timed and wrote selected/ whole: its plain files belong together
+    (chosen / "database_workload.json").write_bytes(workload_line("w3"))
+    (chosen / "database_tuning_record.json").write_bytes(record_line(0, "w3", [1e-7]))
+    script.unpack_folder(folder)
+    assert (chosen / "database_workload.json").read_bytes() == workload_line("w3")
+    script.compact_folder(folder, keep=4)  # and compaction numbers the run's choice as the folder's w3
+    names = [w[0] for w in read_json_lines(folder / "database_workload.json")]
+    assert names == ["w0", "w3"]  # w1, chosen no more and without records, is dropped
+    assert shipped_bytes(chosen / "database_tuning_record.json") == record_line(1, "w3", [1e-7])
 
 
 def test_compaction_is_idempotent(script, tmp_path):
@@ -231,7 +268,7 @@ def test_tune_runs_whats_left_compacts_after_each_and_stops_at_a_failure(script,
     assert not (folder / "logs").exists()  # compacted after the run
     # the tuner appends to plain files: the second run found them unpacked from the first's .gz files
     assert unpacked == [sorted(DATABASE_FILES * 2)] * 2
-    assert not database_files(folder) and len(database_files(folder, ".gz")) == 4
+    assert not database_files(folder) and len(database_files(folder, ".gz")) == 3  # selected/: its records only
     out = capsys.readouterr().out
     assert "resnet18@1: already in" in out and "exited 130" in out and "6 records kept" in out
 

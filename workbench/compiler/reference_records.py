@@ -139,25 +139,36 @@ def load(profile, target_json: dict, wanted=None, enabled: bool = True) -> Refer
 
     target = make_target(target_json)
     wanted = set(wanted) if wanted is not None else None
-    tuned, keys = _read(directory, target, wanted)
-    selected = None
-    if shipped_file(directory / SELECTED / RECORDS) is not None:
-        selected, selected_keys = _read(directory / SELECTED, target, wanted)
+    workloads = _workloads(directory / WORKLOADS, wanted)
+    tuned, keys = _read(directory, target, wanted, workloads)
+    selected, chosen = None, directory / SELECTED
+    if (records := shipped_file(chosen / RECORDS)) is not None:
+        # A compacted folder's selected/ ships no workloads: its records number the folder's (a plain
+        # copy beside shipped records is the regeneration script's, maybe stale).
+        own = (chosen / (WORKLOADS + ".gz")).is_file() or (records.suffix != ".gz" and (chosen / WORKLOADS).is_file())
+        selected, selected_keys = _read(chosen, target, wanted, _workloads(chosen / WORKLOADS, wanted) if own
+                                        else workloads)
         keys |= selected_keys
     return Reference(directory.name, directory, selected, tuned, keys, machines(directory))
 
 
-def _read(directory: Path, target, wanted: set | None):
-    """A MemoryDatabase of the folder's valid records (of the `wanted` kernels) with `target` as
-    theirs, and their keys."""
+def _workloads(path: Path, wanted: set | None) -> dict:
+    """Line number -> Workload, of the `wanted` kernels' lines in a workloads file."""
     from tvm.s_tir import meta_schedule as ms
 
     def parse(line):
         return ms.database.Workload.from_json(line) if wanted is None or str(line[0]) in wanted else None
 
+    return {i: w for i, w in _parsed_lines(path, parse).items() if w}
+
+
+def _read(directory: Path, target, wanted: set | None, workloads: dict):
+    """A MemoryDatabase of the folder's valid records (of the `wanted` kernels, whose `workloads`
+    are given by line number) with `target` as theirs, and their keys."""
+    from tvm.s_tir import meta_schedule as ms
+
     db = ms.database.MemoryDatabase()
-    workloads = {i: w for i, w in _parsed_lines(directory / WORKLOADS, parse).items() if w}
-    committed = {i: db.commit_workload(w.mod) for i, w in workloads.items()}
+    committed = {}  # workload index -> the workload as this database holds it, for those with a record
     foreign, bad, keys = set(), 0, set()
     for _, line in _json_lines(directory / RECORDS):
         try:
@@ -172,6 +183,8 @@ def _read(directory: Path, target, wanted: set | None):
         except Exception:  # a line that does not parse as a record, or names a missing workload
             bad += 1
             continue
+        if workload_index not in committed:
+            committed[workload_index] = db.commit_workload(workloads[workload_index].mod)
         rekeyed = ms.database.TuningRecord(record.trace, committed[workload_index], record.run_secs, target,
                                            record.args_info)
         db.commit_tuning_record(rekeyed)
@@ -208,12 +221,13 @@ def _json_lines(path: Path):
     path = shipped_file(path)
     if path is None:
         return
-    bad = 0
+    bad, number = 0, -1
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-            for number, raw in enumerate(f):
-                if not raw.strip():
+            for raw in f:
+                if not raw.strip():  # not a line, as MetaSchedule and the regeneration script number them
                     continue
+                number += 1
                 try:
                     value = json.loads(raw)
                 except ValueError:
