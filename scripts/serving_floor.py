@@ -8,6 +8,8 @@ seconds (user and system, all threads) over the requests answered, as `server_cp
 in bench's records. The floors answer a canned response without reading it:
 
 - `uvicorn`: a bare ASGI app on uvicorn (uvloop, httptools, access log off), as our server runs it;
+- `granian-asgi`, `granian-rsgi`: the same app on granian, a Rust HTTP server (ASGI, and its own
+  RSGI interface; one worker on uvloop; not a dependency: `pip install granian` to measure it);
 - `grpc-aio`, `grpc-sync`: a bare grpcio server, `grpc.aio` on uvloop and the synchronous one;
 - `workbench-null`, `workbench-null-grpc`: our server with the null engine (zeros at once), REST and gRPC.
 
@@ -17,7 +19,6 @@ prints every run. Nothing else may load the cores while it runs.
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -45,9 +46,8 @@ def _rest_answer() -> tuple[bytes, bytes]:
     return head.encode() + OUT.tobytes(), str(len(head)).encode()
 
 
-def bare_uvicorn(port: int) -> None:
-    import uvicorn
-
+def canned_asgi():
+    """A bare ASGI app: reads the request, answers mlp's canned binary response."""
     body, head_length = _rest_answer()
     headers = [(b"content-type", b"application/octet-stream"), (b"content-length", str(len(body)).encode()),
                (b"inference-header-content-length", head_length)]
@@ -61,8 +61,34 @@ def bare_uvicorn(port: int) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", access_log=False,
+    return app
+
+
+def canned_rsgi():
+    """The same as an RSGI app (granian's own interface, no ASGI message dicts)."""
+    body, head_length = _rest_answer()
+    headers = [("content-type", "application/octet-stream"), ("inference-header-content-length", head_length.decode())]
+
+    async def app(scope, protocol):
+        await protocol()
+        protocol.response_bytes(200, headers, body)
+
+    return app
+
+
+def bare_uvicorn(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(canned_asgi(), host="127.0.0.1", port=port, loop="uvloop", http="httptools", access_log=False,
                 log_level="warning")
+
+
+def bare_granian(port: int, interface: str) -> list[str]:
+    """The command running granian (a Rust HTTP server; not a dependency: pip install granian) with
+    one worker on uvloop; its worker is a child process, counted with it."""
+    return [sys.executable, "-m", "granian", "--interface", interface, "--workers", "1", "--loop", "uvloop",
+            "--host", "127.0.0.1", "--port", str(port), "--http", "1", "--no-ws", "--log-level", "warning", "--factory",
+            f"scripts.serving_floor:canned_{interface}"]
 
 
 def bare_grpc(port: int, synchronous: bool) -> None:
@@ -116,8 +142,11 @@ def _workbench_config(folder: Path, port: int, grpc_port: int | None) -> Path:
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User and system CPU seconds of the process and its children (granian's worker)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    return sum(t.user + t.system for t in (p.cpu_times() for p in [process, *process.children(recursive=True)]))
 
 
 def _wait_for_port(port: int, timeout_s: float = 60) -> None:
@@ -138,6 +167,8 @@ def measure(name: str, folder: Path, seconds: float, concurrency: int) -> str:
     start = f"import sys; sys.path.insert(0, {str(REPO)!r}); import scripts.serving_floor as f; "
     grpc = name.endswith("grpc") or name.startswith("grpc")
     argv = {"uvicorn": python + [start + f"f.bare_uvicorn({port})"],
+            "granian-asgi": bare_granian(port, "asgi"),
+            "granian-rsgi": bare_granian(port, "rsgi"),
             "grpc-aio": python + [start + f"f.bare_grpc({grpc_port}, False)"],
             "grpc-sync": python + [start + f"f.bare_grpc({grpc_port}, True)"],
             "workbench-null": [sys.executable, "-m", "workbench.serving.server",
