@@ -212,16 +212,16 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
               help="workbench-server: longest wait for a batch to fill "
                    "(0: a batch is what queued while the engine was busy)")] = 0.0,
           server_workers: Annotated[int, typer.Option(help="workbench-server: processes sharing the port")] = 1,
+          engine_threads: Annotated[int, typer.Option(help="workbench-server: engine threads (0: one a core)")] = 0,
           seed: Annotated[int, typer.Option(help="Seed of the inputs and of the Poisson schedule")] = 0,
           wire: Annotated[str, typer.Option(
               help="workbench-server requests: json (v2 JSON tensors) "
                    "or binary (the binary tensor extension)")] = "json",
-          protocol: ProtocolOpt = "rest",
+          protocol: ProtocolOpt = "rest", rtol: RtolOpt = DEFAULT_RTOL, atol: AtolOpt = DEFAULT_ATOL,
           rpc: Annotated[str | None, typer.Option(
               help="Time the tvm engine on a device at this RPC tracker (host:port)")] = None,
           rpc_key: Annotated[str | None, typer.Option(help="Device key at the tracker")] = None,
           rpc_wait: Annotated[float, typer.Option(help="Seconds to wait for a device under the key")] = 30,
-          rtol: RtolOpt = DEFAULT_RTOL, atol: AtolOpt = DEFAULT_ATOL,
           decide_by: DecideByOpt = None, dims: DimsOpt = None,
           as_json: Annotated[bool, typer.Option(
               "--json", help="Print the summary as JSON instead of tables")] = False) -> None:
@@ -236,11 +236,11 @@ def bench(model: ModelOpt = "mlp", target: TargetOpt = "host",
     parse(decide_by)  # refused before a minute of measuring, not after
     chosen = tuple(e.strip() for e in engines.split(",") if e.strip()) if engines is not None else None
     config = BenchConfig(model=model, target=target, concurrency=parse_int_list("--concurrency", concurrency),
-                         batch_sizes=parse_batch_sizes(batch_sizes, None),
-                         rate=rate, slo_p99_ms=slo_p99_ms, duration_s=duration, warmup_s=warmup,
-                         min_requests=min_requests, url=url, max_batch=max_batch, max_delay_ms=max_delay_ms,
-                         seed=seed, server_workers=server_workers, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait,
-                         wire=wire, protocol=protocol, rtol=rtol, atol=atol, engines=chosen, dims=parse_dims(dims))
+                         batch_sizes=parse_batch_sizes(batch_sizes, None), rate=rate, slo_p99_ms=slo_p99_ms,
+                         duration_s=duration, warmup_s=warmup, min_requests=min_requests, url=url, max_batch=max_batch,
+                         max_delay_ms=max_delay_ms, seed=seed, server_workers=server_workers,
+                         engine_threads=engine_threads, rpc=rpc, rpc_key=rpc_key, rpc_wait_s=rpc_wait, wire=wire,
+                         protocol=protocol, rtol=rtol, atol=atol, engines=chosen, dims=parse_dims(dims))
     run_dir, records = run_bench(config, BenchDisplay(enabled=not as_json))
     decision = decide_and_keep(run_dir, records, decide_by)
     if as_json:

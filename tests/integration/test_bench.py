@@ -96,6 +96,7 @@ def test_slo_search_finds_a_rate_under_the_bound(project):
     (("--target", "nowhere"), "unknown target 'nowhere'"),
     (("--model", "missing.onnx"), "model 'missing.onnx' not found"),
     (("--wire", "xml"), "--wire must be json or binary"),
+    (("--engine-threads", "-1"), "--engine-threads must be 0 (one per physical core) or a thread count"),
     (("--wire", "binary"), "flask-naive speaks JSON only"),
 ])
 def test_bench_bad_options_get_one_line(project, args, fragment):

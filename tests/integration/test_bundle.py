@@ -268,6 +268,7 @@ def test_a_bundle_for_a_gpu_is_refused_on_a_cpu_only_machine(home):
     (["serve", "--models", "a"], "--models takes name=bundle pairs"),
     (["serve", "--models", "a=x.tar.gz,a=y.tar.gz"], "distinct names"),
     (["serve", "x.tar.gz", "--port", "0"], "--port must be 1-65535"),
+    (["serve", "x.tar.gz", "--engine-threads", "-2"], "--engine-threads must be 0 (one per physical core)"),
     (["verify", "README.md"], "neither a bundle directory nor a .tar.gz"),
     (["export", "--model", "mlp", "--target", "host", "--labels", "no-such-labels.txt"], "cannot read --labels"),
 ])

@@ -63,7 +63,7 @@ def test_dims_compiles_each_sequence_length_and_the_server_refuses_others(encode
     assert manifest["libraries"]["b1-seq16"]["shapes"] == {"x": [1, 16, HIDDEN]}
     assert set(manifest["correctness"]["per_batch"]) == {"b1-seq8", "b1-seq16"}
     server = start_server(tmp_path, model_config("enc", engine="tvm",
-                                                 build_dir=str(build), max_batch=1))
+                                                 build_dir=str(build), max_batch=1, threads=1))
     try:
         for seq in (8, 16):
             status, answer = _infer(server, seq)
@@ -76,6 +76,7 @@ def test_dims_compiles_each_sequence_length_and_the_server_refuses_others(encode
         metadata = json.loads(call(f"{server.url}/v2/models/enc")[2])
         assert metadata["parameters"]["shapes"] == [{"x": [-1, 8, 16]}, {"x": [-1, 16, 16]}]
         assert metadata["inputs"][0]["shape"] == [-1, -1, 16]
+        assert metadata["parameters"]["engine_threads"] == 1  # TVM's pool, sized for the server process
     finally:
         server.stop()
 

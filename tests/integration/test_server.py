@@ -11,6 +11,7 @@ import pytest
 from tests.helpers import call, mlp_tensor, model_config, start_server
 from workbench import models, reference
 from workbench.errors import WorkbenchError
+from workbench.fingerprint import physical_cores
 from workbench.load import generator
 from workbench.load.http import Endpoint
 from workbench.serving.process import ServerProcess, python_module
@@ -34,6 +35,25 @@ def test_health_metadata_and_infer_match_onnxruntime(mlp_server):
     expected = reference.run(models.resolve("mlp").path, inputs)[0]
     assert status == 200 and out["shape"] == [3, 10]
     np.testing.assert_allclose(np.asarray(out["data"], np.float32).reshape(3, 10), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_engine_runs_on_the_threads_asked_for_and_says_so(mlp_server, tmp_path):
+    def threads(server) -> tuple[int, str]:
+        meta = json.loads(call(f"{server.url}/v2/models/mlp")[2])
+        config = json.loads(call(f"{server.url}/v2/models/mlp/config")[2])
+        return meta["parameters"]["engine_threads"], config["parameters"]["engine_threads"]["string_value"]
+
+    assert threads(mlp_server) == (physical_cores(), str(physical_cores()))  # ONNX Runtime's intra-op threads
+    server = start_server(tmp_path, model_config("mlp", threads=1))
+    try:
+        assert threads(server) == (1, "1")
+        inputs = models.sample_inputs(models.load(models.resolve("mlp")), 2, seed=3)
+        status, _, body = call(_infer_url(server), encode_request(inputs))
+        expected = reference.run(models.resolve("mlp").path, inputs)[0]
+        np.testing.assert_allclose(np.asarray(json.loads(body)["outputs"][0]["data"], np.float32).reshape(2, 10),
+                                   expected, rtol=1e-5, atol=1e-6)
+    finally:
+        server.stop()
 
 
 def test_binary_tensor_extension(mlp_server):

@@ -30,6 +30,12 @@ def test_model_config_is_tritons_schema_with_the_servers_real_batching():
     assert batching.default_queue_policy.max_queue_size == 256
 
 
+def test_the_engines_threads_are_a_parameter_in_tritons_schema():
+    parsed = json_format.ParseDict(_config(threads=1), model_config_pb2.ModelConfig())
+    assert parsed.parameters["engine_threads"].string_value == "1"
+    assert "engine_threads" not in _config()["parameters"]  # an engine without threads (the null one)
+
+
 def test_any_size_models_name_no_preferred_batch():
     assert "preferred_batch_size" not in _config(batch_sizes=None)["dynamic_batching"]
 

@@ -27,6 +27,7 @@ class BenchConfig:
     max_batch: int = 32
     max_delay_ms: float = 0.0
     server_workers: int = 1
+    engine_threads: int = 0  # the served engines' threads (registry.check_threads); 0: one per physical core
     rtol: float = DEFAULT_RTOL
     atol: float = DEFAULT_ATOL
     direct_spec: direct.DirectSpec = field(default_factory=direct.DirectSpec)
@@ -67,6 +68,7 @@ def validate(config: BenchConfig) -> None:
     check_tolerance(config.rtol, config.atol)
     if config.max_batch < 1 or config.max_delay_ms < 0 or config.server_workers < 1:
         raise WorkbenchError("--max-batch and --server-workers must be at least 1, --max-delay-ms non-negative")
+    registry.check_threads(config.engine_threads)
     if config.rpc is not None:
         from workbench.engines.rpc import check_wait
 

@@ -33,7 +33,7 @@ def server_process(run: BenchRun, engine: str):
     model = ModelConfig(run.source.name, kind, str(run.source.path), run.inputs_spec, run.outputs_spec,
                         build_dir=str(run.build_dir) if info.needs_build else None, batch_sizes=sizes,
                         max_batch=config.max_batch, max_delay_ms=config.max_delay_ms,
-                        providers=list(run.profile.onnxruntime_providers))
+                        providers=list(run.profile.onnxruntime_providers), threads=config.engine_threads)
     config_path = run.run_dir / "logs" / f"{engine}.json"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     grpc = {"grpc_port": free_port()} if config.protocol == "grpc" else {}  # run_served reads it back from the file
@@ -47,11 +47,12 @@ def server_process(run: BenchRun, engine: str):
     if kind == registry.OPENVINO:  # what the server asks OpenVINO for: the LATENCY hint, f32, the threads
         from workbench.engines.openvino_engine import LATENCY, configured
 
-        runtime = {"openvino": configured(LATENCY)}
+        runtime = {"openvino": configured(LATENCY, config.engine_threads)}
     return ServerProcess(engine, argv, port, log), {
         "server": "workbench-server (uvicorn, httptools, uvloop)", "engine": kind, "wire": config.wire, **runtime,
         **({"protocol": "grpc", "wire": "binary"} if grpc else {}),  # gRPC always carries raw tensors
         "workers": config.server_workers,
+        **({"engine_threads": config.engine_threads} if config.engine_threads else {}),  # else each engine's default
         "batching": {"max_batch": largest_batch(config.max_batch, sizes), "batch_sizes": sizes,
                      "max_delay_ms": config.max_delay_ms}}
 

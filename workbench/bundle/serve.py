@@ -33,7 +33,7 @@ def parse_models(text: str) -> list[tuple[str, Path]]:
 
 
 def model_config(bundle: Bundle, name: str, engine: str | None, max_batch: int, max_delay_ms: float,
-                 max_queue_rows: int):
+                 max_queue_rows: int, threads: int = 0):
     from workbench.serving.server import ModelConfig
 
     m = bundle.manifest
@@ -45,12 +45,12 @@ def model_config(bundle: Bundle, name: str, engine: str | None, max_batch: int, 
     return ModelConfig(name, engine, str(bundle.root / m["model"]["file"]), m["inputs"], m["outputs"],
                        build_dir=str(bundle.root) if engine == "tvm" else None,
                        batch_sizes=m["batch_sizes"] if engine == "tvm" else None, max_batch=max_batch,
-                       max_delay_ms=max_delay_ms, max_queue_rows=max_queue_rows, extra=extra)
+                       max_delay_ms=max_delay_ms, max_queue_rows=max_queue_rows, threads=threads, extra=extra)
 
 
 def serve_bundles(named: list[tuple[str | None, Path]], *, engine: str | None, host: str, port: int, max_batch: int,
                   max_delay_ms: float, max_queue_rows: int, workers: int, max_body_bytes: int,
-                  grpc_port: int | None = None) -> None:
+                  grpc_port: int | None = None, engine_threads: int = 0) -> None:
     """Open (and verify) every bundle first, then serve them all from one server until SIGTERM."""
     from workbench.serving.server import ServerConfig, run
 
@@ -59,7 +59,7 @@ def serve_bundles(named: list[tuple[str | None, Path]], *, engine: str | None, h
         for name, path in named:
             bundle = stack.enter_context(open_bundle(path))
             configs.append(model_config(bundle, name or bundle.manifest["model"]["name"], engine, max_batch,
-                                        max_delay_ms, max_queue_rows))
+                                        max_delay_ms, max_queue_rows, engine_threads))
             err_console.print(f"{configs[-1].name}: served with {configs[-1].engine}", markup=False)
         run(ServerConfig(configs, host=host, port=port, grpc_port=grpc_port, workers=workers,
                          max_body_bytes=max_body_bytes))

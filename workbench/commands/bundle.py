@@ -73,20 +73,25 @@ def serve(bundle: Annotated[Path | None, typer.Argument(help="A bundle archive o
           max_delay_ms: Annotated[float, typer.Option(help="Longest wait for a batch to fill")] = 0.0,
           max_queue: Annotated[int, typer.Option(help="Rows queued per model before answering 503")] = 2048,
           workers: Annotated[int, typer.Option(help="Processes sharing the port")] = 1,
+          engine_threads: Annotated[int, typer.Option(
+              help="Each engine's threads: ONNX Runtime's intra-op, OpenVINO's inference, TVM's pool (0: one per "
+                   "physical core; 1 serves a model that computes in microseconds for less CPU)")] = 0,
           max_body_mb: Annotated[float, typer.Option(help="Largest request body accepted (413 above)")] = 64) -> None:
     """Serve bundles over the Open Inference Protocol v2 (and /predictions for image models) until SIGTERM."""
     from workbench.bundle.serve import serve_bundles
+    from workbench.engines.registry import check_threads
 
     if not (0 < port < 65536) or workers < 1 or max_batch < 1 or max_queue < 1 or not max_delay_ms >= 0 \
             or not max_body_mb > 0:
         raise WorkbenchError("--port must be 1-65535, --workers/--max-batch/--max-queue at least 1, "
                              "--max-delay-ms at least 0 and --max-body-mb above 0")
+    check_threads(engine_threads)
     if grpc_port is not None and not (0 < grpc_port < 65536 and grpc_port != port):
         raise WorkbenchError(f"--grpc-port must be 1-65535 and not --port ({port}), got {grpc_port}")
     serve_bundles(_bundle_args(bundle, models), engine=engine, host=host, port=port, grpc_port=grpc_port,
                   max_batch=max_batch,
                   max_delay_ms=max_delay_ms, max_queue_rows=max_queue, workers=workers,
-                  max_body_bytes=int(max_body_mb * (1 << 20)))
+                  max_body_bytes=int(max_body_mb * (1 << 20)), engine_threads=engine_threads)
 
 
 @one_line_errors

@@ -29,5 +29,5 @@ def onnxruntime_engine(model_path: Path, providers: tuple[str, ...] = ("CPUExecu
     return Engine(ONNXRUNTIME, run, None, settings, tuple(o.name for o in session.get_outputs()))
 
 
-def open(*, model_path: Path, providers: tuple[str, ...], **_) -> Engine:
-    return onnxruntime_engine(model_path, providers)
+def open(*, model_path: Path, providers: tuple[str, ...], threads: int = 0, **_) -> Engine:
+    return onnxruntime_engine(model_path, providers, threads)

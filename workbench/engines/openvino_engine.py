@@ -135,5 +135,5 @@ def async_offline(compiled, requests: int, inputs, batch: int, duration_s: float
     return offline_result(np.asarray(starts) - t0, np.asarray(ends) - t0, batch)
 
 
-def open(*, model_path: Path, outputs: list[dict], **_) -> Engine:
-    return openvino_engine(model_path, outputs)
+def open(*, model_path: Path, outputs: list[dict], threads: int = 0, **_) -> Engine:
+    return openvino_engine(model_path, outputs, threads)

@@ -68,10 +68,21 @@ def is_null(name: str) -> bool:
 
 
 def open_engine(runtime: str, *, model_path: Path, build_dir: Path | None, outputs: list[dict],
-                providers: tuple[str, ...] = ("CPUExecutionProvider",)):
-    """The in-process engine `runtime` (tvm, onnxruntime, openvino, null), through its adapter."""
+                providers: tuple[str, ...] = ("CPUExecutionProvider",), threads: int = 0):
+    """The in-process engine `runtime` (tvm, onnxruntime, openvino, null), through its adapter;
+    `threads`: see check_threads (0: the engine's own choice, one per physical core)."""
     info = ENGINES.get(runtime)
     if info is None or info.adapter is None:
         raise WorkbenchError(f"unknown engine '{runtime}'; choose one of: {', '.join(DIRECT)}")
+    check_threads(threads)
     return importlib.import_module(info.adapter).open(model_path=model_path, build_dir=build_dir, outputs=outputs,
-                                                      providers=providers)
+                                                      providers=providers, threads=threads)
+
+
+def check_threads(threads: int) -> None:
+    """An engine's threads (--engine-threads): ONNX Runtime's intra-op threads, OpenVINO's inference
+    threads, TVM's thread pool (the process's: TVM_NUM_THREADS). 0 leaves each its default, one per
+    physical core; a model whose batch computes in microseconds serves for less CPU on one
+    (docs/BENCHMARKS.md, #33)."""
+    if threads < 0:
+        raise WorkbenchError(f"--engine-threads must be 0 (one per physical core) or a thread count, got {threads}")

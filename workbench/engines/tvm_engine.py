@@ -1,5 +1,6 @@
 """The libraries `compile` wrote, one per batch size, as one engine; a call runs the one for its batch."""
 
+import os
 from pathlib import Path
 
 from workbench.engines import Engine
@@ -81,7 +82,13 @@ def _shaped_engine(build_dir: Path, manifest: dict, variants: dict, device: str)
                   on_loop_thread=True, shapes=shapes)
 
 
-def open(*, build_dir: Path | None, **_) -> Engine:
+def open(*, build_dir: Path | None, threads: int = 0, **_) -> Engine:
     if build_dir is None:
         raise WorkbenchError("the tvm engine needs a compiled build directory")
-    return tvm_engine(build_dir)
+    if threads:  # TVM's pool is the process's, sized from TVM_NUM_THREADS when it starts
+        os.environ["TVM_NUM_THREADS"] = str(threads)
+    engine = tvm_engine(build_dir)
+    if threads and engine.settings["threads"] != threads:
+        raise WorkbenchError(f"TVM's thread pool already runs {engine.settings['threads']} threads in this process, "
+                             f"not {threads}: a process's engines share one pool, so give them one --engine-threads")
+    return engine

@@ -47,17 +47,23 @@ class ServedModel:
         return {"name": self.name, "versions": ["1"], "platform": f"workbench-{self.engine.kind}",
                 "inputs": [m.as_v2() for m in self.inputs], "outputs": [m.as_v2() for m in self.outputs],
                 "parameters": {"batch_sizes": list(self.policy.batch_sizes or []), "max_batch": self.policy.max_batch,
-                               "max_queue_delay_ms": self.policy.max_delay_s * 1000,
+                               "max_queue_delay_ms": self.policy.max_delay_s * 1000, "engine_threads": self.threads,
                                # a --dims build: the request shapes (less the batch) it runs, per input
                                **({"shapes": [{n: [-1, *d] for n, d in s} for s in sorted(self.engine.shapes)]}
                                   if self.engine.shapes is not None else {})}}
+
+    @property
+    def threads(self) -> int | None:
+        """The threads the engine computes on, as it reports them (None: the null engine's none)."""
+        keys = ("intra_op_num_threads", "inference_num_threads", "threads")  # ONNX Runtime, OpenVINO, TVM
+        return next((self.engine.settings[k] for k in keys if k in self.engine.settings), None)
 
     def config(self) -> dict:
         """Triton's model configuration (GET /v2/models/<m>/config, gRPC ModelConfig)."""
         p = self.policy
         return triton.model_config(self.name, f"workbench-{self.engine.kind}", self.inputs, self.outputs,
                                    max_batch=p.max_batch, batch_sizes=p.batch_sizes, max_delay_s=p.max_delay_s,
-                                   max_queue_rows=p.max_queue_rows)
+                                   max_queue_rows=p.max_queue_rows, threads=self.threads)
 
     def statistics(self, metrics: ServerMetrics) -> dict:
         """Triton's statistics for this model (GET /v2/models/<m>/stats, gRPC ModelStatistics)."""

@@ -37,6 +37,7 @@ class ModelConfig:
     max_delay_ms: float = 0.0
     max_queue_rows: int = 2048
     providers: list[str] = field(default_factory=lambda: ["CPUExecutionProvider"])
+    threads: int = 0  # the engine's threads (registry.check_threads); 0: one per physical core
     extra: dict = field(default_factory=dict)
 
 
@@ -72,7 +73,7 @@ def fixed_batch(inputs: list[dict]) -> tuple[int, ...] | None:
 def served_model(config: ModelConfig) -> ServedModel:
     engine = open_engine(config.engine, model_path=Path(config.model_path),
                          build_dir=Path(config.build_dir) if config.build_dir else None,
-                         outputs=config.outputs, providers=tuple(config.providers))
+                         outputs=config.outputs, providers=tuple(config.providers), threads=config.threads)
     sizes = (engine.batch_sizes or (tuple(config.batch_sizes) if config.batch_sizes else None)
              or fixed_batch(config.inputs))
     max_batch = largest_batch(config.max_batch, sizes)

@@ -23,12 +23,13 @@ def _tensor(meta: TensorMeta) -> dict:
 
 def model_config(name: str, platform: str, inputs: list[TensorMeta], outputs: list[TensorMeta], *,
                  max_batch: int, batch_sizes: tuple[int, ...] | None, max_delay_s: float,
-                 max_queue_rows: int) -> dict:
+                 max_queue_rows: int, threads: int | None = None) -> dict:
     """Triton's model configuration (model_config.proto as JSON) for a model this server runs.
 
     Every served model batches on its first dimension, so max_batch_size is the largest batch the server
     runs and dims leave the batch out. The dynamic batcher is the server's own: the compiled sizes are
-    the preferred ones (a batch is padded up to one of them), and the queue bound counts rows."""
+    the preferred ones (a batch is padded up to one of them), and the queue bound counts rows. The
+    engine's threads are a parameter, as Triton's ONNX Runtime backend takes intra_op_thread_count."""
     batching = {"max_queue_delay_microseconds": round(max_delay_s * 1e6),
                 "default_queue_policy": {"max_queue_size": max_queue_rows}}
     if batch_sizes:
@@ -38,7 +39,8 @@ def model_config(name: str, platform: str, inputs: list[TensorMeta], outputs: li
             "dynamic_batching": batching,
             "version_policy": {"latest": {"num_versions": 1}},
             "parameters": {"max_queue_rows": {"string_value": str(max_queue_rows)},
-                           "queue_bound_unit": {"string_value": "rows (max_queue_size counts rows, not requests)"}}}
+                           "queue_bound_unit": {"string_value": "rows (max_queue_size counts rows, not requests)"},
+                           **({"engine_threads": {"string_value": str(threads)}} if threads is not None else {})}}
 
 
 def _duration(count: int, seconds: float) -> dict:
