@@ -149,6 +149,39 @@ def test_candidates_timed_here_are_linked_here_into_libraries_that_run():
         shutil.rmtree(os.path.dirname(result.artifact_path))
 
 
+def test_the_runner_replaces_its_worker_after_so_many_timings_and_keeps_timing():
+    """A worker that timed recycle_after candidates is replaced before the next (bounding its
+    heap's growth, compiler/measure.py); every candidate is still timed."""
+    import tvm
+    from tvm import te
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+    from tvm.s_tir.meta_schedule.runner import RunnerInput
+
+    from workbench.compiler.measure import evaluator_config, local_runner, reused_pool_builder
+
+    a = te.placeholder((256,), name="a")
+    kernel = tvm.IRModule({"main": te.create_prim_func([a, te.compute((256,), lambda i: a[i] + 1)])})
+    builder = reused_pool_builder("llvm", 1, link_here=True)
+    try:
+        (built,) = builder.build([BuilderInput(kernel, tvm.target.Target("llvm"))])
+    finally:
+        builder.shutdown()
+    runner = local_runner(evaluator_config(cold_weights=True), recycle_after=2)
+    candidate = RunnerInput(built.artifact_path, "cpu", ArgInfo.from_prim_func(kernel["main"]))
+    workers = []
+    try:
+        for _ in range(5):
+            (result,) = [future.result() for future in runner.run([candidate])]
+            assert result.error_msg is None and len(result.run_secs) == COLD_CALLS
+            (worker,) = runner.pool._worker_map.values()
+            workers.append(worker._proc.pid)
+    finally:
+        runner.pool.shutdown()
+        shutil.rmtree(os.path.dirname(built.artifact_path))
+    assert workers[0] == workers[1] != workers[2] == workers[3] != workers[4]
+
+
 def test_a_candidate_ld_cannot_link_is_a_build_error_that_leaves_no_files(tmp_path, monkeypatch):
     import tvm
     from tvm import te

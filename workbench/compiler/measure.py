@@ -127,6 +127,29 @@ def evaluator_config(cold_weights: bool):
     return ms.runner.EvaluatorConfig(number=1, repeat=1, min_repeat_ms=MIN_REPEAT_MS)
 
 
+# TVM's LocalRunner times every candidate of a tune in one worker process, which allocates each
+# candidate's arguments afresh. glibc keeps the freed blocks of those sizes in its heap rather than
+# giving them back, and the holes rarely fit the next kernel's: timing resnet50's batch-8 kernels
+# (30-60 MB of arguments each) grew the worker by ~5 MB a candidate, to 21.8 GB after an hour's
+# tune, which stalled the machine (docs/BENCHMARKS.md, "The runner's memory"). A fresh worker after
+# this many timings bounds that at about 1.5 GB, for a second's restart. (Making glibc map every
+# large block instead also bounds it, but changed the timing of a memory-bound kernel by 25-34%,
+# so the candidates would no longer be measured as the shipped records were.)
+RUNNER_RECYCLE_AFTER = 256
+
+
+def local_runner(evaluator, recycle_after: int = RUNNER_RECYCLE_AFTER):
+    """TVM's LocalRunner whose worker is replaced after every `recycle_after` timings."""
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.support.popen_pool import PopenPoolExecutor
+
+    runner = ms.runner.LocalRunner(evaluator_config=evaluator, initializer=_ignore_ctrl_c)
+    runner.pool.shutdown()  # the stock pool's worker, kept for the whole tune, is never recycled
+    runner.pool = PopenPoolExecutor(max_workers=1, timeout=runner.timeout_sec, initializer=_ignore_ctrl_c,
+                                    maximum_process_uses=recycle_after, stderr=subprocess.DEVNULL)
+    return runner
+
+
 def runner_for(profile: TargetProfile, devices: int = 1):
     """Local measurement, or the profile's RPC tracker: one connection per device under the key,
     so more devices measure more candidates at once."""
@@ -134,7 +157,7 @@ def runner_for(profile: TargetProfile, devices: int = 1):
 
     evaluator = evaluator_config(profile.cold_weights)
     if profile.rpc is None:
-        return ms.runner.LocalRunner(evaluator_config=evaluator, initializer=_ignore_ctrl_c)
+        return local_runner(evaluator)
     config = ms.runner.RPCConfig(tracker_host=profile.rpc.tracker_host, tracker_port=profile.rpc.tracker_port,
                                  tracker_key=profile.rpc.key, session_timeout_sec=120)
     return ms.runner.RPCRunner(rpc_config=config, evaluator_config=evaluator, max_workers=max(1, devices))
