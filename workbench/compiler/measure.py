@@ -132,9 +132,9 @@ def evaluator_config(cold_weights: bool):
 # giving them back, and the holes rarely fit the next kernel's: timing resnet50's batch-8 kernels
 # (30-60 MB of arguments each) grew the worker by ~5 MB a candidate, to 21.8 GB after an hour's
 # tune, which stalled the machine (docs/BENCHMARKS.md, "The runner's memory"). A fresh worker after
-# this many timings bounds that at about 1.5 GB, for a second's restart. (Making glibc map every
-# large block instead also bounds it, but changed the timing of a memory-bound kernel by 25-34%,
-# so the candidates would no longer be measured as the shipped records were.)
+# this many timings bounds that (at 4.3 GB in resnet50@8's next hour), for a 2 s restart. (Making
+# glibc map every large block instead also bounds it, but changed the timing of a memory-bound
+# kernel by 25-34%, so the candidates would no longer be measured as the shipped records were.)
 RUNNER_RECYCLE_AFTER = 256
 
 
