@@ -97,3 +97,16 @@ def test_summary_lines_survive_a_narrow_terminal(monkeypatch):
     assert after_table[:len(summary_lines(summary()))] == [
         Text.from_markup(line).plain for line in summary_lines(summary())]
     assert re.search(r"= 32\.5 trials/min, then", captured.get())
+
+
+def test_the_expected_search_time_comes_from_this_machines_last_finished_session():
+    from workbench import fingerprint
+    from workbench.compiler.tunefigures import expected_minutes
+
+    here = fingerprint.here()
+    finished = {**here, "model": "resnet50", "trials_per_minute": 250.0, "interrupted": False}
+    stalled = {**here, "model": "resnet50", "trials_per_minute": 100.0, "interrupted": True}
+    elsewhere = {**finished, "fingerprint_id": "another machine", "trials_per_minute": 500.0}
+    assert expected_minutes([finished, stalled, elsewhere], 1000).startswith(
+        "about 4.0 min of search at the 250.0 trials/min of the last session here (resnet50)")
+    assert expected_minutes([stalled, elsewhere], 1000) == ""

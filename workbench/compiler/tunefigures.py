@@ -58,14 +58,16 @@ def trust_note(tuned: float | None, retimed: float | None, onnxruntime: float | 
 
 
 def expected_minutes(sessions: list[dict], trials: int) -> str:
-    """How long `trials` take at the rate of this machine's last session in the database ("" when
-    none): the rate alone, since the choice after tuning takes its own time."""
+    """How long `trials` take at the rate of this machine's last finished session in the database
+    ("" when none): the rate alone, since the choice after tuning takes its own time. An interrupted
+    session's rate is passed over: it counts whatever stalled or stopped it (a 12-minute stall gave
+    resnet50@8 an estimate of 85.9 min; it searched for 51.4)."""
     from workbench import fingerprint
 
     here = fingerprint.here()
     for session in reversed(sessions):
         rate = session.get("trials_per_minute") or 0
-        if rate > 0 and fingerprint.same_machine(session, here)[0]:
+        if rate > 0 and not session.get("interrupted") and fingerprint.same_machine(session, here)[0]:
             return (f"about {trials / rate:.1f} min of search at the {rate:.1f} trials/min of the last session "
                     f"here ({session.get('model', '?')})")
     return ""
