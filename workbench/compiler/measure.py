@@ -132,9 +132,9 @@ def evaluator_config(cold_weights: bool):
 # giving them back, and the holes rarely fit the next kernel's: timing resnet50's batch-8 kernels
 # (30-60 MB of arguments each) grew the worker by ~5 MB a candidate, to 21.8 GB after an hour's
 # tune, which stalled the machine (docs/BENCHMARKS.md, "The runner's memory"). A fresh worker after
-# this many timings bounds that (at 4.3 GB in resnet50@8's next hour), for a 2 s restart. (Making
+# this many timings bounds that (at 4.3 GB in resnet50@8's next hour), for a ~1.8 s restart. (Making
 # glibc map every large block instead also bounds it, but changed the timing of a memory-bound
-# kernel by 25-34%, so the candidates would no longer be measured as the shipped records were.)
+# kernel by 25-37%, so the candidates would no longer be measured as the shipped records were.)
 RUNNER_RECYCLE_AFTER = 256
 
 
@@ -143,8 +143,11 @@ def local_runner(evaluator, recycle_after: int = RUNNER_RECYCLE_AFTER):
     from tvm.s_tir import meta_schedule as ms
     from tvm.support.popen_pool import PopenPoolExecutor
 
+    # LocalRunner always starts its own pool (and checks its worker runs); that one worker, kept for
+    # the whole tune, is never recycled, so it is stopped and the pool replaced: one extra worker
+    # start per tune.
     runner = ms.runner.LocalRunner(evaluator_config=evaluator, initializer=_ignore_ctrl_c)
-    runner.pool.shutdown()  # the stock pool's worker, kept for the whole tune, is never recycled
+    runner.pool.shutdown()
     runner.pool = PopenPoolExecutor(max_workers=1, timeout=runner.timeout_sec, initializer=_ignore_ctrl_c,
                                     maximum_process_uses=recycle_after, stderr=subprocess.DEVNULL)
     return runner
