@@ -263,8 +263,13 @@ app.command()(bundle.verify)
 def report(run: Annotated[Path | None, typer.Argument(
                help="A reports/<run-id> folder (default: the latest run)")] = None,
            compare: Annotated[tuple[Path, Path] | None, typer.Option(help="Two run folders, A then B")] = None,
+           also_a: Annotated[list[Path] | None, typer.Option(
+               help="Another run of A's build, for --compare (repeat it): the spread between runs is measured")] = None,
+           also_b: Annotated[list[Path] | None, typer.Option(
+               help="Another run of B's build, for --compare (repeat it)")] = None,
            decide_by: DecideByOpt = None) -> None:
-    """Write the HTML report of a bench run (reports/<run-id>/index.html), or compare two runs."""
+    """Write the HTML report of a bench run (reports/<run-id>/index.html), or compare two runs, or two
+    sets of runs."""
     from workbench.paths import project_root
     from workbench.report.run import latest_run
     from workbench.report.write import write_comparison, write_report
@@ -272,8 +277,10 @@ def report(run: Annotated[Path | None, typer.Argument(
     if compare is not None:
         if run is not None:
             raise WorkbenchError("give either a run folder or --compare A B, not both")
-        path = write_comparison(*compare)
+        path = write_comparison([compare[0], *(also_a or [])], [compare[1], *(also_b or [])])
     else:
+        if also_a or also_b:
+            raise WorkbenchError("--also-a and --also-b add runs to a comparison: give --compare A B with them")
         path = write_report(run or latest_run(project_root() / "reports"), decide_by)
     console.print(f"Report: {path}", soft_wrap=True)
 

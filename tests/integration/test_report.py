@@ -126,3 +126,11 @@ def test_no_runs_at_all_gets_one_line(tmp_path):
     (tmp_path / "targets").mkdir()
     result = workbench_cli("report", home=tmp_path)
     assert_one_line_error(result.returncode, result.stdout + result.stderr, "no bench runs under")
+
+
+def test_runs_added_to_a_comparison_need_compare_and_each_run_once(run_dir, home):
+    result = workbench_cli("report", "--also-a", str(run_dir), home=home)
+    assert_one_line_error(result.returncode, result.stdout + result.stderr, "--also-a and --also-b add runs",
+                          "--compare A B")
+    result = workbench_cli("report", "--compare", str(run_dir), str(run_dir), home=home)
+    assert_one_line_error(result.returncode, result.stdout + result.stderr, "is given twice")

@@ -77,14 +77,14 @@ def test_an_older_run_still_loads_and_comparing_it_notes_the_older_kind(tmp_path
 
     older = load_run(_write_run(tmp_path / "run-older", OLDER, kind=None))
     newer = load_run(_write_run(tmp_path / "run-newer", ZEN5, kind=2))
-    html = compare(older, newer)
+    html = compare([older], [newer])
     assert "different machines" not in html
     assert "The fingerprint of run A (run-older) is the older kind" in html
     assert "cannot tell apart CPU generations that share a name" in html
     assert "older kind" in environment(older) and "older kind" not in environment(newer)
     assert "family 26, model 2" in environment(newer)
     zen4 = load_run(_write_run(tmp_path / "run-zen4", ZEN4, kind=2))
-    html = compare(zen4, newer)
+    html = compare([zen4], [newer])
     assert "different machines" in html and "family 25, model 17" in html and "older kind" not in html
 
 

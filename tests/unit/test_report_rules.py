@@ -68,3 +68,4 @@ def test_the_tuning_section_names_where_the_builds_schedules_came_from():
             "x86-64-avx512 (tuned on AMD EPYC (LLVM znver5)); 1 (4%) from local tuning; 5 (6%)") in page
     # A run from before builds named their sources: the section says nothing about them.
     assert "schedule-sources" not in tuning(Run(None, [], {"tuning": {"database": "x", "sessions": []}}))
+

@@ -24,8 +24,14 @@ def write_report(run_dir: Path, decide_by: str | None = None) -> Path:
     return _write(run.directory / REPORT_FILE, render(run, decide_by))
 
 
-def write_comparison(a_dir: Path, b_dir: Path) -> Path:
+def write_comparison(a_dirs: list[Path], b_dirs: list[Path]) -> Path:
+    """The comparison of runs A (one or more runs of one build) with runs B, written into B's first run."""
     from workbench.report.compare import compare
 
-    a, b = load_run(a_dir), load_run(b_dir)
-    return _write(b.directory / f"compare-{a.run_id}.html", compare(a, b))
+    seen = set()
+    for directory in a_dirs + b_dirs:
+        if (resolved := Path(directory).resolve()) in seen:
+            raise WorkbenchError(f"the run folder {directory} is given twice; give each run once, on one side")
+        seen.add(resolved)
+    a, b = [load_run(d) for d in a_dirs], [load_run(d) for d in b_dirs]
+    return _write(b[0].directory / f"compare-{a[0].run_id}.html", compare(a, b))
