@@ -13,9 +13,7 @@ import argparse
 import random
 from pathlib import Path
 
-import numpy as np
-
-from workbench.report.compare import NO_CHANGE, TOO_FEW, _common, change, machine_moved
+from workbench.report.compare import NO_CHANGE, TOO_FEW, _by_key, changes, run_figure
 from workbench.report.run import load_run
 
 
@@ -26,10 +24,8 @@ def false_calls(runs: list, k: int, sets: int, seed: int = 0) -> tuple[float, di
     for _ in range(sets):
         drawn = rng.sample(runs, 2 * k)
         a, b = drawn[:k], drawn[k:]
-        pairs = _common(a, b)
-        moved = machine_moved(a, b, pairs)
-        called = [key for key, (sa, sb) in pairs.items()
-                  if change(sa, sb, True, moved[key]).verdict not in (NO_CHANGE, TOO_FEW)]
+        found = changes(a, b)[0]
+        called = [key for key, (_, _, c) in found.items() if c.verdict not in (NO_CHANGE, TOO_FEW)]
         called_sets += bool(called)
         for engine, scenario in called:
             rows[f"{engine} {scenario}"] = rows.get(f"{engine} {scenario}", 0) + 1 / sets
@@ -42,8 +38,8 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=400, help="random A/B splits per k")
     args = parser.parse_args()
     runs = [load_run(path) for path in args.runs]
-    for key, (series, _) in _common(runs, runs[:1]).items():
-        print(f"{' '.join(key)}: each run's mean", " ".join(f"{np.mean(s.windows):.4g}" for s in series))
+    for key, (series, _) in _by_key(runs, runs[:1])[0].items():
+        print(f"{' '.join(key)}: each run's mean", " ".join(f"{run_figure(s):.4g}" for s in series))
     for k in (1, 2, 3):
         if 2 * k > len(runs):
             break

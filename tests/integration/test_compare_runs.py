@@ -44,7 +44,9 @@ def compare_page(home: Path, a: list[Path], b: list[Path]) -> str:
              for run in runs for arg in (option, str(run))]
     result = workbench_cli("report", "--compare", str(a[0]), str(b[0]), *added, home=home)
     assert result.returncode == 0, result.stdout + result.stderr
-    return (b[0] / f"compare-{a[0].name}.html").read_text()
+    page = Path(result.stdout.split("Report:")[1].strip())
+    assert page.parent == b[0] and page.name.startswith(f"compare-{a[0].name}")
+    return page.read_text()
 
 
 def verdicts(page: str) -> dict[tuple[str, str], str]:

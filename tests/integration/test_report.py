@@ -133,4 +133,4 @@ def test_runs_added_to_a_comparison_need_compare_and_each_run_once(run_dir, home
     assert_one_line_error(result.returncode, result.stdout + result.stderr, "--also-a and --also-b add runs",
                           "--compare A B")
     result = workbench_cli("report", "--compare", str(run_dir), str(run_dir), home=home)
-    assert_one_line_error(result.returncode, result.stdout + result.stderr, "is given twice")
+    assert_one_line_error(result.returncode, result.stdout + result.stderr, "given already as")

@@ -6,6 +6,7 @@ between runs is measured (Student's t on the runs' logs)."""
 import numpy as np
 
 from workbench.report import compare
+from workbench.report.run import Run
 
 
 def _latency(raw_us, kind="closed") -> dict:
@@ -124,3 +125,29 @@ def test_the_between_runs_interval_widens_with_the_spread_between_runs():
     ratio, narrow_low, narrow_high = compare.between_runs([1.0, 1.1, 0.9], [2.0, 2.2, 1.8])
     _, wide_low, wide_high = compare.between_runs([1.0, 1.5, 0.7], [2.0, 3.0, 1.4])
     assert wide_low < narrow_low < 2.0 < narrow_high < wide_high
+
+
+def _run(*keys: tuple[str, int]) -> Run:
+    return Run(None, [{"engine": "tvm", "status": "ok", "scenario": {"kind": kind, "batch": batch},
+                       "result": {"raw_latency_us": [100.0] * 40}} for kind, batch in keys], {})
+
+
+def test_a_row_is_compared_over_the_runs_that_measured_it_and_one_sided_rows_are_named():
+    from workbench.report.compare import _by_key
+
+    a = [_run(("latency", 1), ("latency", 8)), _run(("latency", 1))]  # the second run lost its b8 record
+    b = [_run(("latency", 1), ("latency", 8), ("offline", 8)), _run(("latency", 1), ("latency", 8))]
+    pairs, one_sided = _by_key(a, b)
+    assert {key: (len(sa), len(sb)) for key, (sa, sb) in pairs.items()} == \
+        {("tvm", "latency b1"): (2, 2), ("tvm", "latency b8"): (1, 2)}
+    assert one_sided == []  # offline b8 has no windows here: no series, so nothing to name
+    b[0].records[2]["result"] = {"windows": [{"throughput_rps": 10.0}] * 3}
+    assert _by_key(a, b)[1] == [("tvm", "offline b8")]
+
+
+def test_the_machine_moving_is_measured_between_the_sides_not_across_every_run():
+    a = [Run(None, [], {"machine_peak": {"peak_gflops": p}}) for p in (100.0, 150.0)]
+    b = [Run(None, [], {"machine_peak": {"peak_gflops": p}}) for p in (150.0, 100.0)]
+    assert compare.machine_moved(a, b, {("tvm", "latency b1"): None}) == {("tvm", "latency b1"):
+                                                                           {"machine's peak moved": 0.0}}
+    assert compare.drift(1.0, float("nan")) is None and compare.drift(1.0, None) is None

@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from workbench import bootstrap, scenarios
 from workbench.engines import registry
@@ -80,16 +79,32 @@ def ratio_interval(a: np.ndarray, b: np.ndarray, statistic=np.median, seed: int 
     return bootstrap.interval(lambda x, y: statistic(y) / statistic(x), a, b, seed=seed, paired=False)
 
 
+def run_figure(s: Series) -> float:
+    """One run's value when runs are compared as values: the mean of its windows."""
+    return float(np.mean(s.windows)) if len(s.windows) else float("nan")
+
+
 def between_runs(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """B/A from one figure per run (the geometric means of each side), and its Student t interval on
-    the logs, the variance within each side pooled: runs are independent processes, so this is the
-    spread that two processes of one build really show. Needs three runs in all."""
+    the logs: runs are independent processes, so this is the spread that two processes of one build
+    really show. Welch's interval when both sides have two runs or more (a change may change the
+    spread too); with one run on a side, that side's spread is taken to be the other's. Needs three
+    runs in all."""
+    from scipy import stats
+
     la, lb = np.log(np.asarray(a, np.float64)), np.log(np.asarray(b, np.float64))
-    freedom = len(la) + len(lb) - 2
-    if min(len(la), len(lb)) < 1 or freedom < 1:
+    na, nb = len(la), len(lb)
+    if min(na, nb) < 1 or na + nb < 3:
         raise ValueError("a between-run interval needs one run per side and three in all")
-    pooled = (((la - la.mean()) ** 2).sum() + ((lb - lb.mean()) ** 2).sum()) / freedom
-    half = float(stats.t.ppf(0.5 + level / 2, freedom)) * math.sqrt(pooled * (1 / len(la) + 1 / len(lb)))
+    va, vb = (float(x.var(ddof=1)) if len(x) > 1 else None for x in (la, lb))
+    if va is None or vb is None:
+        freedom = na + nb - 2
+        var = (va or vb) * (1 / na + 1 / nb)  # the side with runs stands for both
+    else:
+        var = va / na + vb / nb
+        terms = (va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1)
+        freedom = var ** 2 / terms if terms > 0 else na + nb - 2  # Welch-Satterthwaite
+    half = float(stats.t.ppf(0.5 + level / 2, freedom)) * math.sqrt(var)
     shift = float(lb.mean() - la.mean())
     return math.exp(shift), math.exp(shift - half), math.exp(shift + half)
 
@@ -120,15 +135,15 @@ class Change:
     beyond: float | None = None  # how far beyond 1 the whole interval must lie to be called a change
     why: str = ""  # which bound set `beyond`
     verdict: str = TOO_FEW
+    metric: str = ""
 
 
 def change(sa: list[Series], sb: list[Series], same: bool = True, moved: dict[str, float] | None = None) -> Change:
     """B against A, each one or more runs: the ratio of the means, its interval, the bound it must clear
     (5%, the runs' noise when there is one run per side, or how far the machine itself moved between
     the runs: `moved`) and the verdict."""
-    mean_a, mean_b = ([float(np.mean(s.windows)) if len(s.windows) else float("nan") for s in side]
-                      for side in (sa, sb))
-    found = Change(float(np.mean(mean_a)), float(np.mean(mean_b)))
+    mean_a, mean_b = ([run_figure(s) for s in side] for side in (sa, sb))
+    found = Change(float(np.mean(mean_a)), float(np.mean(mean_b)), metric=sa[0].metric)
     if len(sa) + len(sb) >= 3:
         if any(math.isnan(m) or m <= 0 for m in mean_a + mean_b):
             return found
@@ -151,100 +166,131 @@ def change(sa: list[Series], sb: list[Series], same: bool = True, moved: dict[st
 
 def drift(*values: float | None) -> float | None:
     """How far apart measurements of the same thing are: the largest over the smallest, less one."""
-    if not values or any(not v or v <= 0 for v in values):
+    if not values or not all(v is not None and math.isfinite(v) and v > 0 for v in values):
         return None
     return max(values) / min(values) - 1
 
 
+def _side_mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    return float(np.mean(known)) if known else None
+
+
 def machine_moved(a: list[Run], b: list[Run], pairs: dict) -> dict[tuple, dict[str, float]]:
-    """Per (engine, scenario): how far the machine itself moved over the runs, by the figures that
-    measure the machine, not the engine: each run's float32 peak (context.json), and for served
-    engines server-null (the harness) on the same scenario, each side's mean of its runs."""
-    peak = drift(*[(run.context.get("machine_peak") or {}).get("peak_gflops") for run in a + b])
+    """Per (engine, scenario): how far the machine itself moved between the two sides, by the figures
+    that measure the machine, not the engine: the runs' float32 peak (context.json), and for served
+    engines server-null (the harness) on the same scenario; each side's mean of its runs (the spread
+    within a side is the runs' own, which the interval over several runs already holds)."""
+    peak = drift(*[_side_mean([(run.context.get("machine_peak") or {}).get("peak_gflops") for run in side])
+                   for side in (a, b)])
     moved = {}
     for key in pairs:
         found = {"machine's peak moved": peak} if peak is not None else {}
         null = pairs.get((registry.SERVER_NULL, key[1]))
         if key[0] not in (registry.SERVER_NULL, registry.NULL) and null is not None and \
                 pairs[key][0][0].metric == null[0][0].metric and key[1].split()[0] in ("closed", "open"):
-            harness = drift(*[float(np.mean([np.mean(s.windows) for s in side])) for side in null])
+            harness = drift(*[_side_mean([run_figure(s) for s in side]) for side in null])
             if harness is not None:
                 found["server-null moved"] = harness
         moved[key] = found
     return moved
 
 
-def machine_warning(a: list[Run], b: list[Run]) -> str:
-    first, others = a[0], a[1:] + b
-    judged = [(run, *same_machine(first.provenance, run.provenance)) for run in others]
-    other = next((run for run, same, _ in judged if not same), None)
+def machine_warning(a: list[Run], b: list[Run]) -> tuple[bool, str]:
+    """Whether every run was measured on the first run's machine, and the page's warnings about it."""
+    first = a[0]
+    judged = [(run, *same_machine(first.provenance, run.provenance)) for run in a[1:] + b]
+    others = [run for run, same, _ in judged if not same]
     warning = ""
-    if other is not None:
-        warning = (f'<div class="warn">&#9888; The runs were measured on different machines '
-                   f'({esc(first.provenance["fingerprint_id"])}: {esc(describe_cpu(first.provenance["machine"]))} '
-                   f'and {esc(other.provenance["fingerprint_id"])}: {esc(describe_cpu(other.provenance["machine"]))}); '
-                   "differences mix the machine with the change, so no change is called.</div>")
+    if others:
+        listed = "; ".join(f'{esc(run.run_id)} on {esc(run.provenance["fingerprint_id"])}: '
+                           f'{esc(describe_cpu(run.provenance["machine"]))}' for run in others)
+        warning = (f'<div class="warn">&#9888; The runs were measured on different machines ({esc(first.run_id)} on '
+                   f'{esc(first.provenance["fingerprint_id"])}: {esc(describe_cpu(first.provenance["machine"]))}; '
+                   f"{listed}); differences mix the machine with the change, so no change is called.</div>")
     if any(by_older for _, _, by_older in judged):
-        older = " and ".join(f"{label} ({esc(run.run_id)})" for label, side in (("A", a), ("B", b)) for run in side
-                             if fingerprint_kind(run.provenance) < 2)
-        warning += (f'<div class="warn">&#9888; The fingerprint of run {older} is {OLDER_KIND_NOTE}'
-                    f'{"; the two machines may differ in CPU generation" if other is None else ""}.</div>')
-    return warning
+        older = [f"{label} ({esc(run.run_id)})" for label, side in (("A", a), ("B", b)) for run in side
+                 if fingerprint_kind(run.provenance) < 2]
+        warning += (f'<div class="warn">&#9888; The fingerprint of run {" and ".join(older)} '
+                    f'{"is" if len(older) == 1 else "are"} {OLDER_KIND_NOTE}'
+                    f'{"; the machines may differ in CPU generation" if not others else ""}.</div>')
+    return not others, warning
 
 
-def _row(engine: str, label: str, metric: str, c: Change) -> list[str]:
+def _row(engine: str, label: str, runs: str, c: Change) -> list[str]:
     css = {"regression": "bad", "improvement": "good"}.get(c.verdict.removesuffix(ONE_RUN_A_SIDE), "muted")
     if c.ratio is None:
         figures = ["-", "-", "-"]
     else:
         figures = [f"{c.ratio - 1:+.1%}", f"[{c.low - 1:+.1%}, {c.high - 1:+.1%}]",
                    f"&plusmn;{c.beyond:.1%} ({esc(c.why)})"]
-    return [esc(engine), label, metric, num(c.a), num(c.b), *figures, f'<span class="{css}">{c.verdict}</span>']
+    return [esc(engine), label, c.metric, runs, num(c.a), num(c.b), *figures, f'<span class="{css}">{c.verdict}</span>']
 
 
-def _common(a: list[Run], b: list[Run]) -> dict[tuple[str, str], tuple[list[Series], list[Series]]]:
-    """(engine, scenario) -> each side's series, one per run, for the keys every run measured."""
+def _by_key(a: list[Run], b: list[Run]) -> tuple[dict, list[tuple[str, str]]]:
+    """(engine, scenario) -> each side's series, one per run that measured it (at least one a side),
+    and the keys some run measured that a side lacks altogether."""
     found = [{(r["engine"], scenario_label(r)): s for r in run.ok() if (s := series(r)) is not None}
              for run in a + b]
-    keys = [key for key in found[len(a)] if all(key in run for run in found)]
-    return {key: ([run[key] for run in found[:len(a)]], [run[key] for run in found[len(a):]]) for key in keys}
+    keys = list(dict.fromkeys(key for run in found for key in run))
+    sides = {key: tuple([run[key] for run in part if key in run] for part in (found[:len(a)], found[len(a):]))
+             for key in keys}
+    return {k: v for k, v in sides.items() if all(v)}, [k for k, v in sides.items() if not all(v)]
 
 
-def _method(a: list[Run], b: list[Run]) -> str:
-    if len(a) + len(b) >= 3:
-        return (f"A has {len(a)} run(s), B {len(b)}: each run counts as one value, the mean of its windows (a "
-                "latency window's figure is the mean of its middle half). The interval of B/A is Student's t on "
-                "the logs of those values, the spread between runs of one side pooled, so it holds the spread "
-                "between two processes of one build. A change is called only when the whole 95% interval is beyond "
-                f"the largest of &plusmn;{THRESHOLD:.0%} and how far the machine itself moved over the runs (its "
-                "measured float32 peak; server-null for served engines).")
-    return (f"Each record is cut into up to {MAX_WINDOWS} consecutive windows (offline throughput keeps the "
-            "bench's windows); a latency window's figure is the mean of its middle half. The interval is a "
-            f"moving-block bootstrap ({BOOTSTRAP} resamples) of the ratio of the windows' means, B/A. A change is "
-            f"called only when the whole 95% interval is beyond the largest of &plusmn;{THRESHOLD:.0%}, the runs' "
-            "noise (the 10th-90th percentile spread of a run's windows) and how far the machine itself moved "
-            f"between the runs (its measured float32 peak; server-null for served engines); under {MIN_WINDOWS} "
-            "windows, nothing is called. One run per side cannot show how far two processes of one build differ: "
-            "for in-process engines that has been 1.3-1.4x on a quiet machine, each run steady inside itself. "
-            "Before trusting a called change, bench each side again and give the runs with "
+def changes(a: list[Run], b: list[Run]) -> tuple[dict[tuple[str, str], tuple[int, int, Change]], list, str]:
+    """Per (engine, scenario): how many runs a side measured it and B's change against A; the keys only
+    one side measured; and the page's warnings."""
+    same, warning = machine_warning(a, b)
+    pairs, one_sided = _by_key(a, b)
+    moved = machine_moved(a, b, pairs)
+    return ({key: (len(sa), len(sb), change(sa, sb, same, moved[key])) for key, (sa, sb) in pairs.items()},
+            one_sided, warning)
+
+
+def _method(several: bool) -> str:
+    if several:
+        return ("With more runs than one a side, each run counts as one value, the mean of its windows (a latency "
+                "window's figure is the mean of its middle half), and the A and B columns are each side's geometric "
+                "mean of those values. The interval of B/A is Student's t on their logs (Welch's when both sides "
+                "have two runs or more), so it holds the spread between two processes of one build. A change is "
+                f"called only when the whole 95% interval is beyond the largest of &plusmn;{THRESHOLD:.0%} and how "
+                "far the machine itself moved between the sides (its measured float32 peak; server-null for served "
+                "engines). A row measured by one run a side follows the rule below.</p><p class=\"muted\">")
+    return ""
+
+
+def _single_rule() -> str:
+    return (f"With one run a side, each record is cut into up to {MAX_WINDOWS} consecutive windows (offline "
+            "throughput keeps the bench's windows), a latency window's figure is the mean of its middle half, and "
+            "the A and B columns are the means of the windows. The interval is a moving-block bootstrap "
+            f"({BOOTSTRAP} resamples) of the ratio of the windows' means, B/A. A change is called only when the "
+            f"whole 95% interval is beyond the largest of &plusmn;{THRESHOLD:.0%}, the runs' noise (the 10th-90th "
+            "percentile spread of a run's windows) and how far the machine itself moved between the runs (its "
+            f"measured float32 peak; server-null for served engines); under {MIN_WINDOWS} windows, nothing is "
+            "called. One run a side cannot show how far two processes of one build differ: for in-process engines "
+            "that has been 1.3-1.4x on a quiet machine, each run steady inside itself, so such a call says "
+            f"\"{ONE_RUN_A_SIDE.strip(' ()')}\". Before trusting it, bench each side again and give the runs with "
             "<code>--also-a</code> and <code>--also-b</code>: the spread between runs is then measured.")
 
 
 def compare(a: list[Run], b: list[Run]) -> str:
     """The comparison page of runs A (one build, one or more runs) against runs B."""
-    same = all(same_machine(a[0].provenance, run.provenance)[0] for run in a[1:] + b)
-    pairs = _common(a, b)
-    moved = machine_moved(a, b, pairs)
-    rows = [_row(*key, sa[0].metric, change(sa, sb, same, moved[key])) for key, (sa, sb) in pairs.items()]
-    warning = machine_warning(a, b)
+    found, one_sided, warning = changes(a, b)
+    rows = [_row(*key, f"{na} / {nb}", c) for key, (na, nb, c) in found.items()]
     if len({run.records[0]["model"]["sha256"] for run in a + b}) > 1:
         warning += '<div class="warn">&#9888; The runs measured different model files.</div>'
-    headers = ["engine", "scenario", "metric", "A", "B", "change", "95% interval", "called beyond", "verdict"]
+    if one_sided:
+        warning += ('<div class="warn">&#9888; Not compared, measured by one side only: '
+                    f'{esc(", ".join(" ".join(key) for key in one_sided))}.</div>')
+    headers = ["engine", "scenario", "metric", "runs A / B", "A", "B", "change", "95% interval", "called beyond",
+               "verdict"]
     body = (table(headers, rows) if rows
             else '<p class="muted">The runs have no engine and scenario in common to compare.</p>')
     title = " &rarr; ".join(f"{label}: {', '.join(esc(run.run_id) for run in side)}" for label, side in
                             (("A", a), ("B", b)))
+    several = any(na + nb >= 3 for na, nb, _ in found.values())
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>workbench comparison</title>"
             f"<style>{CSS}</style></head><body><h1>{title}</h1>{warning}"
-            f'<section id="comparison"><h2>Changes</h2>{body}<p class="muted">{_method(a, b)}</p>'
-            "</section></body></html>")
+            f'<section id="comparison"><h2>Changes</h2>{body}<p class="muted">{_method(several)}{_single_rule()}'
+            "</p></section></body></html>")

@@ -28,10 +28,15 @@ def write_comparison(a_dirs: list[Path], b_dirs: list[Path]) -> Path:
     """The comparison of runs A (one or more runs of one build) with runs B, written into B's first run."""
     from workbench.report.compare import compare
 
-    seen = set()
+    runs, seen = [], {}
     for directory in a_dirs + b_dirs:
-        if (resolved := Path(directory).resolve()) in seen:
-            raise WorkbenchError(f"the run folder {directory} is given twice; give each run once, on one side")
-        seen.add(resolved)
-    a, b = [load_run(d) for d in a_dirs], [load_run(d) for d in b_dirs]
-    return _write(b[0].directory / f"compare-{a[0].run_id}.html", compare(a, b))
+        run = load_run(directory)
+        if (earlier := seen.get(run.run_id)) is not None:
+            raise WorkbenchError(f"{directory} is run {run.run_id}, given already as {earlier}; give each run once, "
+                                 "on one side")
+        seen[run.run_id] = directory
+        runs.append(run)
+    a, b = runs[:len(a_dirs)], runs[len(a_dirs):]
+    # one run a side keeps its old name; more runs get their own page rather than replace that one
+    counts = f"-{len(a)}x{len(b)}" if len(runs) > 2 else ""
+    return _write(b[0].directory / f"compare-{a[0].run_id}{counts}.html", compare(a, b))
