@@ -104,9 +104,15 @@ def test_the_expected_search_time_comes_from_this_machines_last_finished_session
     from workbench.compiler.tunefigures import expected_minutes
 
     here = fingerprint.here()
-    finished = {**here, "model": "resnet50", "trials_per_minute": 250.0, "interrupted": False}
+    finished = {**here, "model": "resnet50", "batch_sizes": [8], "trials_per_minute": 250.0, "interrupted": False}
     stalled = {**here, "model": "resnet50", "trials_per_minute": 100.0, "interrupted": True}
     elsewhere = {**finished, "fingerprint_id": "another machine", "trials_per_minute": 500.0}
-    assert expected_minutes([finished, stalled, elsewhere], 1000).startswith(
-        "about 4.0 min of search at the 250.0 trials/min of the last session here (resnet50)")
+    assert expected_minutes([finished, stalled, elsewhere], 1000, "resnet50", [8]).startswith(
+        "about 4.0 min of search at the 250.0 trials/min of the last session here like it (resnet50 at batch 8)")
     assert expected_minutes([stalled, elsewhere], 1000) == ""
+    # batch 1 runs faster per trial than batch 8: the closest session is taken, whatever came last
+    at_one = {**finished, "batch_sizes": [1], "trials_per_minute": 400.0}
+    other_model = {**finished, "model": "resnet18", "trials_per_minute": 300.0}
+    assert "the 250.0 trials/min" in expected_minutes([finished, other_model, at_one], 1000, "resnet50", [8])
+    assert "the 300.0 trials/min" in expected_minutes([finished, other_model, at_one], 1000, "mobilenetv2", [8])
+    assert "the 400.0 trials/min" in expected_minutes([finished, other_model, at_one], 1000, "mobilenetv2", [4])

@@ -57,17 +57,26 @@ def trust_note(tuned: float | None, retimed: float | None, onnxruntime: float | 
     return f"{text} {bench_hint}"
 
 
-def expected_minutes(sessions: list[dict], trials: int) -> str:
+def expected_minutes(sessions: list[dict], trials: int, model: str | None = None,
+                     batch_sizes: list[int] | None = None) -> str:
     """How long `trials` take at the rate of this machine's last finished session in the database
-    ("" when none): the rate alone, since the choice after tuning takes its own time. An interrupted
-    session's rate is passed over: it counts whatever stalled or stopped it (a 12-minute stall gave
-    resnet50@8 an estimate of 85.9 min; it searched for 51.4)."""
+    ("" when none), the closest one first: the same model at the same batch sizes, then any model at
+    those batch sizes, then any (a candidate at batch 8 takes several times one at batch 1: resnet50@8
+    was told 45.7 min from resnet50@1's 370 trials/min and ran at about 150). The rate alone: the
+    choice after tuning takes its own time. An interrupted session's rate is passed over: it counts
+    whatever stalled or stopped it (a 12-minute stall gave resnet50@8 an estimate of 85.9 min; it
+    searched for 51.4)."""
     from workbench import fingerprint
 
     here = fingerprint.here()
-    for session in reversed(sessions):
-        rate = session.get("trials_per_minute") or 0
-        if rate > 0 and not session.get("interrupted") and fingerprint.same_machine(session, here)[0]:
+    usable = [s for s in sessions if (s.get("trials_per_minute") or 0) > 0 and not s.get("interrupted")
+              and fingerprint.same_machine(s, here)[0]]
+    batches = sorted(batch_sizes) if batch_sizes else None
+    for closest in ([s for s in usable if s.get("model") == model and sorted(s.get("batch_sizes") or []) == batches],
+                    [s for s in usable if sorted(s.get("batch_sizes") or []) == batches], usable):
+        if closest:
+            session, rate = closest[-1], closest[-1]["trials_per_minute"]
+            at = ",".join(str(b) for b in session.get("batch_sizes") or []) or "?"
             return (f"about {trials / rate:.1f} min of search at the {rate:.1f} trials/min of the last session "
-                    f"here ({session.get('model', '?')})")
+                    f"here like it ({session.get('model', '?')} at batch {at})")
     return ""

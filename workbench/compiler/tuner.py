@@ -192,7 +192,8 @@ def _tune_locked(request: TuneRequest, model, database: TuningDatabase, devices:
     tune_plan = plan(request, len(tasks))
     reference = (reference_records.load(profile, database.target, workload_keys(tasks), request.reference)
                  if profile.rpc is None else None)  # timing them needs this machine's device
-    display.plan(tune_plan.describe(), expected_minutes(database.sessions(), tune_plan.budget.total))
+    display.plan(tune_plan.describe(), expected_minutes(database.sessions(), tune_plan.budget.total,
+                                                        request.source.name, request.batch_sizes))
     session = TuningSession(tasks, target, database.open(), tune_plan.budget, request.minutes)
     kind = database.target["kind"]
     session.prepare(kind, str(database.directory / "logs"), request.seed)
