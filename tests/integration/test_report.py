@@ -93,6 +93,7 @@ def test_compare_flags_a_different_machine_and_gives_intervals(run_dir, home, tm
     other = _copy_run(run_dir, tmp_path)
 
     def elsewhere(name, record):
+        record["run_id"] += "-elsewhere"  # another run: a copy under the same id is refused as given twice
         record["provenance"]["fingerprint_id"] = "0123456789ab"
         record["provenance"]["machine"]["cpu_model"] = "Another CPU"
 
