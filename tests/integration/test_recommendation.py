@@ -36,10 +36,12 @@ def _bench_until_a_verdict(home: Path):
         bench = workbench_cli("bench", "--model", "mlp", "--engines", "tvm,onnxruntime", "--batch-sizes", "1",
                               home=home, extra_env=without_reference(home))
         assert bench.returncode == 0, bench.stdout + bench.stderr
-        last = [line for line in bench.stdout.splitlines() if line.strip()][-2:]
-        if not last[0].startswith("verdict: No safe verdict"):
-            return bench, last
-        seen.append(last[0])
+        lines = [line for line in bench.stdout.splitlines() if line.strip()]
+        # a withheld verdict is the last line; a verdict given is followed by TVM's standing
+        at = next(i for i, line in enumerate(lines) if line.startswith("verdict: "))
+        if not lines[at].startswith("verdict: No safe verdict"):
+            return bench, lines[at:at + 2]
+        seen.append(lines[at])
     pytest.fail(f"three benches in a row found the machine too busy for a verdict: {seen}")
 
 
