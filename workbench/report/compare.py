@@ -248,16 +248,14 @@ def changes(a: list[Run], b: list[Run]) -> tuple[dict[tuple[str, str], tuple[int
             one_sided, warning)
 
 
-def _method(several: bool) -> str:
-    if several:
-        return ("With more runs than one a side, each run counts as one value, the mean of its windows (a latency "
-                "window's figure is the mean of its middle half), and the A and B columns are each side's geometric "
-                "mean of those values. The interval of B/A is Student's t on their logs (Welch's when both sides "
-                "have two runs or more), so it holds the spread between two processes of one build. A change is "
-                f"called only when the whole 95% interval is beyond the largest of &plusmn;{THRESHOLD:.0%} and how "
-                "far the machine itself moved between the sides (its measured float32 peak; server-null for served "
-                "engines). A row measured by one run a side follows the rule below.</p><p class=\"muted\">")
-    return ""
+def _several_rule() -> str:
+    return ("With more runs than one a side, each run counts as one value, the mean of its windows (a latency "
+            "window's figure is the mean of its middle half), and the A and B columns are each side's geometric "
+            "mean of those values. The interval of B/A is Student's t on their logs (Welch's when both sides "
+            "have two runs or more), so it holds the spread between two processes of one build. A change is "
+            f"called only when the whole 95% interval is beyond the largest of &plusmn;{THRESHOLD:.0%} and how "
+            "far the machine itself moved between the sides (its measured float32 peak; server-null for served "
+            "engines). A row measured by one run a side follows the rule below.")
 
 
 def _single_rule() -> str:
@@ -289,8 +287,8 @@ def compare(a: list[Run], b: list[Run]) -> str:
             else '<p class="muted">The runs have no engine and scenario in common to compare.</p>')
     title = " &rarr; ".join(f"{label}: {', '.join(esc(run.run_id) for run in side)}" for label, side in
                             (("A", a), ("B", b)))
-    several = any(na + nb >= 3 for na, nb, _ in found.values())
+    rules = ([_several_rule()] if any(na + nb >= 3 for na, nb, _ in found.values()) else []) + [_single_rule()]
+    notes = "".join(f'<p class="muted">{rule}</p>' for rule in rules)
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>workbench comparison</title>"
             f"<style>{CSS}</style></head><body><h1>{title}</h1>{warning}"
-            f'<section id="comparison"><h2>Changes</h2>{body}<p class="muted">{_method(several)}{_single_rule()}'
-            "</p></section></body></html>")
+            f'<section id="comparison"><h2>Changes</h2>{body}{notes}</section></body></html>')
